@@ -1,0 +1,141 @@
+//! What crosses the network between a tablet and the server. A tablet sends dose
+//! records and asks for a name; it gets back receipts and a name, nothing else.
+
+use serde::{Deserialize, Serialize};
+
+use crate::dose::{ClientRecordId, DoseRecord};
+use crate::ids::{MunicipalityCode, VoucherNumber};
+
+/// The most records one upload may carry; a tablet splits its outbox into batches.
+pub const MAX_BATCH: usize = 1000;
+
+/// `POST` body of a tablet's record upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadBatch {
+    pub records: Vec<DoseRecord>,
+}
+
+/// The answer to an upload: one receipt per record, in the order sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadResponse {
+    pub receipts: Vec<Receipt>,
+}
+
+/// What became of one record. A tablet may forget a record only once it holds a
+/// receipt for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub client_record_id: ClientRecordId,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Outcome {
+    /// Stored and matched to a registered person.
+    Accepted,
+    /// Already stored under this client record id; nothing changed.
+    Duplicate,
+    /// Stored, but held for the municipality's review.
+    Held { reason: HoldReason, detail: String },
+}
+
+/// Why a record is held for review rather than accepted. A held record is never dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldReason {
+    /// No registered person has this (municipality code, 券番号).
+    UnknownVoucher,
+    /// A dose after the first with no earlier dose on record.
+    MissingEarlierDose,
+    /// Dated before the person's previous dose.
+    BeforePreviousDose,
+    /// Dated after today.
+    DateInFuture,
+    /// The lot had expired on the date of vaccination.
+    LotExpired,
+    /// The person has moved out (flag 1).
+    PersonMovedOut,
+    /// The person has died (flag 2).
+    PersonDeceased,
+    /// The person was removed for another reason (flag 3).
+    PersonRemoved,
+    /// The person already has a different record for this dose number.
+    DoseAlreadyRecorded,
+}
+
+impl HoldReason {
+    /// A sentence for the review queue and the tablet's outbox screen.
+    pub fn describe_ja(self) -> &'static str {
+        match self {
+            HoldReason::UnknownVoucher => "この券番号の接種対象者が登録されていません",
+            HoldReason::MissingEarlierDose => "前回の接種記録がありません",
+            HoldReason::BeforePreviousDose => "接種日が前回の接種日より前です",
+            HoldReason::DateInFuture => "接種日が未来の日付です",
+            HoldReason::LotExpired => "接種日にロットの有効期限が切れています",
+            HoldReason::PersonMovedOut => "接種対象者は転出済みです",
+            HoldReason::PersonDeceased => "接種対象者は死亡となっています",
+            HoldReason::PersonRemoved => "接種対象者は削除済みです",
+            HoldReason::DoseAlreadyRecorded => "この回数の接種記録が既にあります",
+        }
+    }
+}
+
+/// `POST` body of the tablet's name look-up: which voucher was scanned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameLookupRequest {
+    pub municipality: MunicipalityCode,
+    pub voucher: VoucherNumber,
+}
+
+/// The name shown on the confirmation screen: the only personal data a tablet sees.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameLookupResponse {
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_kana: Option<String>,
+    pub given_kana: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dose::tests::sample;
+
+    #[test]
+    fn receipts_serialise_with_a_flat_outcome_tag() {
+        let r = Receipt {
+            client_record_id: sample().client_record_id,
+            outcome: Outcome::Held {
+                reason: HoldReason::LotExpired,
+                detail: "lot FA4597 expired 2021-05-31".into(),
+            },
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["outcome"], "held");
+        assert_eq!(v["reason"], "lot_expired");
+        let back: Receipt = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+        let ok = serde_json::to_value(Receipt {
+            client_record_id: sample().client_record_id,
+            outcome: Outcome::Duplicate,
+        })
+        .unwrap();
+        assert_eq!(ok["outcome"], "duplicate");
+    }
+
+    #[test]
+    fn batch_round_trips_and_refuses_unknown_fields() {
+        let b = UploadBatch {
+            records: vec![sample()],
+        };
+        let v = serde_json::to_value(&b).unwrap();
+        assert_eq!(serde_json::from_value::<UploadBatch>(v.clone()).unwrap(), b);
+        let mut extra = v;
+        extra["name"] = "山田".into();
+        assert!(serde_json::from_value::<UploadBatch>(extra).is_err());
+    }
+}
