@@ -1,1 +1,270 @@
-fn main() {}
+//! `vrs`: one command line for the vaccination record system.
+//!
+//! Each subcommand is a thin shell over a library crate; logic lives there.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use vrs_domain::csv::register::{ReadOptions, RegisterReader};
+use vrs_domain::csv::{Encoding, OutputEncoding, ReadError};
+use vrs_domain::synth::{RegisterSpec, write_register};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vrs",
+    version,
+    about = "ワクチン接種記録システム (vaccination record system)",
+    long_about = "ワクチン接種記録システム (vaccination record system): the central service, \
+                  the tablet's core and the tools around them, in one command.\n\n\
+                  Every option can also be set through the environment variable shown \
+                  beside it."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check target-person register CSVs (接種対象者) without storing anything.
+    ///
+    /// Prints every bad row with its line, field and what to do, then a summary per
+    /// file and for all files: rows, valid, invalid by reason. Exits 0 when every row
+    /// of every file is valid, 1 when a row is invalid, 2 when a file cannot be read.
+    ValidateRegister(ValidateArgs),
+    /// Make synthetic data for trials, benchmarks and tests (deterministic by seed).
+    #[command(subcommand)]
+    Fixtures(FixturesCommand),
+}
+
+#[derive(clap::Args, Debug)]
+struct ValidateArgs {
+    /// Register CSV files, UTF-8 (with or without BOM) or CP932 (Shift_JIS).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Text encoding of the files: auto, utf-8 or cp932.
+    #[arg(long, default_value = "auto", env = "VRS_ENCODING")]
+    encoding: Encoding,
+    /// Reject birth dates after this day (YYYY-MM-DD). Defaults to today.
+    #[arg(long, value_name = "DATE")]
+    today: Option<chrono::NaiveDate>,
+    /// Print only the summaries, not each bad row.
+    #[arg(long)]
+    summary_only: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum FixturesCommand {
+    /// Write a synthetic register CSV. Every マイナンバー in it is made up.
+    Register {
+        /// How many rows.
+        #[arg(long, default_value_t = 1000)]
+        rows: u64,
+        /// Seed: the same seed writes the same file.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output encoding: utf-8, utf-8-bom or cp932.
+        #[arg(long, default_value = "utf-8")]
+        encoding: OutputEncoding,
+        /// Make every N-th row bad, cycling through the kinds of fault (0: none).
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        bad_every: u64,
+        /// Leave out the header row.
+        #[arg(long)]
+        no_header: bool,
+        /// The first 個別宛名番号.
+        #[arg(long, default_value_t = 100_000_001)]
+        first_person_id: u64,
+        /// The first 券番号.
+        #[arg(long, default_value_t = 1_000_000_001)]
+        first_voucher: u64,
+        /// Where to write; standard output when absent.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::ValidateRegister(args) => validate_register(&args),
+        Command::Fixtures(cmd) => fixtures(cmd).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vrs: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    rows: u64,
+    valid: u64,
+    invalid: u64,
+    by_reason: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn add(&mut self, other: &Tally) {
+        self.rows += other.rows;
+        self.valid += other.valid;
+        self.invalid += other.invalid;
+        for (k, v) in &other.by_reason {
+            *self.by_reason.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    fn print(&self, out: &mut impl Write, indent: &str) -> io::Result<()> {
+        writeln!(
+            out,
+            "{indent}rows {}, valid {}, invalid {}",
+            self.rows, self.valid, self.invalid
+        )?;
+        if !self.by_reason.is_empty() {
+            writeln!(out, "{indent}invalid by reason:")?;
+            let mut reasons: Vec<_> = self.by_reason.iter().collect();
+            reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            for (reason, n) in reasons {
+                writeln!(out, "{indent}  {n:>8}  {reason}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_register(args: &ValidateArgs) -> Result<ExitCode> {
+    let today = args
+        .today
+        .unwrap_or_else(|| chrono::Local::now().date_naive());
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut total = Tally::default();
+    let mut unreadable = 0usize;
+    for path in &args.files {
+        let shown = path.display();
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                writeln!(out, "{shown}: cannot open: {e}")?;
+                unreadable += 1;
+                continue;
+            }
+        };
+        let opts = ReadOptions {
+            encoding: args.encoding,
+            today: Some(today),
+        };
+        let reader = match RegisterReader::new(file, opts) {
+            Ok(r) => r,
+            Err(e) => {
+                writeln!(out, "{shown}: {e}")?;
+                unreadable += 1;
+                continue;
+            }
+        };
+        writeln!(
+            out,
+            "{shown}: {}, {}",
+            reader.encoding().name(),
+            if reader.has_header() {
+                "header row"
+            } else {
+                "no header row (standard column order)"
+            }
+        )?;
+        let mut tally = Tally::default();
+        let mut stopped = None;
+        for item in reader {
+            match item {
+                Ok(_) => {
+                    tally.rows += 1;
+                    tally.valid += 1;
+                }
+                Err(ReadError::Row(e)) => {
+                    tally.rows += 1;
+                    tally.invalid += 1;
+                    for p in &e.problems {
+                        *tally.by_reason.entry(p.reason()).or_default() += 1;
+                    }
+                    if !args.summary_only {
+                        write!(out, "  {e}")?;
+                        if e.looks_shifted() {
+                            write!(out, " (the columns look shifted)")?;
+                        }
+                        writeln!(out)?;
+                    }
+                }
+                Err(ReadError::File(e)) => stopped = Some(e),
+            }
+        }
+        tally.print(&mut out, "  ")?;
+        if let Some(e) = stopped {
+            writeln!(out, "  stopped: {e}")?;
+            unreadable += 1;
+        }
+        total.add(&tally);
+    }
+    if args.files.len() > 1 {
+        writeln!(out, "all {} files:", args.files.len())?;
+        total.print(&mut out, "  ")?;
+    }
+    if unreadable > 0 {
+        writeln!(out, "{unreadable} file(s) could not be read to the end")?;
+    }
+    out.flush()?;
+    Ok(if unreadable > 0 {
+        ExitCode::from(2)
+    } else if total.invalid > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn fixtures(cmd: FixturesCommand) -> Result<()> {
+    match cmd {
+        FixturesCommand::Register {
+            rows,
+            seed,
+            encoding,
+            bad_every,
+            no_header,
+            first_person_id,
+            first_voucher,
+            output,
+        } => {
+            let spec = RegisterSpec {
+                seed,
+                rows,
+                first_person_id,
+                first_voucher,
+                bad_every,
+                header: !no_header,
+                encoding,
+            };
+            let written = match &output {
+                Some(path) => {
+                    let f = File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    write_register(BufWriter::new(f), &spec)?
+                }
+                None => write_register(BufWriter::new(io::stdout().lock()), &spec)?,
+            };
+            if !written.faults.is_empty() {
+                eprintln!("planted {} bad rows:", written.faults.len());
+                for (line, fault) in &written.faults {
+                    eprintln!("  line {line}: {fault:?}");
+                }
+            }
+            Ok(())
+        }
+    }
+}

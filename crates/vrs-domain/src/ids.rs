@@ -38,6 +38,24 @@ pub enum IdError {
 }
 
 impl IdError {
+    /// What is wrong, without naming the identifier (for reports that name the field
+    /// already).
+    pub fn detail(&self) -> String {
+        match self {
+            IdError::Empty { .. } => "empty".into(),
+            IdError::Length { expected, got, .. } => {
+                format!("must be {expected} digits, got {got}")
+            }
+            IdError::NotDigit {
+                found, position, ..
+            } => format!("must be digits only, found {found:?} at position {position}"),
+            IdError::CheckDigit { got, expected, .. } => {
+                format!("check digit is {got}, expected {expected}")
+            }
+            IdError::Invalid { detail, .. } => detail.clone(),
+        }
+    }
+
     /// A short hint a person can act on.
     pub fn fix(&self) -> &'static str {
         match self {

@@ -153,7 +153,7 @@ impl Problem {
             column: Some(column),
             field,
             kind,
-            message: e.to_string(),
+            message: e.detail(),
             fix: e.fix().to_owned(),
         }
     }
@@ -169,6 +169,11 @@ impl Problem {
             message: e.to_string(),
             fix: e.fix().to_owned(),
         }
+    }
+
+    pub(crate) fn with_fix(mut self, fix: &str) -> Self {
+        self.fix = fix.to_owned();
+        self
     }
 
     pub(crate) fn missing(column: usize, field: &'static str, why: &str) -> Self {

@@ -251,18 +251,19 @@ impl<'r> RegisterReader<'r> {
                 RegisterField::BirthDate => {
                     birth_date(text, column, today).map(|v| row.birth_date = Some(v))
                 }
-                RegisterField::Sex => text
-                    .parse()
-                    .map(|v| row.sex = Some(v))
-                    .map_err(|e| Problem::from_id(column, name, &e)),
+                RegisterField::Sex => text.parse().map(|v| row.sex = Some(v)).map_err(|e| {
+                    Problem::from_id(column, name, &e)
+                        .with_fix("use 1 (男) or 2 (女), or leave the field empty")
+                }),
                 RegisterField::Voucher => text
                     .parse()
                     .map(|v| row.voucher = Some(v))
                     .map_err(|e| Problem::from_id(column, name, &e)),
-                RegisterField::Flag => text
-                    .parse()
-                    .map(|v| row.flag = Some(v))
-                    .map_err(|e| Problem::from_id(column, name, &e)),
+                RegisterField::Flag => text.parse().map(|v| row.flag = Some(v)).map_err(|e| {
+                    Problem::from_id(column, name, &e).with_fix(
+                        "use 1 (転出), 2 (死亡), 3 (その他削除) or 9 (取り消し), or leave the field empty",
+                    )
+                }),
             };
             if let Err(p) = result {
                 problems.push(p);
@@ -593,9 +594,7 @@ mod tests {
         assert_eq!(e.problems[0].kind, ProblemKind::CheckDigit);
         let msg = e.to_string();
         assert!(
-            msg.starts_with(
-                "line 2: field 2 (マイナンバー): マイナンバー: check digit is 3, expected 8"
-            ),
+            msg.starts_with("line 2: field 2 (マイナンバー): check digit is 3, expected 8"),
             "{msg}"
         );
         assert!(!msg.contains("12345678901"));

@@ -1,0 +1,40 @@
+# Shared by scripts/up and scripts/test. Source it; do not run it.
+
+# The Debian packages the project needs. Later parts add theirs here, so that both
+# commands install everything on a fresh machine.
+VRS_DEBIAN_PACKAGES=(
+    build-essential # C toolchain for -sys crates (libfuzzer-sys in the fuzz check)
+    pkg-config
+)
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# Installs whichever of the given Debian packages are missing; does nothing (and needs
+# no network) when all are there.
+ensure_packages() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=()
+    [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+    say "installing Debian packages: ${missing[*]}"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+ensure_rust() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "cargo not found: install Rust first (https://rustup.rs), then run this again" >&2
+        exit 2
+    fi
+    # The toolchain components the test command uses.
+    if command -v rustup >/dev/null 2>&1; then
+        rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+        rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+    fi
+}
+
+# Tesseract (the scanner's OCR) spins OpenMP threads; one per process is ~8x faster here.
+export OMP_THREAD_LIMIT=1
