@@ -149,6 +149,15 @@ fn separators_ok(seps: &[char]) -> bool {
 /// Reads a calendar date in any of the forms in the module docs.
 pub fn parse_date(input: &str) -> Result<NaiveDate, DateError> {
     let s = trim_blank(input);
+    // The common case, YYYYMMDD in ASCII, without the general machinery.
+    if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
+        let n = |r: std::ops::Range<usize>| {
+            s.as_bytes()[r]
+                .iter()
+                .fold(0u32, |a, &b| a * 10 + u32::from(b - b'0'))
+        };
+        return ymd(n(0..4) as i32, n(4..6), n(6..8));
+    }
     let unrecognised = || DateError::Unrecognised(s.to_owned());
 
     // 和暦 with an era name in front.

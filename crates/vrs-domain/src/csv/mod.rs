@@ -494,7 +494,7 @@ pub(crate) fn field_text<'a>(
     };
     let s = std::str::from_utf8(raw).map_err(|_| bad())?;
     // The CP932 decoder turns undecodable bytes into U+FFFD.
-    if s.contains('\u{FFFD}') {
+    if encoding == Encoding::Cp932 && s.contains('\u{FFFD}') {
         return Err(bad());
     }
     Ok(trim_blank(s))

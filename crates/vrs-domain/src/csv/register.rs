@@ -321,7 +321,12 @@ const STANDARD_ORDER: &str = "個別宛名番号, マイナンバー, 氏名(姓
 const MAX_NAME_CHARS: usize = 50;
 
 fn name_field(text: &str, column: usize, field: &'static str) -> Result<String, Problem> {
-    let n = text.chars().count();
+    // A character is at most four bytes: count characters only when it could matter.
+    let n = if text.len() > MAX_NAME_CHARS {
+        text.chars().count()
+    } else {
+        0
+    };
     if n > MAX_NAME_CHARS {
         return Err(Problem {
             column: Some(column),
@@ -359,6 +364,14 @@ fn name_field(text: &str, column: usize, field: &'static str) -> Result<String, 
 const HALF_TO_FULL: &str = "ヲァィゥェォャュョッーアイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワン";
 
 fn kana_field(text: &str, column: usize, field: &'static str) -> Result<String, Problem> {
+    // Most readings are already full-width katakana: take them as they are.
+    if text.len() <= MAX_NAME_CHARS * 3
+        && text
+            .chars()
+            .all(|c| ('\u{30A1}'..='\u{30FE}').contains(&c) || c == '\u{3000}')
+    {
+        return Ok(text.to_owned());
+    }
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         let k = match c {
