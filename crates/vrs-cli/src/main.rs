@@ -129,7 +129,7 @@ impl Tally {
             self.rows, self.valid, self.invalid
         )?;
         if !self.by_reason.is_empty() {
-            writeln!(out, "{indent}invalid by reason:")?;
+            writeln!(out, "{indent}problems by reason (a row may have several):")?;
             let mut reasons: Vec<_> = self.by_reason.iter().collect();
             reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
             for (reason, n) in reasons {

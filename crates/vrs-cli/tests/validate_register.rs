@@ -64,7 +64,7 @@ const EXPECTED_BAD: [(&str, &str); 7] = [
         "氏名(セイ): not kana",
     ),
     (
-        "field 9 (券番号): must be 10 digits, got 9",
+        "field 9 (券番号): \"131016001\" must be 10 digits, got 9",
         "券番号: wrong format",
     ),
 ];
@@ -101,9 +101,16 @@ fn cp932_sample_without_header_reports_the_same_rows() {
 fn report_never_prints_a_my_number() {
     let o = vrs(
         &["validate-register"],
-        &["mixed-utf8-bom.csv", "mixed-cp932.csv", "valid-utf8.csv"],
+        &[
+            "mixed-utf8-bom.csv",
+            "mixed-cp932.csv",
+            "valid-utf8.csv",
+            "swapped-columns-utf8.csv",
+        ],
     );
     let out = stdout(&o) + &String::from_utf8_lossy(&o.stderr);
+    assert!(out.contains("swapped-columns-utf8.csv"), "{out}");
+    assert!(out.contains("rows 2, valid 0, invalid 2"), "{out}");
     let twelve_digits = out
         .split(|c: char| !c.is_ascii_digit())
         .any(|run| run.len() == 12);

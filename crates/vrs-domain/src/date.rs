@@ -91,7 +91,8 @@ fn era_date(idx: usize, year: u32, month: u32, day: u32) -> Result<NaiveDate, Da
         month,
         day,
     };
-    if year == 0 {
+    // No era has lasted 100 years; this also keeps the arithmetic below in range.
+    if year == 0 || year > 99 {
         return Err(outside);
     }
     let g = era.start.0 + year as i32 - 1;
@@ -231,6 +232,7 @@ pub fn format_timestamp(t: NaiveDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
     use proptest::prelude::*;
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
@@ -323,6 +325,32 @@ mod tests {
             prop_assert_eq!(parse_date(&format_date(date)), Ok(date));
             prop_assert_eq!(parse_date(&date.format("%Y/%m/%d").to_string()), Ok(date));
             prop_assert_eq!(parse_date(&date.format("%Y-%-m-%-d").to_string()), Ok(date));
+        }
+
+        #[test]
+        fn wareki_forms_round_trip(days in 0i64..57_000, era_form in 0usize..3) {
+            // From 1868 to about 2024, through whichever era the day falls in.
+            let date = d(1868, 1, 1) + chrono::Duration::days(days);
+            let idx = ERAS.iter().rposition(|e| {
+                NaiveDate::from_ymd_opt(e.start.0, e.start.1, e.start.2).is_some_and(|s| s <= date)
+            }).unwrap();
+            let era = &ERAS[idx];
+            let year = date.year() - era.start.0 + 1;
+            let text = match era_form {
+                0 => format!("{}{}年{}月{}日", era.kanji, year, date.month(), date.day()),
+                1 => format!("{}{:02}.{:02}.{:02}", era.names[2], year, date.month(), date.day()),
+                _ => format!("{}{:02}{:02}{:02}", era.digit, year, date.month(), date.day()),
+            };
+            prop_assert_eq!(parse_date(&text), Ok(date), "{}", text);
+        }
+
+        #[test]
+        fn era_dates_with_huge_years_are_refused_not_overflowed(
+            era in prop::sample::select(vec!["S", "H", "R", "昭和", "令和", "M"]),
+            year in 0u32..=u32::MAX,
+        ) {
+            let _ = parse_date(&format!("{era}{year}.1.1"));
+            let _ = parse_date(&format!("{era}{year}年1月1日"));
         }
 
         #[test]

@@ -65,8 +65,9 @@ impl FromStr for SiteCode {
             .enumerate()
             .find(|(_, c)| !(c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '-'))
         {
-            return Err(IdError::NotDigit {
+            return Err(IdError::BadChar {
                 what: WHAT,
+                allowed: "A–Z, 0–9 and '-'",
                 found,
                 position: position + 1,
             });

@@ -431,6 +431,15 @@ mod tests {
         }
 
         #[test]
+        fn gtin_check_digit_catches_every_single_digit_change(body in "[0-9]{12}", pos in 0usize..14, delta in 1u8..10) {
+            let g = gtin13(&body);
+            let mut b = g.into_bytes();
+            b[pos] = b'0' + (b[pos] - b'0' + delta) % 10;
+            let changed = String::from_utf8(b).unwrap();
+            prop_assert!(changed.parse::<Gtin>().is_err());
+        }
+
+        #[test]
         fn parser_never_panics(s in "[\\x1d()0-9A-Z\\]a-z]{0,60}") {
             let _ = parse(&s);
         }

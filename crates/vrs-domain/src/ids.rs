@@ -27,6 +27,13 @@ pub enum IdError {
         found: char,
         position: usize,
     },
+    #[error("{what} may hold only {allowed}, found {found:?} at position {position}")]
+    BadChar {
+        what: &'static str,
+        allowed: &'static str,
+        found: char,
+        position: usize,
+    },
     #[error("{what}: check digit is {got}, expected {expected}")]
     CheckDigit {
         what: &'static str,
@@ -49,6 +56,12 @@ impl IdError {
             IdError::NotDigit {
                 found, position, ..
             } => format!("must be digits only, found {found:?} at position {position}"),
+            IdError::BadChar {
+                allowed,
+                found,
+                position,
+                ..
+            } => format!("may hold only {allowed}, found {found:?} at position {position}"),
             IdError::CheckDigit { got, expected, .. } => {
                 format!("check digit is {got}, expected {expected}")
             }
@@ -64,6 +77,7 @@ impl IdError {
                 "check for a missing or extra digit, or a column shifted by one"
             }
             IdError::NotDigit { .. } => "use digits only, with no spaces, hyphens or letters",
+            IdError::BadChar { .. } => "remove the other characters (spaces, symbols)",
             IdError::CheckDigit { .. } => {
                 "the number is mistyped or misread: check it against the source document"
             }
@@ -171,9 +185,10 @@ impl MunicipalityCode {
         ((11 - sum % 11) % 10) as u8
     }
 
-    /// Builds the code from its first five digits (0..=99999), adding the check digit.
+    /// Builds the code from its first five digits, adding the check digit. The first
+    /// two are the prefecture, so `prefix` must be in 01000..=47999.
     pub fn from_prefix(prefix: u32) -> Option<Self> {
-        if prefix > 99_999 {
+        if !(1_000..=47_999).contains(&prefix) {
             return None;
         }
         let mut d = [0u8; 5];
@@ -600,9 +615,12 @@ mod tests {
 
     #[test]
     fn municipality_rejects_prefecture_48() {
-        let code = MunicipalityCode::from_prefix(48_000).unwrap().to_string();
+        assert!(MunicipalityCode::from_prefix(48_000).is_none());
+        // A 48xxxx code with a right check digit is still refused.
+        let d = MunicipalityCode::check_digit([4, 8, 0, 0, 0]);
+        assert!(MunicipalityCode::from_prefix(999).is_none());
         assert!(matches!(
-            code.parse::<MunicipalityCode>(),
+            format!("48000{d}").parse::<MunicipalityCode>(),
             Err(IdError::Invalid { .. })
         ));
     }

@@ -192,8 +192,9 @@ impl FromStr for Lot {
             };
             let c = c.to_ascii_uppercase();
             if !(c.is_ascii_alphanumeric() || c == '-') {
-                return Err(IdError::NotDigit {
+                return Err(IdError::BadChar {
                     what: WHAT,
+                    allowed: "A–Z, 0–9 and '-'",
                     found: c,
                     position: i + 1,
                 });

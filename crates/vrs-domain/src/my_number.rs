@@ -18,6 +18,7 @@ use crate::ids::{IdError, fixed_digits};
 pub struct MyNumber([u8; 12]);
 
 const WHAT: &str = "マイナンバー";
+const NOT_A_STRING: &str = "マイナンバー must be a string of 12 digits, not a number";
 
 impl MyNumber {
     /// The check digit for the first eleven digits: `11 - (Σ Pn*Qn mod 11)`, where Pn
@@ -118,8 +119,27 @@ impl<'de> Deserialize<'de> for MyNumber {
                 v.zeroize();
                 r
             }
+            // serde's own message for a wrong type repeats the value: refuse numbers
+            // with a message of our own.
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<MyNumber, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<MyNumber, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<MyNumber, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<MyNumber, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<MyNumber, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
         }
-        d.deserialize_str(V)
+        // deserialize_any, so that a number reaches visit_u64 (and our message), not
+        // serde_json's, which would repeat it.
+        d.deserialize_any(V)
     }
 }
 
@@ -165,6 +185,13 @@ mod tests {
         assert_eq!(n.expose_for_vault(), b"123456789018");
         let err = serde_json::from_str::<MyNumber>("\"123456789010\"").unwrap_err();
         assert!(!err.to_string().contains("12345678901"));
+    }
+
+    #[test]
+    fn a_json_number_is_refused_without_repeating_it() {
+        let err = serde_json::from_str::<MyNumber>("123456789018").unwrap_err();
+        assert!(!err.to_string().contains("12345678901"), "{err}");
+        assert!(err.to_string().contains("not a number"), "{err}");
     }
 
     proptest! {

@@ -3,11 +3,10 @@
 //!
 //! Columns, in this order: 登録日時 (YYYYMMDDHHMMSS) · 接種日 (YYYYMMDD) · 券番号 ·
 //! 接種会場市町村コード · 接種会場名 · 医師名 · ワクチンメーカー · ロット番号 · 接種回数.
-//! The first eight are the ledger's columns from domain.md; 接種回数 is added at the
-//! end because a paper record cannot be matched to a dose without it and ledger
-//! systems need it to file the dose.
-//!
-//! On upload the 登録日時 may be empty (the server stamps it), and so may the 医師名.
+//! The first eight are the ledger's columns from domain.md; the export adds 接種回数
+//! at the end because ledger systems file a dose by its number. On upload a file may
+//! have the eight columns only (then the server takes the person's next dose), and
+//! the 登録日時 and 医師名 may be empty (the server stamps the time).
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -87,14 +86,13 @@ impl LedgerField {
     }
 
     /// Columns an uploaded file must have.
-    const REQUIRED: [LedgerField; 7] = [
+    const REQUIRED: [LedgerField; 6] = [
         LedgerField::VaccinatedOn,
         LedgerField::Voucher,
         LedgerField::SiteMunicipality,
         LedgerField::SiteName,
         LedgerField::Vaccine,
         LedgerField::Lot,
-        LedgerField::DoseNumber,
     ];
 }
 
@@ -120,7 +118,8 @@ pub struct LedgerRow {
     pub doctor_name: Option<String>,
     pub vaccine: Vaccine,
     pub lot: Lot,
-    pub dose_number: DoseNumber,
+    /// Absent in an eight-column upload: the person's next dose.
+    pub dose_number: Option<DoseNumber>,
 }
 
 /// How to read a dose-record file.
@@ -135,6 +134,7 @@ pub struct ReadOptions {
 pub struct LedgerReader<'r> {
     src: Source<'r>,
     columns: Vec<LedgerField>,
+    header: bool,
     today: Option<NaiveDate>,
 }
 
@@ -150,18 +150,22 @@ impl fmt::Debug for LedgerReader<'_> {
 impl<'r> LedgerReader<'r> {
     pub fn new(input: impl Read + 'r, opts: ReadOptions) -> Result<Self, FileError> {
         let mut src = Source::open(input, opts.encoding)?;
-        let header = src.header(|rec, line| {
-            map_header(
-                rec,
-                line,
-                LedgerField::from_header,
-                LedgerField::name,
-                &LedgerField::REQUIRED,
-                STANDARD_ORDER,
-            )
-        })?;
+        let header = src.header(
+            |k| LedgerField::from_header(k).is_some(),
+            |rec, line| {
+                map_header(
+                    rec,
+                    line,
+                    LedgerField::from_header,
+                    LedgerField::name,
+                    &LedgerField::REQUIRED,
+                    STANDARD_ORDER,
+                )
+            },
+        )?;
         Ok(LedgerReader {
             src,
+            header: header.is_some(),
             columns: header.unwrap_or_else(|| LedgerField::ALL.to_vec()),
             today: opts.today,
         })
@@ -175,13 +179,20 @@ impl<'r> LedgerReader<'r> {
         src: &Source<'_>,
         line: u64,
         columns: &[LedgerField],
+        header: bool,
         today: Option<NaiveDate>,
     ) -> Result<LedgerRow, RowError> {
         let rec = src.record();
-        if rec.len() != columns.len() {
-            return Err(RowError {
+        // Without a header, the domain.md layout (eight columns) is accepted too.
+        let columns = if !header && rec.len() == 8 {
+            &columns[..8]
+        } else {
+            columns
+        };
+        if !src.fits(columns.len()) {
+            return Err(RowError::new(
                 line,
-                problems: vec![Problem {
+                vec![Problem {
                     column: None,
                     field: "row",
                     kind: ProblemKind::FieldCount,
@@ -194,7 +205,7 @@ impl<'r> LedgerReader<'r> {
                         "quote fields that contain commas; the columns are {STANDARD_ORDER}"
                     ),
                 }],
-            });
+            ));
         }
         let mut problems = Vec::new();
         let mut registered_at = None;
@@ -222,7 +233,7 @@ impl<'r> LedgerReader<'r> {
                 }
                 continue;
             }
-            let id = |e| Problem::from_id(column, name, &e);
+            let id = |e| Problem::from_id(column, name, Some(text), &e);
             let r = match field {
                 LedgerField::RegisteredAt => parse_timestamp(text)
                     .map(|t| registered_at = Some(t))
@@ -265,7 +276,10 @@ impl<'r> LedgerReader<'r> {
                     .map(|v| vaccine = Some(v))
                     .map_err(id),
                 LedgerField::Lot => text.parse().map(|v| lot = Some(v)).map_err(id),
-                LedgerField::DoseNumber => text.parse().map(|v| dose_number = Some(v)).map_err(id),
+                LedgerField::DoseNumber => text
+                    .parse::<DoseNumber>()
+                    .map(|v| dose_number = Some(v))
+                    .map_err(id),
             };
             if let Err(p) = r {
                 problems.push(p);
@@ -280,7 +294,7 @@ impl<'r> LedgerReader<'r> {
                 .position(|f| *f == LedgerField::Lot)
                 .unwrap_or(0)
                 + 1;
-            problems.push(Problem::from_id(column, LedgerField::Lot.name(), &e));
+            problems.push(Problem::from_id(column, LedgerField::Lot.name(), None, &e));
         }
         match (
             vaccinated_on,
@@ -298,7 +312,7 @@ impl<'r> LedgerReader<'r> {
                 Some(site_name),
                 Some(vaccine),
                 Some(lot),
-                Some(dose_number),
+                dose_number,
             ) if problems.is_empty() => Ok(LedgerRow {
                 line,
                 registered_at,
@@ -311,7 +325,7 @@ impl<'r> LedgerReader<'r> {
                 lot,
                 dose_number,
             }),
-            _ => Err(RowError { line, problems }),
+            _ => Err(RowError::new(line, problems)),
         }
     }
 }
@@ -323,9 +337,10 @@ impl Iterator for LedgerReader<'_> {
         let Self {
             src,
             columns,
+            header,
             today,
         } = self;
-        src.next_row(|src, line| Self::row(src, line, columns, *today))
+        src.next_row(|src, line| Self::row(src, line, columns, *header, *today))
     }
 }
 
@@ -353,7 +368,7 @@ impl<W: Write> LedgerWriter<W> {
         let date = format_date(row.vaccinated_on);
         let voucher = row.voucher.to_string();
         let site = row.site_municipality.to_string();
-        let dose = row.dose_number.to_string();
+        let dose = row.dose_number.map(|d| d.to_string()).unwrap_or_default();
         let fields = [
             registered.as_str(),
             date.as_str(),
@@ -392,20 +407,28 @@ mod tests {
 
     #[test]
     fn a_paper_record_without_registration_time_or_doctor_reads() {
+        // Seven fields: a column is missing.
         let rows =
-            read_all("20210601,1234567890,131016,千代田区役所,,ファイザー,FA4597,1\n".as_bytes());
-        // Eight fields: the registration time is missing entirely → field count.
+            read_all("20210601,1234567890,131016,千代田区役所,ファイザー,FA4597,1\n".as_bytes());
         assert_eq!(
             rows[0].as_ref().unwrap_err().problems[0].kind,
             ProblemKind::FieldCount
         );
+        // The eight columns of domain.md: no dose number, which the server infers.
+        let rows = read_all(
+            "20210601093000,20210601,1234567890,131016,千代田区役所,山田 太郎,ファイザー,FA4597\n"
+                .as_bytes(),
+        );
+        let r = rows[0].as_ref().unwrap();
+        assert_eq!(r.dose_number, None);
+        assert_eq!(r.doctor_name.as_deref(), Some("山田 太郎"));
         let rows =
             read_all(",20210601,1234567890,131016,千代田区役所,,ファイザー,FA4597,1\n".as_bytes());
         let r = rows[0].as_ref().unwrap();
         assert_eq!(r.registered_at, None);
         assert_eq!(r.doctor_name, None);
         assert_eq!(r.vaccine, Vaccine::Pfizer);
-        assert_eq!(r.dose_number.get(), 1);
+        assert_eq!(r.dose_number, DoseNumber::new(1));
     }
 
     #[test]
@@ -445,7 +468,7 @@ mod tests {
         let csv = "接種回数,接種日,券番号,接種会場市町村コード,接種会場名,ワクチンメーカー,ロット番号\n2,2021/06/22,1234567890,131016,会場,武田/モデルナ,3004667\n";
         let rows = read_all(csv.as_bytes());
         let r = rows[0].as_ref().unwrap();
-        assert_eq!(r.dose_number.get(), 2);
+        assert_eq!(r.dose_number, DoseNumber::new(2));
         assert_eq!(r.vaccine, Vaccine::Moderna);
         let e =
             LedgerReader::new("接種日,券番号\n".as_bytes(), ReadOptions::default()).unwrap_err();
@@ -465,7 +488,7 @@ mod tests {
             doctor_name: None,
             vaccine: Vaccine::Pfizer,
             lot: "FA4597".parse().unwrap(),
-            dose_number: DoseNumber::FIRST,
+            dose_number: Some(DoseNumber::FIRST),
         };
         let e = w.write(&row).unwrap_err();
         assert!(e.to_string().contains("接種会場名"), "{e}");
@@ -481,7 +504,7 @@ mod tests {
             doctor in prop::option::of(prop::sample::select(vec!["山田 太郎", "佐藤花子"])),
             pfizer in any::<bool>(),
             lot_n in 0u32..10_000,
-            dose in 1u8..10,
+            dose in prop::option::of(1u8..10),
         ) -> LedgerRow {
             let (vaccine, lot) = if pfizer {
                 (Vaccine::Pfizer, format!("FA{lot_n:04}"))
@@ -498,7 +521,7 @@ mod tests {
                 doctor_name: doctor.map(Into::into),
                 vaccine,
                 lot: lot.parse().unwrap(),
-                dose_number: DoseNumber::new(dose).unwrap(),
+                dose_number: dose.and_then(DoseNumber::new),
             }
         }
     }

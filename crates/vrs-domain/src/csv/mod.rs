@@ -142,18 +142,32 @@ impl Problem {
         format!("{}: {}", self.field, self.kind.label())
     }
 
-    pub(crate) fn from_id(column: usize, field: &'static str, e: &IdError) -> Self {
+    /// A problem from an identifier's parse error. `value` is the text as read; pass
+    /// `None` for a secret (the マイナンバー), whose value is never repeated.
+    pub(crate) fn from_id(
+        column: usize,
+        field: &'static str,
+        value: Option<&str>,
+        e: &IdError,
+    ) -> Self {
         let kind = match e {
             IdError::Empty { .. } => ProblemKind::Missing,
             IdError::CheckDigit { .. } => ProblemKind::CheckDigit,
-            IdError::Length { .. } | IdError::NotDigit { .. } => ProblemKind::Format,
+            IdError::Length { .. } | IdError::NotDigit { .. } | IdError::BadChar { .. } => {
+                ProblemKind::Format
+            }
             IdError::Invalid { .. } => ProblemKind::UnknownCode,
         };
         Problem {
             column: Some(column),
             field,
             kind,
-            message: e.detail(),
+            message: match value {
+                Some(v) if !matches!(e, IdError::Invalid { .. }) => {
+                    format!("{v:?} {}", e.detail())
+                }
+                _ => e.detail(),
+            },
             fix: e.fix().to_owned(),
         }
     }
@@ -197,6 +211,31 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Masks every run of 11 or more digits (ASCII or full-width) in a message: a
+/// マイナンバー in the wrong column must not be repeated back in an error.
+pub fn redact_long_numbers(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.chars().count() >= 11 {
+            out.extend(std::iter::repeat_n('*', run.chars().count()));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in s.chars() {
+        if digit_value(c).is_some() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 /// Everything wrong with one row. The row is not used; the rows around it are.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RowError {
@@ -206,6 +245,16 @@ pub struct RowError {
 }
 
 impl RowError {
+    /// A row error; every message is passed through [`redact_long_numbers`].
+    pub fn new(line: u64, mut problems: Vec<Problem>) -> Self {
+        for p in &mut problems {
+            if p.message.len() >= 11 {
+                p.message = redact_long_numbers(&p.message);
+            }
+        }
+        RowError { line, problems }
+    }
+
     /// Several bad fields, or a wrong field count, usually mean a shifted column.
     pub fn looks_shifted(&self) -> bool {
         self.problems.len() >= 3
@@ -242,6 +291,12 @@ pub enum FileError {
         message: String,
         fix: String,
     },
+    #[error("line {line}: {message} → {fix}")]
+    Record {
+        line: u64,
+        message: String,
+        fix: String,
+    },
 }
 
 /// What a reader yields for a row it cannot use.
@@ -271,8 +326,9 @@ const SNIFF: usize = 64 * 1024;
 fn sniff_utf8(head: &[u8]) -> bool {
     match std::str::from_utf8(head) {
         Ok(_) => true,
-        // A character cut off at the end of the sniffed block is still UTF-8.
-        Err(e) => e.error_len().is_none() && head.len() - e.valid_up_to() < 4,
+        // A character cut off by the end of the sniffed block is still UTF-8; at the
+        // end of a short file it is not.
+        Err(e) => e.error_len().is_none() && head.len() == SNIFF,
     }
 }
 
@@ -297,7 +353,7 @@ impl Record {
         Some(&self.bytes[start..self.ends[i]])
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> {
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> {
         (0..self.len).filter_map(|i| self.get(i))
     }
 }
@@ -311,6 +367,10 @@ pub(crate) struct Source<'r> {
     rec: Record,
     /// The physical line the read position is on, from 1.
     line: u64,
+    /// The last byte read was a CR (so an LF right after it is the same break).
+    prev_cr: bool,
+    /// Fields in the header row, with any empty ones at its end; 0 without a header.
+    header_len: usize,
     encoding: Encoding,
     /// The current record was pushed back and is the next one again.
     pushed_back: Option<u64>,
@@ -350,6 +410,8 @@ impl<'r> Source<'r> {
                 len: 0,
             },
             line: 1,
+            prev_cr: false,
+            header_len: 0,
             encoding: resolved,
             pushed_back: None,
             done: false,
@@ -369,20 +431,33 @@ impl<'r> Source<'r> {
         if self.done {
             return Ok(None);
         }
-        match self.read_record() {
-            Ok(Some(line)) => Ok(Some(line)),
-            Ok(None) => {
-                self.done = true;
-                Ok(None)
-            }
-            Err(e) => {
-                self.done = true;
-                Err(FileError::Io(e))
+        let r = self.read_record();
+        if !matches!(r, Ok(Some(_))) {
+            self.done = true;
+        }
+        r
+    }
+
+    /// Reads records until one that is not blank (a line of blanks or a stray
+    /// end-of-file mark, Ctrl-Z, is not a row).
+    fn read_record(&mut self) -> Result<Option<u64>, FileError> {
+        loop {
+            let Some(line) = self.read_one()? else {
+                return Ok(None);
+            };
+            let blank = self.rec.len == 1
+                && self
+                    .rec
+                    .get(0)
+                    .and_then(|f| std::str::from_utf8(f).ok())
+                    .is_some_and(|f| trim_blank(f).trim_matches('\u{1a}').is_empty());
+            if !blank {
+                return Ok(Some(line));
             }
         }
     }
 
-    fn read_record(&mut self) -> io::Result<Option<u64>> {
+    fn read_one(&mut self) -> Result<Option<u64>, FileError> {
         use csv_core::ReadRecordResult as R;
         let (mut out, mut nends) = (0usize, 0usize);
         let mut start_line = None;
@@ -391,27 +466,36 @@ impl<'r> Source<'r> {
             let (res, nin, nout, nend) =
                 self.core
                     .read_record(buf, &mut self.rec.bytes[out..], &mut self.rec.ends[nends..]);
-            let consumed = &buf[..nin];
-            // Newlines before the record's first byte are blank lines or the end
+            // Line breaks before the record's first byte are blank lines or the end
             // of the previous record; the record starts on the line after them.
-            let mut rest = consumed;
+            let mut rest = &buf[..nin];
             if start_line.is_none() {
                 match rest.iter().position(|&b| b != b'\n' && b != b'\r') {
                     Some(i) => {
-                        self.line += count_newlines(&rest[..i]);
+                        self.line += count_breaks(&rest[..i], &mut self.prev_cr);
                         start_line = Some(self.line);
                         rest = &rest[i..];
                     }
                     None => {
-                        self.line += count_newlines(rest);
+                        self.line += count_breaks(rest, &mut self.prev_cr);
                         rest = &[];
                     }
                 }
             }
-            self.line += count_newlines(rest);
+            self.line += count_breaks(rest, &mut self.prev_cr);
             self.input.consume(nin);
             out += nout;
             nends += nend;
+            let first = start_line.unwrap_or(self.line);
+            // A quote that is never closed would swallow the rest of the file into
+            // one record: stop at a size no real row reaches.
+            if out > MAX_RECORD_BYTES || self.line - first > MAX_RECORD_LINES {
+                return Err(FileError::Record {
+                    line: first,
+                    message: "a quoted field that starts on this line is never closed".into(),
+                    fix: "close the quote (\"…\"), or remove the stray \" character".into(),
+                });
+            }
             match res {
                 R::InputEmpty => {}
                 R::OutputFull => {
@@ -424,7 +508,7 @@ impl<'r> Source<'r> {
                 }
                 R::Record => {
                     self.rec.len = nends;
-                    return Ok(Some(start_line.unwrap_or(self.line)));
+                    return Ok(Some(first));
                 }
                 R::End => return Ok(None),
             }
@@ -440,12 +524,14 @@ impl<'r> Source<'r> {
     /// first record that is data is pushed back. `None` means no header.
     pub(crate) fn header<F>(
         &mut self,
+        is_column: impl Fn(&str) -> bool,
         map: impl FnOnce(&Record, u64) -> Result<Vec<F>, FileError>,
     ) -> Result<Option<Vec<F>>, FileError> {
         let Some(line) = self.next()? else {
             return Ok(None);
         };
-        if looks_like_header(&self.rec) {
+        if looks_like_header(&self.rec, is_column) {
+            self.header_len = self.rec.len;
             return map(&self.rec, line).map(Some);
         }
         self.push_back(line);
@@ -467,10 +553,54 @@ impl<'r> Source<'r> {
     pub(crate) fn record(&self) -> &Record {
         &self.rec
     }
+
+    /// Whether the current record has `columns` fields, or more up to the header's
+    /// trailing empty columns with those fields empty.
+    pub(crate) fn fits(&self, columns: usize) -> bool {
+        let n = self.rec.len;
+        n == columns
+            || (n > columns
+                && n <= self.header_len
+                && (columns..n).all(|i| {
+                    self.rec
+                        .get(i)
+                        .and_then(|f| std::str::from_utf8(f).ok())
+                        .is_some_and(|f| trim_blank(f).is_empty())
+                }))
+    }
 }
 
-fn count_newlines(b: &[u8]) -> u64 {
-    b.iter().filter(|&&c| c == b'\n').count() as u64
+/// The longest record accepted, in bytes and in physical lines.
+const MAX_RECORD_BYTES: usize = 64 * 1024;
+const MAX_RECORD_LINES: u64 = 100;
+
+/// Counts line breaks: LF, CRLF and a lone CR each count once. `prev_cr` carries a
+/// CR at the end of one chunk over to the next.
+fn count_breaks(b: &[u8], prev_cr: &mut bool) -> u64 {
+    if b.is_empty() {
+        return 0;
+    }
+    if !b.contains(&b'\r') {
+        let mut n = b.iter().filter(|&&c| c == b'\n').count() as u64;
+        if *prev_cr && b[0] == b'\n' {
+            n -= 1;
+        }
+        *prev_cr = false;
+        return n;
+    }
+    let mut n = 0;
+    for &c in b {
+        match c {
+            b'\n' if *prev_cr => *prev_cr = false,
+            b'\n' => n += 1,
+            b'\r' => {
+                n += 1;
+                *prev_cr = true;
+            }
+            _ => *prev_cr = false,
+        }
+    }
+    n
 }
 
 /// A field's text, trimmed, or the problem with its bytes.
@@ -500,17 +630,22 @@ pub(crate) fn field_text<'a>(
     Ok(trim_blank(s))
 }
 
-/// Whether the first record is a header: its first field is text with no digit in it.
-/// A data row's first field is always a number (or empty, when it is missing).
-fn looks_like_header(rec: &Record) -> bool {
-    let Some(first) = rec.get(0) else {
+/// Whether the first record is a header: its first field has no digit in it (a data
+/// row's first field is a number, or empty when it is missing) and one of its fields
+/// is a known column name. A first row like `A123,…` is then a bad data row, and a
+/// header with one unknown name is still a header, whose unknown name is reported.
+fn looks_like_header(rec: &Record, is_column: impl Fn(&str) -> bool) -> bool {
+    fn text(f: &[u8]) -> Option<&str> {
+        std::str::from_utf8(f).ok().map(trim_blank)
+    }
+    let Some(first) = rec.get(0).and_then(text) else {
         return false;
     };
-    let Ok(s) = std::str::from_utf8(first) else {
-        return false;
-    };
-    let s = trim_blank(s);
-    !s.is_empty() && !s.chars().any(|c| digit_value(c).is_some())
+    !first.chars().any(|c| digit_value(c).is_some())
+        && rec
+            .iter()
+            .filter_map(text)
+            .any(|f| is_column(&header_key(f)))
 }
 
 /// Normalises a header name for matching: no blanks, ASCII parentheses and slash,
@@ -530,7 +665,8 @@ pub(crate) fn header_key(name: &str) -> String {
 }
 
 /// Maps a header record to columns. Every column must be known and appear once, and
-/// every one of `required` must be among them.
+/// every one of `required` must be among them. Empty names at the end (spreadsheets
+/// write them) are dropped; rows may then carry those empty fields too.
 pub(crate) fn map_header<F: Copy + PartialEq>(
     rec: &Record,
     line: u64,
@@ -540,16 +676,22 @@ pub(crate) fn map_header<F: Copy + PartialEq>(
     known: &str,
 ) -> Result<Vec<F>, FileError> {
     let mut cols = Vec::with_capacity(rec.len());
-    for (i, raw) in rec.iter().enumerate() {
+    let named = rec.len()
+        - rec
+            .iter()
+            .rev()
+            .take_while(|f| std::str::from_utf8(f).is_ok_and(|s| trim_blank(s).is_empty()))
+            .count();
+    for (i, raw) in rec.iter().take(named).enumerate() {
         let name = String::from_utf8_lossy(raw);
         let Some(f) = lookup(&header_key(&name)) else {
             return Err(FileError::Header {
                 line,
-                message: format!(
+                message: redact_long_numbers(&format!(
                     "column {} is named {:?}, which is not a known column",
                     i + 1,
                     trim_blank(&name)
-                ),
+                )),
                 fix: format!(
                     "name the columns {known}, or remove the header row to use the standard order"
                 ),
@@ -604,7 +746,11 @@ impl<W: Write> EncodedWriter<W> {
             if i > 0 {
                 self.line.push(',');
             }
-            if value.contains([',', '"', '\r', '\n']) {
+            // Quote what the reader would otherwise split or trim.
+            if value.contains([',', '"', '\r', '\n'])
+                || value.starts_with([' ', '\t', '\u{3000}'])
+                || value.ends_with([' ', '\t', '\u{3000}'])
+            {
                 self.line.push('"');
                 self.line.push_str(&value.replace('"', "\"\""));
                 self.line.push('"');
@@ -656,9 +802,31 @@ mod tests {
     }
 
     #[test]
-    fn utf8_cut_at_the_sniff_boundary_is_still_utf8() {
-        let s = "山田".as_bytes();
-        assert!(sniff_utf8(&s[..4]));
+    fn utf8_cut_at_the_sniff_boundary_is_still_utf8_but_not_at_a_short_end() {
+        let mut head = vec![b'a'; SNIFF - 4];
+        head.extend_from_slice("山田".as_bytes());
+        assert!(sniff_utf8(&head[..SNIFF]));
+        assert!(!sniff_utf8(&"山田".as_bytes()[..4]));
         assert!(!sniff_utf8(b"\x8e\x52\x93\x63")); // 山田 in CP932
+    }
+
+    #[test]
+    fn line_breaks_lf_crlf_and_lone_cr_count_once_even_across_chunks() {
+        let mut cr = false;
+        assert_eq!(count_breaks(b"a\nb\r\nc\rd", &mut cr), 3);
+        assert!(!cr);
+        assert_eq!(count_breaks(b"x\r", &mut cr), 1);
+        assert!(cr);
+        assert_eq!(count_breaks(b"\ny\n", &mut cr), 1);
+    }
+
+    #[test]
+    fn long_digit_runs_are_masked() {
+        assert_eq!(
+            redact_long_numbers(
+                "\"123456789018\" is not a date; 1980 ok; １２３４５６７８９０１２"
+            ),
+            "\"************\" is not a date; 1980 ok; ************"
+        );
     }
 }

@@ -149,16 +149,19 @@ impl<'r> RegisterReader<'r> {
     /// Opens a register file: detects the encoding and a header row.
     pub fn new(input: impl Read + 'r, opts: ReadOptions) -> Result<Self, FileError> {
         let mut src = Source::open(input, opts.encoding)?;
-        let header = src.header(|rec, line| {
-            map_header(
-                rec,
-                line,
-                RegisterField::from_header,
-                RegisterField::name,
-                &[RegisterField::PersonId],
-                STANDARD_ORDER,
-            )
-        })?;
+        let header = src.header(
+            |k| RegisterField::from_header(k).is_some(),
+            |rec, line| {
+                map_header(
+                    rec,
+                    line,
+                    RegisterField::from_header,
+                    RegisterField::name,
+                    &[RegisterField::PersonId],
+                    STANDARD_ORDER,
+                )
+            },
+        )?;
         Ok(RegisterReader {
             src,
             header: header.is_some(),
@@ -190,7 +193,7 @@ impl<'r> RegisterReader<'r> {
         let rec = src.record();
         let enc = src.encoding();
         let mut problems = Vec::new();
-        if rec.len() != columns.len() {
+        if !src.fits(columns.len()) {
             problems.push(Problem {
                 column: None,
                 field: "row",
@@ -202,10 +205,10 @@ impl<'r> RegisterReader<'r> {
                 ),
                 fix: "a comma inside a name splits it in two: quote the field (\"…\") or remove the comma; check the file has one column per field".into(),
             });
-            return Err(RowError { line, problems });
+            return Err(RowError::new(line, problems));
         }
 
-        let mut person_id = None;
+        let mut person_id: Option<PersonId> = None;
         let mut row = Partial::default();
         for (i, (&field, raw)) in columns.iter().zip(rec.iter()).enumerate() {
             let column = i + 1;
@@ -231,11 +234,12 @@ impl<'r> RegisterReader<'r> {
                 RegisterField::PersonId => text
                     .parse()
                     .map(|v| person_id = Some(v))
-                    .map_err(|e| Problem::from_id(column, name, &e)),
+                    .map_err(|e| Problem::from_id(column, name, Some(text), &e)),
+                // A マイナンバー's digits are never repeated in a message.
                 RegisterField::MyNumber => text
                     .parse()
                     .map(|v| row.my_number = Some(v))
-                    .map_err(|e| Problem::from_id(column, name, &e)),
+                    .map_err(|e| Problem::from_id(column, name, None, &e)),
                 RegisterField::FamilyName => {
                     name_field(text, column, name).map(|v| row.family_name = Some(v))
                 }
@@ -252,15 +256,15 @@ impl<'r> RegisterReader<'r> {
                     birth_date(text, column, today).map(|v| row.birth_date = Some(v))
                 }
                 RegisterField::Sex => text.parse().map(|v| row.sex = Some(v)).map_err(|e| {
-                    Problem::from_id(column, name, &e)
+                    Problem::from_id(column, name, Some(text), &e)
                         .with_fix("use 1 (男) or 2 (女), or leave the field empty")
                 }),
                 RegisterField::Voucher => text
                     .parse()
                     .map(|v| row.voucher = Some(v))
-                    .map_err(|e| Problem::from_id(column, name, &e)),
+                    .map_err(|e| Problem::from_id(column, name, Some(text), &e)),
                 RegisterField::Flag => text.parse().map(|v| row.flag = Some(v)).map_err(|e| {
-                    Problem::from_id(column, name, &e).with_fix(
+                    Problem::from_id(column, name, Some(text), &e).with_fix(
                         "use 1 (転出), 2 (死亡), 3 (その他削除) or 9 (取り消し), or leave the field empty",
                     )
                 }),
@@ -268,6 +272,21 @@ impl<'r> RegisterReader<'r> {
             if let Err(p) = result {
                 problems.push(p);
             }
+        }
+        if let (Some(id), Some(my)) = (&person_id, &row.my_number)
+            && id.as_str().as_bytes() == my.expose_for_vault()
+        {
+            problems.push(Problem {
+                column: columns
+                    .iter()
+                    .position(|f| *f == RegisterField::PersonId)
+                    .map(|i| i + 1),
+                field: RegisterField::PersonId.name(),
+                kind: ProblemKind::Format,
+                message: "is the same number as the マイナンバー".into(),
+                fix: "the 個別宛名番号 column holds the マイナンバー: check the column order"
+                    .into(),
+            });
         }
         match person_id {
             Some(person_id) if problems.is_empty() => Ok(RegisterRow {
@@ -283,7 +302,7 @@ impl<'r> RegisterReader<'r> {
                 voucher: row.voucher,
                 flag: row.flag,
             }),
-            _ => Err(RowError { line, problems }),
+            _ => Err(RowError::new(line, problems)),
         }
     }
 }
@@ -389,8 +408,12 @@ fn kana_field(text: &str, column: usize, field: &'static str) -> Result<String, 
                 let plus = if c == '\u{FF9E}' { 1 } else { 2 };
                 let voiced = match (prev, plus) {
                     ('ウ', 1) => 'ヴ',
-                    ('カ'..='ト', 1) | ('ハ'..='ホ', _) => {
-                        char::from_u32(prev as u32 + plus).unwrap_or(prev)
+                    // Voiced kana follow their base: カ→ガ is +1, ハ→パ is +2.
+                    (p, 1) if "カキクケコサシスセソタチツテトハヒフヘホ".contains(p) => {
+                        char::from_u32(p as u32 + 1).unwrap_or(p)
+                    }
+                    (p, 2) if "ハヒフヘホ".contains(p) => {
+                        char::from_u32(p as u32 + 2).unwrap_or(p)
                     }
                     _ => return Err(not_kana(text, c, column, field)),
                 };
@@ -508,6 +531,7 @@ mod write {
 mod tests {
     use super::write::RegisterWriter;
     use super::*;
+    use crate::csv::FileError;
     use crate::csv::OutputEncoding;
     use proptest::prelude::*;
 
@@ -699,6 +723,73 @@ mod tests {
         // The quoted newline is a name with a control character in it: still line 3.
         assert_eq!(rows[1].as_ref().unwrap_err().line, 3);
         assert_eq!(rows[2].as_ref().unwrap().line, 5);
+    }
+
+    #[test]
+    fn a_my_number_in_any_other_column_is_never_repeated_in_the_error() {
+        let my = "123456789018";
+        for col in [0usize, 2, 3, 4, 5, 6, 7, 8, 9] {
+            let mut fields = [""; 10];
+            fields[0] = "1001";
+            fields[col] = my;
+            let rows = read_all(format!("{}\n", fields.join(",")).as_bytes());
+            if let Err(e) = &rows[0] {
+                let shown = format!("{e} {e:?}");
+                assert!(!shown.contains("12345678901"), "column {col}: {shown}");
+            }
+        }
+        // The same number as key and マイナンバー: the key column holds the wrong thing,
+        // and the key would store a マイナンバー outside the vault.
+        let rows = read_all(format!("{my},{my},,,,,,,,\n").as_bytes());
+        let e = rows[0].as_ref().unwrap_err();
+        assert_eq!(e.problems[0].field, "個別宛名番号");
+        assert!(!e.to_string().contains(my), "{e}");
+    }
+
+    #[test]
+    fn an_unclosed_quote_stops_the_file_at_the_line_it_opens() {
+        let mut csv = String::from("1001,,,,,,,,,\n1002,,\"山田,,,,,,,\n");
+        for i in 0..200 {
+            csv.push_str(&format!("{},,,,,,,,,\n", 2000 + i));
+        }
+        let mut r = RegisterReader::new(csv.as_bytes(), ReadOptions::default()).unwrap();
+        assert!(matches!(r.next(), Some(Ok(_))));
+        match r.next() {
+            Some(Err(ReadError::File(FileError::Record { line, message, .. }))) => {
+                assert_eq!(line, 2);
+                assert!(message.contains("never closed"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(r.next().is_none());
+    }
+
+    #[test]
+    fn blank_lines_ctrl_z_and_lone_cr_endings_are_handled() {
+        let rows = read_all(b"1001,,,,,,,,,\r   \r1002,,,,,,,,,\r\x1a");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].as_ref().unwrap().line, 3);
+    }
+
+    #[test]
+    fn a_first_row_with_a_bad_key_is_a_bad_row_not_a_header() {
+        let rows = read_all(b"A123,,,,,,,,,\n1002,,,,,,,,,\n");
+        assert_eq!(
+            rows[0].as_ref().unwrap_err().problems[0].kind,
+            ProblemKind::Format
+        );
+        assert!(rows[1].is_ok());
+    }
+
+    #[test]
+    fn spreadsheet_trailing_empty_columns_are_accepted_with_a_header() {
+        let csv = "個別宛名番号,券番号,,\n1001,1234567890,,\n1002,1234567891\n1003,1234567892,x,\n";
+        let rows = read_all(csv.as_bytes());
+        assert!(rows[0].is_ok() && rows[1].is_ok());
+        assert_eq!(
+            rows[2].as_ref().unwrap_err().problems[0].kind,
+            ProblemKind::FieldCount
+        );
     }
 
     #[test]
