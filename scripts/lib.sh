@@ -5,6 +5,8 @@
 VRS_DEBIAN_PACKAGES=(
     build-essential # C toolchain for -sys crates (libfuzzer-sys in the fuzz check)
     pkg-config
+    libssl-dev      # SQLCipher (rusqlite bundled-sqlcipher) links Debian's libcrypto
+    postgresql      # the server's second backend; tests start a throwaway cluster
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }

@@ -241,6 +241,8 @@ pub fn redact_long_numbers(s: &str) -> String {
 pub struct RowError {
     /// The line the row starts on, counting from 1 (a header is line 1).
     pub line: u64,
+    /// The row's key (a register row's 個別宛名番号) when it could be read.
+    pub key: Option<String>,
     pub problems: Vec<Problem>,
 }
 
@@ -252,7 +254,16 @@ impl RowError {
                 p.message = redact_long_numbers(&p.message);
             }
         }
-        RowError { line, problems }
+        RowError {
+            line,
+            key: None,
+            problems,
+        }
+    }
+
+    pub fn with_key(mut self, key: Option<String>) -> Self {
+        self.key = key;
+        self
     }
 
     /// Several bad fields, or a wrong field count, usually mean a shifted column.

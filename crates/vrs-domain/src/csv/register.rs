@@ -302,7 +302,7 @@ impl<'r> RegisterReader<'r> {
                 voucher: row.voucher,
                 flag: row.flag,
             }),
-            _ => Err(RowError::new(line, problems)),
+            _ => Err(RowError::new(line, problems).with_key(person_id.map(|p| p.to_string()))),
         }
     }
 }

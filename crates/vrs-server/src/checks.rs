@@ -1,0 +1,205 @@
+//! The checks a dose record passes before it is accepted, as a plain function. A
+//! record that fails one is held for the municipality's review, never dropped.
+
+use chrono::NaiveDate;
+use vrs_domain::wire::HoldReason;
+use vrs_domain::{DoseNumber, RegistrationStatus, RemovalReason};
+
+/// An accepted dose already on record for the person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PriorDose {
+    pub dose_number: u8,
+    pub vaccinated_on: NaiveDate,
+}
+
+/// What the checks need to know about one record.
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate {
+    pub dose_number: DoseNumber,
+    pub vaccinated_on: NaiveDate,
+    /// The lot's expiry, when the service knows the lot.
+    pub lot_expiry: Option<NaiveDate>,
+}
+
+/// `Ok` to accept, or why to hold. `person` is `None` when no registered person has
+/// the voucher; `prior` are the person's accepted doses.
+pub fn check(
+    person: Option<RegistrationStatus>,
+    prior: &[PriorDose],
+    c: &Candidate,
+    today: NaiveDate,
+) -> Result<(), (HoldReason, String)> {
+    let Some(status) = person else {
+        return Err((
+            HoldReason::UnknownVoucher,
+            "no registered person has this voucher; register them, then release the record".into(),
+        ));
+    };
+    match status {
+        RegistrationStatus::Active => {}
+        RegistrationStatus::Removed(r) => {
+            let reason = match r {
+                RemovalReason::MovedOut => HoldReason::PersonMovedOut,
+                RemovalReason::Deceased => HoldReason::PersonDeceased,
+                RemovalReason::Other => HoldReason::PersonRemoved,
+            };
+            return Err((reason, reason.describe_ja().into()));
+        }
+    }
+    if c.vaccinated_on > today {
+        return Err((
+            HoldReason::DateInFuture,
+            format!("{} is after today ({today})", c.vaccinated_on),
+        ));
+    }
+    if let Some(expiry) = c.lot_expiry
+        && c.vaccinated_on > expiry
+    {
+        return Err((
+            HoldReason::LotExpired,
+            format!("the lot expired on {expiry}, before {}", c.vaccinated_on),
+        ));
+    }
+    let n = c.dose_number.get();
+    if prior.iter().any(|p| p.dose_number == n) {
+        return Err((
+            HoldReason::DoseAlreadyRecorded,
+            format!("dose {n} is already on record"),
+        ));
+    }
+    if n > 1 && !prior.iter().any(|p| p.dose_number == n - 1) {
+        return Err((
+            HoldReason::MissingEarlierDose,
+            format!("dose {n} with no dose {} on record", n - 1),
+        ));
+    }
+    if let Some(p) = prior
+        .iter()
+        .filter(|p| p.dose_number < n && p.vaccinated_on > c.vaccinated_on)
+        .max_by_key(|p| p.vaccinated_on)
+    {
+        return Err((
+            HoldReason::BeforePreviousDose,
+            format!(
+                "dated {}, before dose {} on {}",
+                c.vaccinated_on, p.dose_number, p.vaccinated_on
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    type Case = (
+        &'static str,
+        Option<RegistrationStatus>,
+        Vec<PriorDose>,
+        Candidate,
+        Option<HoldReason>,
+    );
+
+    #[test]
+    fn check_table() {
+        let today = d("2021-07-01");
+        let first = PriorDose {
+            dose_number: 1,
+            vaccinated_on: d("2021-06-01"),
+        };
+        let cand = |n: u8, date: &str, expiry: Option<&str>| Candidate {
+            dose_number: DoseNumber::new(n).unwrap(),
+            vaccinated_on: d(date),
+            lot_expiry: expiry.map(d),
+        };
+        let active = Some(RegistrationStatus::Active);
+        let cases: Vec<Case> = vec![
+            (
+                "first dose, known person",
+                active,
+                vec![],
+                cand(1, "2021-06-01", None),
+                None,
+            ),
+            (
+                "second dose after the first",
+                active,
+                vec![first],
+                cand(2, "2021-06-22", Some("2021-08-31")),
+                None,
+            ),
+            (
+                "unknown voucher",
+                None,
+                vec![],
+                cand(1, "2021-06-01", None),
+                Some(HoldReason::UnknownVoucher),
+            ),
+            (
+                "moved out",
+                Some(RegistrationStatus::Removed(RemovalReason::MovedOut)),
+                vec![],
+                cand(1, "2021-06-01", None),
+                Some(HoldReason::PersonMovedOut),
+            ),
+            (
+                "deceased",
+                Some(RegistrationStatus::Removed(RemovalReason::Deceased)),
+                vec![],
+                cand(1, "2021-06-01", None),
+                Some(HoldReason::PersonDeceased),
+            ),
+            (
+                "date in the future",
+                active,
+                vec![],
+                cand(1, "2021-07-02", None),
+                Some(HoldReason::DateInFuture),
+            ),
+            (
+                "no dose 2 without dose 1",
+                active,
+                vec![],
+                cand(2, "2021-06-22", None),
+                Some(HoldReason::MissingEarlierDose),
+            ),
+            (
+                "dose 2 dated before dose 1",
+                active,
+                vec![first],
+                cand(2, "2021-05-20", None),
+                Some(HoldReason::BeforePreviousDose),
+            ),
+            (
+                "lot past its expiry",
+                active,
+                vec![],
+                cand(1, "2021-06-01", Some("2021-05-31")),
+                Some(HoldReason::LotExpired),
+            ),
+            (
+                "lot on its expiry day is fine",
+                active,
+                vec![],
+                cand(1, "2021-05-31", Some("2021-05-31")),
+                None,
+            ),
+            (
+                "the same dose twice",
+                active,
+                vec![first],
+                cand(1, "2021-06-02", None),
+                Some(HoldReason::DoseAlreadyRecorded),
+            ),
+        ];
+        for (name, person, prior, c, want) in cases {
+            let got = check(person, &prior, &c, today).err().map(|(r, _)| r);
+            assert_eq!(got, want, "{name}");
+        }
+    }
+}

@@ -1,0 +1,1350 @@
+//! The embedded store: SQLite files in a data folder (`vrs.db`, and `vault.db` for
+//! the マイナンバー vault), both encrypted with SQLCipher.
+//!
+//! Every operation takes the acting [`Principal`] and checks it first. The pure
+//! decisions (the import merge, the dose checks) live in [`crate::merge`] and
+//! [`crate::checks`]; this module reads and writes around them.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{FixedOffset, NaiveDate, NaiveDateTime, Utc};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use serde::Serialize;
+use vrs_domain::csv::ledger::{LedgerReader, LedgerRow, LedgerWriter};
+use vrs_domain::csv::register::{ReadOptions, RegisterField, RegisterReader};
+use vrs_domain::csv::{Encoding, OutputEncoding, ProblemKind, ReadError, RowError};
+use vrs_domain::wire::{
+    HoldReason, MAX_BATCH, NameLookupRequest, NameLookupResponse, Outcome, Receipt, UploadBatch,
+};
+use vrs_domain::{
+    ClientRecordId, DoseNumber, DoseRecord, Lot, MunicipalityCode, MyNumber, PersonId,
+    RegistrationStatus, RemovalReason, Sex, SiteRef, Vaccine, VoucherNumber,
+};
+
+use crate::checks::{self, Candidate, PriorDose};
+use crate::db::{self, Migration, Pool};
+use crate::error::StoreError;
+use crate::keys::Keys;
+use crate::merge::{Change, PersonFields, merge};
+use crate::principal::Principal;
+use crate::vault::Vault;
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("migrations/0001_init.sql"),
+}];
+
+/// Japan Standard Time: registration times in the ledger are local.
+fn jst_now() -> NaiveDateTime {
+    let jst = FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!());
+    Utc::now().with_timezone(&jst).naive_local()
+}
+
+/// Today in Japan.
+pub fn today_jst() -> NaiveDate {
+    jst_now().date()
+}
+
+pub(crate) fn municipality_code(v: i64) -> Result<MunicipalityCode, StoreError> {
+    format!("{v:06}")
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("municipality code {v}")))
+}
+
+pub(crate) fn person(v: &str) -> Result<PersonId, StoreError> {
+    v.parse()
+        .map_err(|_| StoreError::Corrupt("person id".into()))
+}
+
+fn status_text(s: RegistrationStatus) -> &'static str {
+    match s {
+        RegistrationStatus::Active => "active",
+        RegistrationStatus::Removed(RemovalReason::MovedOut) => "moved_out",
+        RegistrationStatus::Removed(RemovalReason::Deceased) => "deceased",
+        RegistrationStatus::Removed(RemovalReason::Other) => "removed",
+    }
+}
+
+fn status_of(s: &str) -> RegistrationStatus {
+    match s {
+        "moved_out" => RegistrationStatus::Removed(RemovalReason::MovedOut),
+        "deceased" => RegistrationStatus::Removed(RemovalReason::Deceased),
+        "removed" => RegistrationStatus::Removed(RemovalReason::Other),
+        _ => RegistrationStatus::Active,
+    }
+}
+
+fn date_of(s: &str) -> Result<NaiveDate, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("date {s:?}")))
+}
+
+/// How strictly an upload is applied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportMode {
+    /// A file with any bad row is rejected whole.
+    #[default]
+    Strict,
+    /// The good rows are applied; the bad ones come back in the error CSV.
+    Partial,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ImportOptions {
+    pub mode: ImportMode,
+    pub dry_run: bool,
+    pub encoding: Encoding,
+    pub today: NaiveDate,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            mode: ImportMode::Strict,
+            dry_run: false,
+            encoding: Encoding::Auto,
+            today: today_jst(),
+        }
+    }
+}
+
+/// What happened to an uploaded file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportOutcome {
+    Applied,
+    Rejected,
+    DryRun,
+}
+
+/// The report of a register or paper-record upload.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportReport {
+    pub import_id: i64,
+    pub outcome: ImportOutcome,
+    pub encoding: &'static str,
+    pub rows: u64,
+    pub new: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Rows whose flag changed a person's status (paper uploads: records held).
+    pub flagged: u64,
+    pub rejected: u64,
+    pub warnings: Vec<String>,
+    /// The first [`MAX_REPORTED_ERRORS`] bad rows; all of them are in the error CSV.
+    pub errors: Vec<RowError>,
+    pub errors_truncated: bool,
+}
+
+/// How many row errors a report carries inline.
+pub const MAX_REPORTED_ERRORS: usize = 1000;
+
+/// The error CSV of an upload: line, key, field, problem and fix, never a マイナンバー.
+struct ErrorCsv {
+    text: String,
+}
+
+impl ErrorCsv {
+    fn new() -> Self {
+        ErrorCsv {
+            text: "行,個別宛名番号,項目,内容,対処\r\n".into(),
+        }
+    }
+
+    fn push(&mut self, e: &RowError) {
+        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        for p in &e.problems {
+            self.text.push_str(&format!(
+                "{},{},{},{},{}\r\n",
+                e.line,
+                q(e.key.as_deref().unwrap_or("")),
+                q(p.field),
+                q(&p.message),
+                q(&p.fix)
+            ));
+        }
+    }
+}
+
+/// One dose held by another municipality, as the transfer look-up shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TransferDose {
+    pub dose_number: Option<u8>,
+    pub vaccinated_on: NaiveDate,
+    pub vaccine: Vaccine,
+    pub lot: Lot,
+    pub site_municipality: MunicipalityCode,
+    pub site_name: String,
+}
+
+/// What another municipality holds for the person.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TransferMatch {
+    pub municipality: MunicipalityCode,
+    pub municipality_name: String,
+    /// 転出入連絡先: whom to call when something is unclear.
+    pub transfer_contact: String,
+    pub doses: Vec<TransferDose>,
+}
+
+/// A record held for review.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HeldRecord {
+    pub client_record_id: ClientRecordId,
+    pub voucher: VoucherNumber,
+    pub dose_number: Option<u8>,
+    pub vaccinated_on: NaiveDate,
+    pub vaccine: Vaccine,
+    pub lot: Lot,
+    pub reason: HoldReason,
+    pub detail: String,
+    pub registered_at: String,
+}
+
+/// A change to a stored dose record.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct Amendment {
+    pub vaccinated_on: Option<NaiveDate>,
+    pub dose_number: Option<DoseNumber>,
+    pub vaccine: Option<Vaccine>,
+    pub lot: Option<Lot>,
+}
+
+/// The embedded SQLite store.
+pub struct SqliteStore {
+    pool: Pool,
+    vault: Vault,
+    data_dir: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The (municipality, voucher) → person match and what the checks need.
+struct Match {
+    person_id: Option<String>,
+    status: Option<RegistrationStatus>,
+    prior: Vec<PriorDose>,
+}
+
+fn find_match(
+    tx: &Transaction<'_>,
+    m: MunicipalityCode,
+    voucher: VoucherNumber,
+) -> Result<Match, StoreError> {
+    let found: Option<(String, String)> = tx
+        .prepare_cached(
+            "SELECT person_id, status FROM persons WHERE municipality = ?1 AND voucher = ?2",
+        )?
+        .query_row(params![m.get(), voucher.get() as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let Some((person_id, status)) = found else {
+        return Ok(Match {
+            person_id: None,
+            status: None,
+            prior: Vec::new(),
+        });
+    };
+    let mut st = tx.prepare_cached(
+        "SELECT dose_number, vaccinated_on FROM doses
+         WHERE municipality = ?1 AND person_id = ?2 AND state = 'accepted' AND dose_number IS NOT NULL",
+    )?;
+    let prior = st
+        .query_map(params![m.get(), person_id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?
+        .map(|r| {
+            let (n, d) = r?;
+            Ok(PriorDose {
+                dose_number: n as u8,
+                vaccinated_on: date_of(&d)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Match {
+        person_id: Some(person_id),
+        status: Some(status_of(&status)),
+        prior,
+    })
+}
+
+fn lot_expiry(
+    tx: &Transaction<'_>,
+    vaccine: Vaccine,
+    lot: &Lot,
+) -> Result<Option<NaiveDate>, StoreError> {
+    let e: Option<String> = tx
+        .prepare_cached("SELECT expiry FROM lots WHERE vaccine = ?1 AND lot = ?2")?
+        .query_row(params![vaccine.code(), lot.as_str()], |r| r.get(0))
+        .optional()?;
+    e.map(|s| date_of(&s)).transpose()
+}
+
+/// A row of `doses` about to be written.
+struct NewDose<'a> {
+    municipality: MunicipalityCode,
+    client_record_id: ClientRecordId,
+    voucher: VoucherNumber,
+    voucher_kind: Option<u8>,
+    dose_number: Option<u8>,
+    vaccinated_on: NaiveDate,
+    vaccine: Vaccine,
+    lot: &'a Lot,
+    site_kind: Option<&'static str>,
+    site_code: Option<String>,
+    site_municipality: MunicipalityCode,
+    site_name: String,
+    doctor_name: Option<&'a str>,
+    device_id: Option<String>,
+    source: &'static str,
+}
+
+fn insert_dose(
+    tx: &Transaction<'_>,
+    d: &NewDose<'_>,
+    m: &Match,
+    verdict: &Result<(), (HoldReason, String)>,
+    registered_at: &str,
+) -> Result<(), StoreError> {
+    let (state, reason, detail) = match verdict {
+        Ok(()) => ("accepted", None, None),
+        Err((r, detail)) => ("held", Some(hold_code(*r)), Some(detail.as_str())),
+    };
+    tx.prepare_cached(
+        "INSERT INTO doses (municipality, client_record_id, voucher, voucher_kind, dose_number,
+             vaccinated_on, vaccine, lot, site_kind, site_code, site_municipality, site_name,
+             doctor_name, device_id, source, person_id, state, hold_reason, hold_detail, registered_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+    )?
+    .execute(params![
+        d.municipality.get(),
+        d.client_record_id.to_string(),
+        d.voucher.get() as i64,
+        d.voucher_kind,
+        d.dose_number,
+        d.vaccinated_on.to_string(),
+        d.vaccine.code(),
+        d.lot.as_str(),
+        d.site_kind,
+        d.site_code,
+        d.site_municipality.get(),
+        d.site_name,
+        d.doctor_name,
+        d.device_id,
+        d.source,
+        m.person_id,
+        state,
+        reason,
+        detail,
+        registered_at,
+    ])?;
+    Ok(())
+}
+
+fn hold_code(r: HoldReason) -> &'static str {
+    match r {
+        HoldReason::UnknownVoucher => "unknown_voucher",
+        HoldReason::MissingEarlierDose => "missing_earlier_dose",
+        HoldReason::BeforePreviousDose => "before_previous_dose",
+        HoldReason::DateInFuture => "date_in_future",
+        HoldReason::LotExpired => "lot_expired",
+        HoldReason::PersonMovedOut => "person_moved_out",
+        HoldReason::PersonDeceased => "person_deceased",
+        HoldReason::PersonRemoved => "person_removed",
+        HoldReason::DoseAlreadyRecorded => "dose_already_recorded",
+    }
+}
+
+fn hold_of(s: &str) -> Result<HoldReason, StoreError> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| StoreError::Corrupt(format!("hold reason {s:?}")))
+}
+
+/// A stable record id for a paper record, so that uploading the same file twice
+/// stores each record once.
+fn paper_record_id(m: MunicipalityCode, row: &LedgerRow) -> ClientRecordId {
+    let key = format!(
+        "paper|{m}|{}|{}|{}|{}|{}",
+        row.voucher,
+        row.vaccinated_on,
+        row.dose_number.map(|d| d.get()).unwrap_or(0),
+        row.vaccine.code(),
+        row.lot
+    );
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest.as_ref()[..16]);
+    ClientRecordId(uuid::Builder::from_custom_bytes(b).into_uuid())
+}
+
+impl SqliteStore {
+    /// Opens the store in `data_dir` (creating it), with its keys.
+    pub fn open(data_dir: &Path, keys: Keys) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join("vrs.db");
+        let mut conn = db::open(&path, &keys.database)?;
+        db::migrate(&mut conn, MIGRATIONS)?;
+        drop(conn);
+        let vault = Vault::open(&data_dir.join("vault.db"), &keys)?;
+        let keys = std::sync::Arc::new(keys);
+        let pool = Pool::new(path, move |p| db::open(p, &keys.database));
+        Ok(SqliteStore {
+            pool,
+            vault,
+            data_dir: data_dir.to_owned(),
+        })
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// Adds or renames a municipality, with its transfer contact.
+    pub fn upsert_municipality(
+        &self,
+        actor: &Principal,
+        code: MunicipalityCode,
+        name: &str,
+        transfer_contact: &str,
+    ) -> Result<(), StoreError> {
+        actor.require_staff_of(code)?;
+        self.pool.get()?.execute(
+            "INSERT INTO municipalities (code, name, transfer_contact) VALUES (?1, ?2, ?3)
+             ON CONFLICT (code) DO UPDATE SET name = excluded.name,
+                 transfer_contact = excluded.transfer_contact",
+            params![code.get(), name, transfer_contact],
+        )?;
+        Ok(())
+    }
+
+    /// Registers a lot and its expiry (for the expired-lot check).
+    pub fn add_lot(
+        &self,
+        actor: &Principal,
+        vaccine: Vaccine,
+        lot: &Lot,
+        expiry: NaiveDate,
+    ) -> Result<(), StoreError> {
+        if !matches!(actor, Principal::System | Principal::Staff { .. }) {
+            return Err(StoreError::Forbidden("tablets cannot register lots".into()));
+        }
+        self.pool.get()?.execute(
+            "INSERT INTO lots (vaccine, lot, expiry) VALUES (?1, ?2, ?3)
+             ON CONFLICT (vaccine, lot) DO UPDATE SET expiry = excluded.expiry",
+            params![vaccine.code(), lot.as_str(), expiry.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Registers a site or clinic's name for the ledger.
+    pub fn add_site(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        code: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        actor.require_staff_of(municipality)?;
+        self.pool.get()?.execute(
+            "INSERT INTO sites (municipality, code, name) VALUES (?1, ?2, ?3)
+             ON CONFLICT (municipality, code) DO UPDATE SET name = excluded.name",
+            params![municipality.get(), code, name],
+        )?;
+        Ok(())
+    }
+
+    /// Imports a register CSV for `municipality`. One file is one transaction: in
+    /// strict mode a file with any bad row changes nothing; in partial mode the good
+    /// rows are applied. Either way the report lists every bad row.
+    pub fn import_register(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        input: impl Read,
+        opts: &ImportOptions,
+    ) -> Result<ImportReport, StoreError> {
+        actor.require_staff_of(municipality)?;
+        let reader = RegisterReader::new(
+            input,
+            ReadOptions {
+                encoding: opts.encoding,
+                today: Some(opts.today),
+            },
+        )?;
+        let encoding = reader.encoding().name();
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let vtx = self.vault.begin()?;
+        let m = municipality.get();
+        let known: i64 = tx.query_row(
+            "SELECT count(*) FROM persons WHERE municipality = ?1",
+            [m],
+            |r| r.get(0),
+        )?;
+        let now = jst_now().format("%Y-%m-%dT%H:%M:%S").to_string();
+        let mut report = ImportReport {
+            import_id: 0,
+            outcome: ImportOutcome::DryRun,
+            encoding,
+            rows: 0,
+            new: 0,
+            updated: 0,
+            unchanged: 0,
+            flagged: 0,
+            rejected: 0,
+            warnings: Vec::new(),
+            errors: Vec::new(),
+            errors_truncated: false,
+        };
+        let mut errors = ErrorCsv::new();
+        let (mut my_seen, mut my_bad) = (0u64, 0u64);
+        {
+            let mut get = tx.prepare_cached(
+                "SELECT family_name, given_name, family_kana, given_kana, birth_date, sex, voucher, status
+                 FROM persons WHERE municipality = ?1 AND person_id = ?2",
+            )?;
+            let mut owner = tx.prepare_cached(
+                "SELECT person_id FROM persons WHERE municipality = ?1 AND voucher = ?2",
+            )?;
+            let mut write = tx.prepare_cached(
+                "INSERT INTO persons (municipality, person_id, family_name, given_name, family_kana,
+                     given_kana, birth_date, sex, voucher, status, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (municipality, person_id) DO UPDATE SET
+                     family_name = excluded.family_name, given_name = excluded.given_name,
+                     family_kana = excluded.family_kana, given_kana = excluded.given_kana,
+                     birth_date = excluded.birth_date, sex = excluded.sex,
+                     voucher = excluded.voucher, status = excluded.status,
+                     updated_at = excluded.updated_at",
+            )?;
+            let mut reject = |e: RowError, report: &mut ImportReport| {
+                report.rejected += 1;
+                errors.push(&e);
+                if report.errors.len() < MAX_REPORTED_ERRORS {
+                    report.errors.push(e);
+                } else {
+                    report.errors_truncated = true;
+                }
+            };
+            for item in reader {
+                let row = match item {
+                    Ok(row) => row,
+                    Err(ReadError::File(e)) => return Err(e.into()),
+                    Err(ReadError::Row(e)) => {
+                        report.rows += 1;
+                        if e.problems.iter().any(|p| {
+                            p.field == RegisterField::MyNumber.name()
+                                && p.kind == ProblemKind::CheckDigit
+                        }) {
+                            my_bad += 1;
+                        }
+                        reject(e, &mut report);
+                        continue;
+                    }
+                };
+                report.rows += 1;
+                let pid = row.person_id.as_str();
+                if row.my_number.is_some() {
+                    my_seen += 1;
+                }
+                if let Some(v) = row.voucher {
+                    let holder: Option<String> = owner
+                        .query_row(params![m, v.get() as i64], |r| r.get(0))
+                        .optional()?;
+                    if let Some(holder) = holder.filter(|h| h != pid) {
+                        let e = RowError::new(
+                            row.line,
+                            vec![vrs_domain::csv::Problem {
+                                column: None,
+                                field: RegisterField::Voucher.name(),
+                                kind: ProblemKind::UnknownCode,
+                                message: format!("{v} already belongs to 個別宛名番号 {holder}"),
+                                fix: "a voucher belongs to one person: check the number, or move it from the other person first".into(),
+                            }],
+                        )
+                        .with_key(Some(pid.to_owned()));
+                        reject(e, &mut report);
+                        continue;
+                    }
+                }
+                let existing = get
+                    .query_row(params![m, pid], |r| {
+                        Ok(PersonFields {
+                            family_name: r.get(0)?,
+                            given_name: r.get(1)?,
+                            family_kana: r.get(2)?,
+                            given_kana: r.get(3)?,
+                            birth_date: r.get::<_, Option<String>>(4)?.and_then(|s| s.parse().ok()),
+                            sex: r
+                                .get::<_, Option<i64>>(5)?
+                                .and_then(|c| format!("{c}").parse::<Sex>().ok()),
+                            voucher: r
+                                .get::<_, Option<i64>>(6)?
+                                .and_then(|v| VoucherNumber::new(v as u64)),
+                            status: status_of(&r.get::<_, String>(7)?),
+                        })
+                    })
+                    .optional()?;
+                let new_hash = row.my_number.as_ref().map(|n| self.vault.lookup_hash(n));
+                let my_changed = match &new_hash {
+                    Some(h) => vtx.hash_of(municipality, pid)?.as_ref() != Some(h),
+                    None => false,
+                };
+                let (fields, change) = merge(existing.as_ref(), &row, my_changed);
+                if matches!(change, Change::Updated(ref f) if f.contains(&RegisterField::Flag))
+                    || (existing.is_none() && !fields.status.is_active())
+                {
+                    report.flagged += 1;
+                }
+                match change {
+                    Change::New => report.new += 1,
+                    Change::Updated(_) => report.updated += 1,
+                    Change::Unchanged => {
+                        report.unchanged += 1;
+                        continue;
+                    }
+                }
+                write.execute(params![
+                    m,
+                    pid,
+                    fields.family_name,
+                    fields.given_name,
+                    fields.family_kana,
+                    fields.given_kana,
+                    fields.birth_date.map(|d| d.to_string()),
+                    fields.sex.map(|s| s.code()),
+                    fields.voucher.map(|v| v.get() as i64),
+                    status_text(fields.status),
+                    now,
+                ])?;
+                if let (true, Some(n), Some(h)) = (my_changed, &row.my_number, &new_hash) {
+                    vtx.put(municipality, pid, n, h)?;
+                }
+            }
+        }
+        // Warnings for files that look wrong as a whole.
+        if my_seen + my_bad >= 10 && my_bad * 2 > my_seen + my_bad {
+            report.warnings.push(format!(
+                "{my_bad} of {} マイナンバー have a wrong check digit: the columns may be shifted, or this is not a register file",
+                my_seen + my_bad
+            ));
+        }
+        if known > 0 && report.rows >= 10 && report.new * 2 > report.rows {
+            report.warnings.push(format!(
+                "{} of {} rows are people this municipality has not registered before: is this another municipality's file?",
+                report.new, report.rows
+            ));
+        }
+        report.outcome = if opts.dry_run {
+            ImportOutcome::DryRun
+        } else if report.rejected > 0 && opts.mode == ImportMode::Strict {
+            ImportOutcome::Rejected
+        } else {
+            ImportOutcome::Applied
+        };
+        let record = |tx: &rusqlite::Connection,
+                      report: &ImportReport|
+         -> Result<i64, StoreError> {
+            let summary = serde_json::json!({
+                "rows": report.rows, "new": report.new, "updated": report.updated,
+                "unchanged": report.unchanged, "flagged": report.flagged,
+                "rejected": report.rejected, "warnings": report.warnings,
+                "encoding": report.encoding,
+            });
+            tx.execute(
+                "INSERT INTO imports (municipality, kind, actor, started_at, outcome, report, errors_csv)
+                 VALUES (?1, 'register', ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    m,
+                    actor.to_string(),
+                    now,
+                    serde_json::to_value(report.outcome)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned)),
+                    summary.to_string(),
+                    errors.text
+                ],
+            )?;
+            Ok(tx.last_insert_rowid())
+        };
+        if report.outcome == ImportOutcome::Applied {
+            report.import_id = record(&tx, &report)?;
+            // The vault first: a crash between the two commits leaves numbers for
+            // rows the register does not show yet, which a re-upload then finds
+            // unchanged; the other order could leave people without their number.
+            vtx.commit()?;
+            tx.commit()?;
+        } else {
+            drop(vtx);
+            tx.rollback()?;
+            report.import_id = record(&conn, &report)?;
+        }
+        Ok(report)
+    }
+
+    /// The error CSV of an upload, for its own municipality's staff.
+    pub fn import_errors_csv(
+        &self,
+        actor: &Principal,
+        import_id: i64,
+    ) -> Result<String, StoreError> {
+        let m = actor.staff_of()?;
+        self.pool
+            .get()?
+            .query_row(
+                "SELECT errors_csv FROM imports WHERE id = ?1 AND municipality = ?2",
+                params![import_id, m.get()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("import {import_id}")))
+    }
+
+    /// The name for the confirmation screen: (municipality, 券番号) → name, nothing else.
+    pub fn lookup_name(
+        &self,
+        actor: &Principal,
+        req: &NameLookupRequest,
+    ) -> Result<Option<NameLookupResponse>, StoreError> {
+        // Tablets look up any voucher (people are vaccinated where they like);
+        // staff only their own municipality's.
+        if let Principal::Staff { .. } = actor {
+            actor.require_staff_of(req.municipality)?;
+        }
+        let conn = self.pool.get()?;
+        let name = conn
+            .prepare_cached(
+                "SELECT family_name, given_name, family_kana, given_kana FROM persons
+                 WHERE municipality = ?1 AND voucher = ?2",
+            )?
+            .query_row(
+                params![req.municipality.get(), req.voucher.get() as i64],
+                |r| {
+                    Ok(NameLookupResponse {
+                        family_name: r.get(0)?,
+                        given_name: r.get(1)?,
+                        family_kana: r.get(2)?,
+                        given_kana: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(name)
+    }
+
+    /// Stores a tablet's batch, one receipt per record, in order. The batch is one
+    /// transaction: after a crash either all of it is stored or none, and re-sending
+    /// it gives `duplicate` for what was stored.
+    pub fn ingest(
+        &self,
+        actor: &Principal,
+        batch: &UploadBatch,
+        today: NaiveDate,
+    ) -> Result<Vec<Receipt>, StoreError> {
+        let (site_m, device) = actor.device()?;
+        if batch.records.len() > MAX_BATCH {
+            return Err(StoreError::Invalid(format!(
+                "{} records in one batch; send at most {MAX_BATCH}",
+                batch.records.len()
+            )));
+        }
+        if let Some(r) = batch.records.iter().find(|r| r.device_id != device) {
+            return Err(StoreError::Invalid(format!(
+                "record {} names device {}, but this is device {device}",
+                r.client_record_id, r.device_id
+            )));
+        }
+        let registered_at = jst_now().format("%Y-%m-%dT%H:%M:%S").to_string();
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut receipts = Vec::with_capacity(batch.records.len());
+        for rec in &batch.records {
+            receipts.push(self.ingest_one(&tx, rec, site_m, &registered_at, today)?);
+        }
+        tx.commit()?;
+        Ok(receipts)
+    }
+
+    fn ingest_one(
+        &self,
+        tx: &Transaction<'_>,
+        rec: &DoseRecord,
+        site_m: MunicipalityCode,
+        registered_at: &str,
+        today: NaiveDate,
+    ) -> Result<Receipt, StoreError> {
+        let m = rec.municipality;
+        let exists: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM doses WHERE municipality = ?1 AND client_record_id = ?2)",
+            )?
+            .query_row(params![m.get(), rec.client_record_id.to_string()], |r| {
+                r.get(0)
+            })?;
+        if exists {
+            return Ok(Receipt {
+                client_record_id: rec.client_record_id,
+                outcome: Outcome::Duplicate,
+            });
+        }
+        let found = find_match(tx, m, rec.voucher)?;
+        let verdict = checks::check(
+            found.status,
+            &found.prior,
+            &Candidate {
+                dose_number: rec.dose_number,
+                vaccinated_on: rec.vaccinated_on,
+                lot_expiry: lot_expiry(tx, rec.vaccine, &rec.lot)?,
+            },
+            today,
+        );
+        let (kind, code) = match &rec.site {
+            SiteRef::Clinic(c) => ("clinic", c.to_string()),
+            SiteRef::Site(s) => ("site", s.to_string()),
+        };
+        let site_name: Option<String> = tx
+            .prepare_cached("SELECT name FROM sites WHERE municipality = ?1 AND code = ?2")?
+            .query_row(params![site_m.get(), code], |r| r.get(0))
+            .optional()?;
+        insert_dose(
+            tx,
+            &NewDose {
+                municipality: m,
+                client_record_id: rec.client_record_id,
+                voucher: rec.voucher,
+                voucher_kind: Some(rec.voucher_kind.get()),
+                dose_number: Some(rec.dose_number.get()),
+                vaccinated_on: rec.vaccinated_on,
+                vaccine: rec.vaccine,
+                lot: &rec.lot,
+                site_kind: Some(kind),
+                site_name: site_name.unwrap_or_else(|| code.clone()),
+                site_code: Some(code),
+                site_municipality: site_m,
+                doctor_name: None,
+                device_id: Some(rec.device_id.to_string()),
+                source: "tablet",
+            },
+            &found,
+            &verdict,
+            registered_at,
+        )?;
+        Ok(Receipt {
+            client_record_id: rec.client_record_id,
+            outcome: match verdict {
+                Ok(()) => Outcome::Accepted,
+                Err((reason, detail)) => Outcome::Held { reason, detail },
+            },
+        })
+    }
+
+    /// Imports paper records (the ledger CSV layout) for `municipality`, with the
+    /// same checks as tablet records and the same strict/partial rules as the
+    /// register. Uploading the same file twice stores each record once.
+    pub fn import_paper(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        input: impl Read,
+        opts: &ImportOptions,
+    ) -> Result<ImportReport, StoreError> {
+        actor.require_staff_of(municipality)?;
+        let reader = LedgerReader::new(
+            input,
+            vrs_domain::csv::ledger::ReadOptions {
+                encoding: opts.encoding,
+                today: Some(opts.today),
+            },
+        )?;
+        let mut report = ImportReport {
+            import_id: 0,
+            outcome: ImportOutcome::DryRun,
+            encoding: reader.encoding().name(),
+            rows: 0,
+            new: 0,
+            updated: 0,
+            unchanged: 0,
+            flagged: 0,
+            rejected: 0,
+            warnings: Vec::new(),
+            errors: Vec::new(),
+            errors_truncated: false,
+        };
+        let mut errors = ErrorCsv::new();
+        let now = jst_now().format("%Y-%m-%dT%H:%M:%S").to_string();
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for item in reader {
+            let row = match item {
+                Ok(row) => row,
+                Err(ReadError::File(e)) => return Err(e.into()),
+                Err(ReadError::Row(e)) => {
+                    report.rows += 1;
+                    report.rejected += 1;
+                    errors.push(&e);
+                    if report.errors.len() < MAX_REPORTED_ERRORS {
+                        report.errors.push(e);
+                    } else {
+                        report.errors_truncated = true;
+                    }
+                    continue;
+                }
+            };
+            report.rows += 1;
+            let id = paper_record_id(municipality, &row);
+            let exists: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM doses WHERE municipality = ?1 AND client_record_id = ?2)",
+                )?
+                .query_row(params![municipality.get(), id.to_string()], |r| r.get(0))?;
+            if exists {
+                report.unchanged += 1;
+                continue;
+            }
+            let found = find_match(&tx, municipality, row.voucher)?;
+            // An eight-column file has no dose number: the person's next dose.
+            let dose = row.dose_number.or_else(|| {
+                let next = found.prior.iter().map(|p| p.dose_number).max().unwrap_or(0) + 1;
+                DoseNumber::new(next)
+            });
+            let verdict = match dose {
+                Some(dose_number) => checks::check(
+                    found.status,
+                    &found.prior,
+                    &Candidate {
+                        dose_number,
+                        vaccinated_on: row.vaccinated_on,
+                        lot_expiry: lot_expiry(&tx, row.vaccine, &row.lot)?,
+                    },
+                    opts.today,
+                ),
+                None => Err((
+                    HoldReason::DoseAlreadyRecorded,
+                    "the person already has nine doses on record".into(),
+                )),
+            };
+            if verdict.is_err() {
+                report.flagged += 1;
+            }
+            report.new += 1;
+            let registered_at = row
+                .registered_at
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
+                .unwrap_or_else(|| now.clone());
+            insert_dose(
+                &tx,
+                &NewDose {
+                    municipality,
+                    client_record_id: id,
+                    voucher: row.voucher,
+                    voucher_kind: None,
+                    dose_number: dose.map(|d| d.get()),
+                    vaccinated_on: row.vaccinated_on,
+                    vaccine: row.vaccine,
+                    lot: &row.lot,
+                    site_kind: None,
+                    site_code: None,
+                    site_municipality: row.site_municipality,
+                    site_name: row.site_name.clone(),
+                    doctor_name: row.doctor_name.as_deref(),
+                    device_id: None,
+                    source: "paper",
+                },
+                &found,
+                &verdict,
+                &registered_at,
+            )?;
+        }
+        report.outcome = if opts.dry_run {
+            ImportOutcome::DryRun
+        } else if report.rejected > 0 && opts.mode == ImportMode::Strict {
+            ImportOutcome::Rejected
+        } else {
+            ImportOutcome::Applied
+        };
+        let summary = serde_json::json!({
+            "rows": report.rows, "new": report.new, "unchanged": report.unchanged,
+            "held": report.flagged, "rejected": report.rejected,
+        })
+        .to_string();
+        let outcome = match report.outcome {
+            ImportOutcome::Applied => "applied",
+            ImportOutcome::Rejected => "rejected",
+            ImportOutcome::DryRun => "dry_run",
+        };
+        let insert = "INSERT INTO imports (municipality, kind, actor, started_at, outcome, report, errors_csv)
+                      VALUES (?1, 'paper', ?2, ?3, ?4, ?5, ?6)";
+        let args = params![
+            municipality.get(),
+            actor.to_string(),
+            now,
+            outcome,
+            summary,
+            errors.text
+        ];
+        if report.outcome == ImportOutcome::Applied {
+            tx.execute(insert, args)?;
+            report.import_id = tx.last_insert_rowid();
+            tx.commit()?;
+        } else {
+            tx.rollback()?;
+            conn.execute(insert, args)?;
+            report.import_id = conn.last_insert_rowid();
+        }
+        Ok(report)
+    }
+
+    /// Records held for review, oldest first.
+    pub fn held(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+    ) -> Result<Vec<HeldRecord>, StoreError> {
+        actor.require_staff_of(municipality)?;
+        let conn = self.pool.get()?;
+        let mut st = conn.prepare_cached(
+            "SELECT client_record_id, voucher, dose_number, vaccinated_on, vaccine, lot,
+                    hold_reason, hold_detail, registered_at
+             FROM doses WHERE municipality = ?1 AND state = 'held' ORDER BY registered_at",
+        )?;
+        let rows = st
+            .query_map([municipality.get()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(id, v, n, d, vac, lot, reason, detail, at)| {
+                Ok(HeldRecord {
+                    client_record_id: ClientRecordId(
+                        id.parse()
+                            .map_err(|_| StoreError::Corrupt("record id".into()))?,
+                    ),
+                    voucher: VoucherNumber::new(v as u64)
+                        .ok_or_else(|| StoreError::Corrupt("voucher".into()))?,
+                    dose_number: n.map(|n| n as u8),
+                    vaccinated_on: date_of(&d)?,
+                    vaccine: vac
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt("vaccine".into()))?,
+                    lot: lot.parse().map_err(|_| StoreError::Corrupt("lot".into()))?,
+                    reason: hold_of(&reason)?,
+                    detail,
+                    registered_at: at,
+                })
+            })
+            .collect()
+    }
+
+    /// Keeps the record as it was in `dose_history` and bumps its revision.
+    fn keep_history(
+        tx: &Transaction<'_>,
+        m: MunicipalityCode,
+        id: ClientRecordId,
+        actor: &Principal,
+        reason: &str,
+    ) -> Result<(i64, String), StoreError> {
+        let row: Option<(i64, String, String)> = tx
+            .query_row(
+                "SELECT revision, state, json_object(
+                     'voucher', voucher, 'dose_number', dose_number, 'vaccinated_on', vaccinated_on,
+                     'vaccine', vaccine, 'lot', lot, 'state', state, 'hold_reason', hold_reason)
+                 FROM doses WHERE municipality = ?1 AND client_record_id = ?2",
+                params![m.get(), id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((revision, state, before)) = row else {
+            return Err(StoreError::NotFound(format!("record {id}")));
+        };
+        if reason.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "give a reason: it is kept with the record's history".into(),
+            ));
+        }
+        tx.execute(
+            "INSERT INTO dose_history (municipality, client_record_id, revision, changed_at, actor, reason, before)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                m.get(),
+                id.to_string(),
+                revision,
+                jst_now().format("%Y-%m-%dT%H:%M:%S").to_string(),
+                actor.to_string(),
+                reason,
+                before
+            ],
+        )?;
+        Ok((revision + 1, state))
+    }
+
+    /// Voids a record: it stays, with its history, but leaves the ledger.
+    pub fn void(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        id: ClientRecordId,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        actor.require_staff_of(municipality)?;
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (revision, _) = Self::keep_history(&tx, municipality, id, actor, reason)?;
+        tx.execute(
+            "UPDATE doses SET state = 'voided', revision = ?3 WHERE municipality = ?1 AND client_record_id = ?2",
+            params![municipality.get(), id.to_string(), revision],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Amends a record (date, dose number, vaccine, lot) and checks it again: an
+    /// amended held record may become accepted, and the other way round.
+    pub fn amend(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        id: ClientRecordId,
+        change: &Amendment,
+        reason: &str,
+        today: NaiveDate,
+    ) -> Result<Outcome, StoreError> {
+        actor.require_staff_of(municipality)?;
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (revision, state) = Self::keep_history(&tx, municipality, id, actor, reason)?;
+        if state == "voided" {
+            return Err(StoreError::Invalid(
+                "a voided record cannot be amended".into(),
+            ));
+        }
+        let (voucher, dose, date, vaccine, lot): (i64, Option<i64>, String, String, String) = tx
+            .query_row(
+                "SELECT voucher, dose_number, vaccinated_on, vaccine, lot FROM doses
+                 WHERE municipality = ?1 AND client_record_id = ?2",
+                params![municipality.get(), id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
+        let voucher = VoucherNumber::new(voucher as u64)
+            .ok_or_else(|| StoreError::Corrupt("voucher".into()))?;
+        let dose_number = change
+            .dose_number
+            .or_else(|| dose.and_then(|d| DoseNumber::new(d as u8)))
+            .ok_or_else(|| StoreError::Invalid("give the dose number".into()))?;
+        let vaccinated_on = change.vaccinated_on.unwrap_or(date_of(&date)?);
+        let vaccine = change.vaccine.unwrap_or(
+            vaccine
+                .parse()
+                .map_err(|_| StoreError::Corrupt("vaccine".into()))?,
+        );
+        let lot = match &change.lot {
+            Some(l) => l.clone(),
+            None => lot.parse().map_err(|_| StoreError::Corrupt("lot".into()))?,
+        };
+        // Check against the person's other accepted doses, not this one.
+        tx.execute(
+            "UPDATE doses SET state = 'amending' WHERE municipality = ?1 AND client_record_id = ?2",
+            params![municipality.get(), id.to_string()],
+        )?;
+        let found = find_match(&tx, municipality, voucher)?;
+        let verdict = checks::check(
+            found.status,
+            &found.prior,
+            &Candidate {
+                dose_number,
+                vaccinated_on,
+                lot_expiry: lot_expiry(&tx, vaccine, &lot)?,
+            },
+            today,
+        );
+        let (state, hold, detail) = match &verdict {
+            Ok(()) => ("accepted", None, None),
+            Err((r, d)) => ("held", Some(hold_code(*r)), Some(d.clone())),
+        };
+        tx.execute(
+            "UPDATE doses SET dose_number = ?3, vaccinated_on = ?4, vaccine = ?5, lot = ?6,
+                 state = ?7, hold_reason = ?8, hold_detail = ?9, person_id = ?10, revision = ?11
+             WHERE municipality = ?1 AND client_record_id = ?2",
+            params![
+                municipality.get(),
+                id.to_string(),
+                dose_number.get(),
+                vaccinated_on.to_string(),
+                vaccine.code(),
+                lot.as_str(),
+                state,
+                hold,
+                detail,
+                found.person_id,
+                revision
+            ],
+        )?;
+        tx.commit()?;
+        Ok(match verdict {
+            Ok(()) => Outcome::Accepted,
+            Err((reason, detail)) => Outcome::Held { reason, detail },
+        })
+    }
+
+    /// Writes the ledger export (accepted records vaccinated between `from` and `to`,
+    /// inclusive) as CSV, streaming. Returns the number of rows.
+    pub fn export_ledger(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        from: NaiveDate,
+        to: NaiveDate,
+        encoding: OutputEncoding,
+        out: impl Write,
+    ) -> Result<u64, StoreError> {
+        actor.require_staff_of(municipality)?;
+        let conn = self.pool.get()?;
+        let mut st = conn.prepare_cached(
+            "SELECT registered_at, vaccinated_on, voucher, site_municipality, site_name,
+                    doctor_name, vaccine, lot, dose_number
+             FROM doses
+             WHERE municipality = ?1 AND vaccinated_on BETWEEN ?2 AND ?3 AND state = 'accepted'
+             ORDER BY vaccinated_on, registered_at",
+        )?;
+        let mut rows = st.query(params![
+            municipality.get(),
+            from.to_string(),
+            to.to_string()
+        ])?;
+        let mut w = LedgerWriter::new(out, encoding).map_err(write_error)?;
+        let mut n = 0u64;
+        while let Some(r) = rows.next()? {
+            let registered: String = r.get(0)?;
+            let row = LedgerRow {
+                line: 0,
+                registered_at: NaiveDateTime::parse_from_str(&registered, "%Y-%m-%dT%H:%M:%S").ok(),
+                vaccinated_on: date_of(&r.get::<_, String>(1)?)?,
+                voucher: VoucherNumber::new(r.get::<_, i64>(2)? as u64)
+                    .ok_or_else(|| StoreError::Corrupt("voucher".into()))?,
+                site_municipality: municipality_code(r.get(3)?)?,
+                site_name: r.get(4)?,
+                doctor_name: r.get(5)?,
+                vaccine: r
+                    .get::<_, String>(6)?
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("vaccine".into()))?,
+                lot: r
+                    .get::<_, String>(7)?
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("lot".into()))?,
+                dose_number: r
+                    .get::<_, Option<i64>>(8)?
+                    .and_then(|d| DoseNumber::new(d as u8)),
+            };
+            w.write(&row).map_err(write_error)?;
+            n += 1;
+        }
+        w.finish().map_err(write_error)?;
+        Ok(n)
+    }
+
+    /// The transfer look-up: the doses other municipalities hold for the person
+    /// with this マイナンバー, each with that municipality's transfer contact.
+    pub fn transfer_lookup(
+        &self,
+        actor: &Principal,
+        n: &MyNumber,
+    ) -> Result<Vec<TransferMatch>, StoreError> {
+        let own = actor.staff_of()?;
+        let holders = self.vault.find(n)?;
+        let conn = self.pool.get()?;
+        let mut out = Vec::new();
+        for (m, pid) in holders.into_iter().filter(|(m, _)| *m != own) {
+            let (name, contact): (String, String) = conn
+                .prepare_cached(
+                    "SELECT name, transfer_contact FROM municipalities WHERE code = ?1",
+                )?
+                .query_row([m.get()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .unwrap_or_else(|| (m.to_string(), String::new()));
+            let mut st = conn.prepare_cached(
+                "SELECT dose_number, vaccinated_on, vaccine, lot, site_municipality, site_name
+                 FROM doses WHERE municipality = ?1 AND person_id = ?2 AND state = 'accepted'
+                 ORDER BY vaccinated_on",
+            )?;
+            let raw = st
+                .query_map(params![m.get(), pid.as_str()], |r| {
+                    Ok((
+                        r.get::<_, Option<i64>>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, String>(5)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let doses = raw
+                .into_iter()
+                .map(|(n, d, v, l, sm, sn)| {
+                    Ok(TransferDose {
+                        dose_number: n.map(|n| n as u8),
+                        vaccinated_on: date_of(&d)?,
+                        vaccine: v
+                            .parse()
+                            .map_err(|_| StoreError::Corrupt("vaccine".into()))?,
+                        lot: l.parse().map_err(|_| StoreError::Corrupt("lot".into()))?,
+                        site_municipality: municipality_code(sm)?,
+                        site_name: sn,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            out.push(TransferMatch {
+                municipality: m,
+                municipality_name: name,
+                transfer_contact: contact,
+                doses,
+            });
+        }
+        Ok(out)
+    }
+
+    /// How many people a municipality has registered.
+    pub fn person_count(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+    ) -> Result<u64, StoreError> {
+        actor.require_staff_of(municipality)?;
+        let n: i64 = self.pool.get()?.query_row(
+            "SELECT count(*) FROM persons WHERE municipality = ?1",
+            [municipality.get()],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}
+
+fn write_error(e: vrs_domain::csv::WriteError) -> StoreError {
+    match e {
+        vrs_domain::csv::WriteError::Io(e) => StoreError::Io(e),
+        other => StoreError::Invalid(other.to_string()),
+    }
+}

@@ -1,0 +1,233 @@
+//! The マイナンバー vault: its own database file, apart from everything else.
+//!
+//! A row holds (municipality code, 個別宛名番号) → the number sealed with AES-256-GCM
+//! (the pair is the associated data, so a sealed number cannot be moved to another
+//! person) and an HMAC-SHA256 of the number under a separate key, which is how a
+//! number is found without decrypting anything. Nothing else in the system holds
+//! the digits, and nothing links a number to a person except through the pair.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use rusqlite::{Connection, OptionalExtension, params};
+use vrs_domain::{MunicipalityCode, MyNumber, PersonId};
+use zeroize::Zeroize;
+
+use crate::db::{self, Migration};
+use crate::error::StoreError;
+use crate::keys::Keys;
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("migrations/vault_0001.sql"),
+}];
+
+/// The keyed hash a number is found by.
+pub type LookupHash = [u8; 32];
+
+pub struct Vault {
+    /// Writes go through this one; WAL lets `reader` read meanwhile.
+    conn: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    seal: LessSafeKey,
+    mac: hmac::Key,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Vault")
+    }
+}
+
+fn aad(municipality: MunicipalityCode, person: &str) -> Vec<u8> {
+    format!("vrs-vault-v1|{municipality}|{person}").into_bytes()
+}
+
+impl Vault {
+    pub fn open(path: &Path, keys: &Keys) -> Result<Self, StoreError> {
+        let mut conn = db::open(path, &keys.database)?;
+        db::migrate(&mut conn, MIGRATIONS)?;
+        let reader = db::open(path, &keys.database)?;
+        let seal = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, keys.vault.expose()).map_err(|_| StoreError::Crypto)?,
+        );
+        Ok(Vault {
+            conn: Mutex::new(conn),
+            reader: Mutex::new(reader),
+            seal,
+            mac: hmac::Key::new(hmac::HMAC_SHA256, keys.lookup.expose()),
+            rng: SystemRandom::new(),
+        })
+    }
+
+    pub fn lookup_hash(&self, n: &MyNumber) -> LookupHash {
+        let tag = hmac::sign(&self.mac, n.expose_for_vault());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    fn read(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.reader.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Starts a write transaction; it rolls back unless committed.
+    pub fn begin(&self) -> Result<VaultTx<'_>, StoreError> {
+        let conn = self.lock()?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(VaultTx {
+            vault: self,
+            conn,
+            open: true,
+        })
+    }
+
+    /// Everyone registered with this number, in any municipality.
+    pub fn find(&self, n: &MyNumber) -> Result<Vec<(MunicipalityCode, PersonId)>, StoreError> {
+        let h = self.lookup_hash(n);
+        let conn = self.read()?;
+        let mut st = conn.prepare_cached(
+            "SELECT municipality, person_id FROM my_numbers WHERE lookup = ?1 ORDER BY municipality",
+        )?;
+        let rows = st
+            .query_map([&h[..]], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(m, p)| {
+                Ok((
+                    crate::store::municipality_code(m)?,
+                    crate::store::person(&p)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Decrypts the number held for a person; for the vault's own checks and tests.
+    pub fn reveal(
+        &self,
+        municipality: MunicipalityCode,
+        person: &PersonId,
+    ) -> Result<Option<MyNumber>, StoreError> {
+        let conn = self.read()?;
+        let row: Option<(Vec<u8>, Vec<u8>)> = conn
+            .query_row(
+                "SELECT nonce, sealed FROM my_numbers WHERE municipality = ?1 AND person_id = ?2",
+                params![municipality.get(), person.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((nonce, mut sealed)) = row else {
+            return Ok(None);
+        };
+        let nonce = Nonce::try_assume_unique_for_key(&nonce).map_err(|_| StoreError::Crypto)?;
+        let plain = self
+            .seal
+            .open_in_place(
+                nonce,
+                Aad::from(aad(municipality, person.as_str())),
+                &mut sealed,
+            )
+            .map_err(|_| StoreError::Crypto)?;
+        let parsed = std::str::from_utf8(plain)
+            .ok()
+            .and_then(|s| s.parse::<MyNumber>().ok());
+        sealed.zeroize();
+        parsed.map(Some).ok_or(StoreError::Crypto)
+    }
+
+    /// How many numbers the vault holds.
+    pub fn count(&self) -> Result<u64, StoreError> {
+        let conn = self.read()?;
+        let n: i64 = conn.query_row("SELECT count(*) FROM my_numbers", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+}
+
+/// A write transaction on the vault.
+#[allow(missing_debug_implementations)] // holds a connection guard; nothing to show
+pub struct VaultTx<'v> {
+    vault: &'v Vault,
+    conn: MutexGuard<'v, Connection>,
+    open: bool,
+}
+
+impl VaultTx<'_> {
+    /// The look-up hash stored for a person, if any.
+    pub fn hash_of(
+        &self,
+        municipality: MunicipalityCode,
+        person: &str,
+    ) -> Result<Option<LookupHash>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT lookup FROM my_numbers WHERE municipality = ?1 AND person_id = ?2",
+        )?;
+        let v: Option<Vec<u8>> = st
+            .query_row(params![municipality.get(), person], |r| r.get(0))
+            .optional()?;
+        Ok(v.and_then(|v| v.try_into().ok()))
+    }
+
+    /// Stores (or replaces) a person's number.
+    pub fn put(
+        &self,
+        municipality: MunicipalityCode,
+        person: &str,
+        n: &MyNumber,
+        hash: &LookupHash,
+    ) -> Result<(), StoreError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        self.vault
+            .rng
+            .fill(&mut nonce)
+            .map_err(|_| StoreError::Crypto)?;
+        let mut buf = n.expose_for_vault().to_vec();
+        let sealed = self.vault.seal.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad(municipality, person)),
+            &mut buf,
+        );
+        if sealed.is_err() {
+            buf.zeroize();
+            return Err(StoreError::Crypto);
+        }
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO my_numbers (municipality, person_id, lookup, nonce, sealed)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (municipality, person_id) DO UPDATE
+             SET lookup = excluded.lookup, nonce = excluded.nonce, sealed = excluded.sealed",
+        )?;
+        st.execute(params![
+            municipality.get(),
+            person,
+            &hash[..],
+            &nonce[..],
+            &buf
+        ])?;
+        Ok(())
+    }
+
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        self.open = false;
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+}
+
+impl Drop for VaultTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing to do with a failure here: the connection rolls back on close.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}

@@ -1,0 +1,590 @@
+#![allow(clippy::unwrap_used)] // test helpers panic on purpose when a fixture is wrong
+//! The embedded store, end to end on real SQLite files: register import, dose
+//! ingest and its checks, paper records, the ledger export, the transfer look-up,
+//! and what is (not) readable on disk.
+
+use chrono::NaiveDate;
+use uuid::Uuid;
+use vrs_domain::csv::OutputEncoding;
+use vrs_domain::synth::{RegisterSpec, write_register};
+use vrs_domain::wire::{HoldReason, NameLookupRequest, Outcome, UploadBatch};
+use vrs_domain::{
+    ClientRecordId, DeviceId, DoseNumber, DoseRecord, MunicipalityCode, MyNumber, SiteRef, Vaccine,
+};
+use vrs_server::store::{Amendment, ImportMode, ImportOptions, ImportOutcome};
+use vrs_server::{Keys, Principal, SqliteStore};
+
+const CHIYODA: &str = "131016";
+const SAPPORO: &str = "011002";
+
+fn m(s: &str) -> MunicipalityCode {
+    s.parse().unwrap()
+}
+
+fn staff(code: &str) -> Principal {
+    Principal::Staff {
+        municipality: m(code),
+        user: "tester@city.lg.jp".into(),
+    }
+}
+
+const DEVICE: DeviceId = DeviceId(Uuid::from_u128(0xD1));
+
+fn tablet(code: &str) -> Principal {
+    Principal::Device {
+        municipality: m(code),
+        device: DEVICE,
+    }
+}
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2021, 7, 1).unwrap()
+}
+
+fn opts() -> ImportOptions {
+    ImportOptions {
+        today: today(),
+        ..Default::default()
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: SqliteStore,
+}
+
+fn store() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Keys::generate().unwrap()).unwrap();
+    for (code, name) in [(CHIYODA, "東京都千代田区"), (SAPPORO, "北海道札幌市")] {
+        store
+            .upsert_municipality(
+                &staff(code),
+                m(code),
+                name,
+                &format!("{name} 予防接種担当 03-0000-0000"),
+            )
+            .unwrap();
+    }
+    Fixture { _dir: dir, store }
+}
+
+fn register(rows: u64, seed: u64, bad_every: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_register(
+        &mut out,
+        &RegisterSpec {
+            rows,
+            seed,
+            bad_every,
+            first_voucher: 1_310_160_001,
+            encoding: OutputEncoding::Cp932,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    out
+}
+
+fn dose(voucher: u64, n: u8, date: &str, lot: &str) -> DoseRecord {
+    DoseRecord {
+        client_record_id: ClientRecordId::new_random(),
+        municipality: m(CHIYODA),
+        voucher: vrs_domain::VoucherNumber::new(voucher).unwrap(),
+        voucher_kind: vrs_domain::VoucherKind::new(1).unwrap(),
+        dose_number: DoseNumber::new(n).unwrap(),
+        vaccinated_on: date.parse().unwrap(),
+        vaccine: Vaccine::Pfizer,
+        lot: lot.parse().unwrap(),
+        site: SiteRef::Clinic("0110113719".parse().unwrap()),
+        device_id: DEVICE,
+    }
+}
+
+fn receipts(f: &Fixture, records: Vec<DoseRecord>) -> Vec<Outcome> {
+    f.store
+        .ingest(&tablet(CHIYODA), &UploadBatch { records }, today())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.outcome)
+        .collect()
+}
+
+fn held(o: &Outcome) -> Option<HoldReason> {
+    match o {
+        Outcome::Held { reason, .. } => Some(*reason),
+        _ => None,
+    }
+}
+
+#[test]
+fn importing_the_same_file_twice_changes_nothing_the_second_time() {
+    let f = store();
+    let file = register(300, 7, 0);
+    let first = f
+        .store
+        .import_register(&staff(CHIYODA), m(CHIYODA), &file[..], &opts())
+        .unwrap();
+    assert_eq!(first.outcome, ImportOutcome::Applied);
+    assert_eq!((first.rows, first.new, first.rejected), (300, 300, 0));
+    assert_eq!(first.encoding, "CP932 (Shift_JIS)");
+    let second = f
+        .store
+        .import_register(&staff(CHIYODA), m(CHIYODA), &file[..], &opts())
+        .unwrap();
+    assert_eq!((second.new, second.updated, second.unchanged), (0, 0, 300));
+    assert_eq!(
+        f.store.person_count(&staff(CHIYODA), m(CHIYODA)).unwrap(),
+        300
+    );
+    assert_eq!(f.store.vault().count().unwrap(), 300);
+}
+
+#[test]
+fn strict_mode_rejects_a_file_with_bad_rows_whole_and_partial_applies_the_rest() {
+    let f = store();
+    let file = register(200, 3, 20);
+    let strict = f
+        .store
+        .import_register(&staff(CHIYODA), m(CHIYODA), &file[..], &opts())
+        .unwrap();
+    assert_eq!(strict.outcome, ImportOutcome::Rejected);
+    assert_eq!(strict.rejected, 10);
+    assert_eq!(strict.errors.len(), 10);
+    assert_eq!(
+        f.store.person_count(&staff(CHIYODA), m(CHIYODA)).unwrap(),
+        0
+    );
+    assert_eq!(f.store.vault().count().unwrap(), 0);
+
+    let partial = ImportOptions {
+        mode: ImportMode::Partial,
+        ..opts()
+    };
+    let r = f
+        .store
+        .import_register(&staff(CHIYODA), m(CHIYODA), &file[..], &partial)
+        .unwrap();
+    assert_eq!(r.outcome, ImportOutcome::Applied);
+    assert_eq!((r.new, r.rejected), (190, 10));
+    assert_eq!(
+        f.store.person_count(&staff(CHIYODA), m(CHIYODA)).unwrap(),
+        190
+    );
+    let csv = f
+        .store
+        .import_errors_csv(&staff(CHIYODA), r.import_id)
+        .unwrap();
+    assert!(csv.starts_with("行,個別宛名番号,項目,内容,対処"));
+    assert_eq!(csv.lines().count(), 11, "{csv}");
+    // Another municipality cannot read it, and it never holds a マイナンバー.
+    assert!(
+        f.store
+            .import_errors_csv(&staff(SAPPORO), r.import_id)
+            .is_err()
+    );
+    assert!(
+        !csv.split(|c: char| !c.is_ascii_digit())
+            .any(|run| run.len() == 12),
+        "{csv}"
+    );
+}
+
+#[test]
+fn a_dry_run_reports_but_stores_nothing() {
+    let f = store();
+    let file = register(50, 1, 0);
+    let dry = ImportOptions {
+        dry_run: true,
+        ..opts()
+    };
+    let r = f
+        .store
+        .import_register(&staff(CHIYODA), m(CHIYODA), &file[..], &dry)
+        .unwrap();
+    assert_eq!((r.outcome, r.new), (ImportOutcome::DryRun, 50));
+    assert_eq!(
+        f.store.person_count(&staff(CHIYODA), m(CHIYODA)).unwrap(),
+        0
+    );
+    assert_eq!(f.store.vault().count().unwrap(), 0);
+}
+
+#[test]
+fn separate_files_fill_fields_and_flags_move_status_with_9_cancelling() {
+    let f = store();
+    let s = staff(CHIYODA);
+    let names = "個別宛名番号,氏名(姓),氏名(名)\n1001,山田,太郎\n";
+    let numbers = "個別宛名番号,券番号,マイナンバー\n1001,1310160001,123456789018\n";
+    f.store
+        .import_register(&s, m(CHIYODA), names.as_bytes(), &opts())
+        .unwrap();
+    let r = f
+        .store
+        .import_register(&s, m(CHIYODA), numbers.as_bytes(), &opts())
+        .unwrap();
+    assert_eq!((r.new, r.updated), (0, 1));
+    let req = NameLookupRequest {
+        municipality: m(CHIYODA),
+        voucher: "1310160001".parse().unwrap(),
+    };
+    let name = f
+        .store
+        .lookup_name(&tablet(SAPPORO), &req)
+        .unwrap()
+        .unwrap();
+    assert_eq!(name.family_name.as_deref(), Some("山田"));
+    assert_eq!(name.given_name.as_deref(), Some("太郎"));
+
+    let moved = "個別宛名番号,転出/死亡フラグ\n1001,1\n";
+    let r = f
+        .store
+        .import_register(&s, m(CHIYODA), moved.as_bytes(), &opts())
+        .unwrap();
+    assert_eq!(r.flagged, 1);
+    let out = receipts(&f, vec![dose(1310160001, 1, "2021-06-01", "FA4597")]);
+    assert_eq!(held(&out[0]), Some(HoldReason::PersonMovedOut));
+
+    let cancel = "個別宛名番号,転出/死亡フラグ\n1001,9\n";
+    f.store
+        .import_register(&s, m(CHIYODA), cancel.as_bytes(), &opts())
+        .unwrap();
+    let out = receipts(&f, vec![dose(1310160001, 1, "2021-06-01", "FA4597")]);
+    assert_eq!(out[0], Outcome::Accepted);
+}
+
+#[test]
+fn a_voucher_already_held_by_someone_else_rejects_the_row() {
+    let f = store();
+    let s = staff(CHIYODA);
+    let csv = "個別宛名番号,券番号\n1001,1310160001\n1002,1310160001\n";
+    let r = f
+        .store
+        .import_register(&s, m(CHIYODA), csv.as_bytes(), &opts())
+        .unwrap();
+    assert_eq!(r.outcome, ImportOutcome::Rejected);
+    assert_eq!(r.errors[0].line, 3);
+    assert!(
+        r.errors[0]
+            .to_string()
+            .contains("already belongs to 個別宛名番号 1001")
+    );
+}
+
+#[test]
+fn tablet_records_are_idempotent_and_checked() {
+    let f = store();
+    let s = staff(CHIYODA);
+    f.store
+        .import_register(&s, m(CHIYODA), register(10, 2, 0).as_slice(), &opts())
+        .unwrap();
+    f.store
+        .add_lot(
+            &s,
+            Vaccine::Pfizer,
+            &"EY0001".parse().unwrap(),
+            NaiveDate::from_ymd_opt(2021, 5, 31).unwrap(),
+        )
+        .unwrap();
+    let first = dose(1310160001, 1, "2021-06-01", "FA4597");
+    let out = receipts(&f, vec![first.clone(), first.clone()]);
+    assert_eq!(out, [Outcome::Accepted, Outcome::Duplicate]);
+    // Sent again in a later batch: still one record.
+    assert_eq!(receipts(&f, vec![first])[0], Outcome::Duplicate);
+
+    let cases = [
+        (
+            dose(1310160002, 2, "2021-06-22", "FA4597"),
+            HoldReason::MissingEarlierDose,
+        ),
+        (
+            dose(1310160099, 1, "2021-06-22", "FA4597"),
+            HoldReason::UnknownVoucher,
+        ),
+        (
+            dose(1310160003, 1, "2021-07-02", "FA4597"),
+            HoldReason::DateInFuture,
+        ),
+        (
+            dose(1310160004, 1, "2021-06-02", "EY0001"),
+            HoldReason::LotExpired,
+        ),
+        (
+            dose(1310160001, 2, "2021-05-20", "FA4597"),
+            HoldReason::BeforePreviousDose,
+        ),
+    ];
+    for (rec, reason) in cases {
+        let out = receipts(&f, vec![rec]);
+        assert_eq!(held(&out[0]), Some(reason));
+    }
+    assert_eq!(
+        receipts(&f, vec![dose(1310160001, 2, "2021-06-22", "FA4597")]),
+        [Outcome::Accepted]
+    );
+    // Every held record is kept for review, none dropped.
+    assert_eq!(f.store.held(&s, m(CHIYODA)).unwrap().len(), 5);
+}
+
+#[test]
+fn a_held_record_can_be_amended_into_acceptance_and_voided_with_history() {
+    let f = store();
+    let s = staff(CHIYODA);
+    f.store
+        .import_register(&s, m(CHIYODA), register(5, 2, 0).as_slice(), &opts())
+        .unwrap();
+    let rec = dose(1310160001, 2, "2021-06-01", "FA4597");
+    let id = rec.client_record_id;
+    assert_eq!(
+        held(&receipts(&f, vec![rec])[0]),
+        Some(HoldReason::MissingEarlierDose)
+    );
+    let fix = Amendment {
+        dose_number: DoseNumber::new(1),
+        ..Default::default()
+    };
+    assert!(
+        f.store
+            .amend(&s, m(CHIYODA), id, &fix, "", today())
+            .is_err(),
+        "a reason is required"
+    );
+    let out = f
+        .store
+        .amend(
+            &s,
+            m(CHIYODA),
+            id,
+            &fix,
+            "typed as dose 2 by mistake",
+            today(),
+        )
+        .unwrap();
+    assert_eq!(out, Outcome::Accepted);
+    assert!(f.store.held(&s, m(CHIYODA)).unwrap().is_empty());
+    f.store
+        .void(&s, m(CHIYODA), id, "entered for the wrong person")
+        .unwrap();
+    let mut csv = Vec::new();
+    let n = f
+        .store
+        .export_ledger(
+            &s,
+            m(CHIYODA),
+            today() - chrono::Duration::days(365),
+            today(),
+            OutputEncoding::Utf8,
+            &mut csv,
+        )
+        .unwrap();
+    assert_eq!(n, 0, "a voided record leaves the ledger");
+}
+
+#[test]
+fn the_ledger_export_has_the_domain_columns_and_only_accepted_records_in_range() {
+    let f = store();
+    let s = staff(CHIYODA);
+    f.store
+        .import_register(&s, m(CHIYODA), register(5, 2, 0).as_slice(), &opts())
+        .unwrap();
+    f.store
+        .add_site(&s, m(CHIYODA), "0110113719", "千代田クリニック")
+        .unwrap();
+    receipts(
+        &f,
+        vec![
+            dose(1310160001, 1, "2021-06-01", "FA4597"),
+            dose(1310160002, 1, "2021-06-15", "FA4597"),
+            dose(1310160003, 3, "2021-06-15", "FA4597"), // held
+        ],
+    );
+    let mut out = Vec::new();
+    let n = f
+        .store
+        .export_ledger(
+            &s,
+            m(CHIYODA),
+            NaiveDate::from_ymd_opt(2021, 6, 10).unwrap(),
+            NaiveDate::from_ymd_opt(2021, 6, 30).unwrap(),
+            OutputEncoding::Utf8,
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "登録日時,接種日,券番号,接種会場市町村コード,接種会場名,医師名,ワクチンメーカー,ロット番号,接種回数"
+    );
+    let fields: Vec<&str> = lines[1].split(',').collect();
+    assert_eq!(fields[0].len(), 14, "YYYYMMDDHHMMSS");
+    assert_eq!(
+        &fields[1..],
+        [
+            "20210615",
+            "1310160002",
+            CHIYODA,
+            "千代田クリニック",
+            "",
+            "ファイザー",
+            "FA4597",
+            "1"
+        ]
+    );
+    // Another municipality's staff cannot export Chiyoda's ledger.
+    assert!(
+        f.store
+            .export_ledger(
+                &staff(SAPPORO),
+                m(CHIYODA),
+                today(),
+                today(),
+                OutputEncoding::Utf8,
+                Vec::new()
+            )
+            .is_err()
+    );
+}
+
+#[test]
+fn paper_records_upload_once_even_when_sent_twice() {
+    let f = store();
+    let s = staff(CHIYODA);
+    f.store
+        .import_register(&s, m(CHIYODA), register(5, 2, 0).as_slice(), &opts())
+        .unwrap();
+    let paper = ",20210601,1310160001,131016,千代田区役所,山田医師,ファイザー,FA4597,1\r\n\
+                 20210622120000,20210622,1310160001,131016,千代田区役所,山田医師,ファイザー,FA4597\r\n";
+    let r = f
+        .store
+        .import_paper(&s, m(CHIYODA), paper.as_bytes(), &opts())
+        .unwrap();
+    assert_eq!(
+        (r.outcome, r.new, r.flagged),
+        (ImportOutcome::Applied, 2, 0)
+    );
+    let again = f
+        .store
+        .import_paper(&s, m(CHIYODA), paper.as_bytes(), &opts())
+        .unwrap();
+    assert_eq!((again.new, again.unchanged), (0, 2));
+    let mut out = Vec::new();
+    let n = f
+        .store
+        .export_ledger(
+            &s,
+            m(CHIYODA),
+            today() - chrono::Duration::days(60),
+            today(),
+            OutputEncoding::Utf8,
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(n, 2);
+    assert!(String::from_utf8(out).unwrap().contains(
+        "20210622120000,20210622,1310160001,131016,千代田区役所,山田医師,ファイザー,FA4597,2"
+    ));
+}
+
+#[test]
+fn the_transfer_look_up_finds_doses_held_by_other_municipalities_with_their_contact() {
+    let f = store();
+    let my = "123456789018";
+    let old = format!("個別宛名番号,マイナンバー,券番号\n5001,{my},1310160001\n");
+    f.store
+        .import_register(&staff(CHIYODA), m(CHIYODA), old.as_bytes(), &opts())
+        .unwrap();
+    receipts(&f, vec![dose(1310160001, 1, "2021-06-01", "FA4597")]);
+    let new = format!("個別宛名番号,マイナンバー,券番号\n9001,{my},0110020001\n");
+    f.store
+        .import_register(&staff(SAPPORO), m(SAPPORO), new.as_bytes(), &opts())
+        .unwrap();
+
+    let n: MyNumber = my.parse().unwrap();
+    let found = f.store.transfer_lookup(&staff(SAPPORO), &n).unwrap();
+    assert_eq!(found.len(), 1, "only the other municipality");
+    assert_eq!(found[0].municipality, m(CHIYODA));
+    assert!(found[0].transfer_contact.contains("予防接種担当"));
+    assert_eq!(found[0].doses.len(), 1);
+    assert_eq!(found[0].doses[0].lot.as_str(), "FA4597");
+    // A tablet may not use it.
+    assert!(f.store.transfer_lookup(&tablet(SAPPORO), &n).is_err());
+    // Unknown numbers find nothing.
+    let other: MyNumber = "000000000000".parse().unwrap();
+    assert!(
+        f.store
+            .transfer_lookup(&staff(SAPPORO), &other)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn scoping_staff_reach_only_their_municipality_and_tablets_only_names_and_uploads() {
+    let f = store();
+    let file = register(5, 1, 0);
+    assert!(
+        f.store
+            .import_register(&staff(SAPPORO), m(CHIYODA), &file[..], &opts())
+            .is_err()
+    );
+    assert!(
+        f.store
+            .import_register(&tablet(CHIYODA), m(CHIYODA), &file[..], &opts())
+            .is_err()
+    );
+    assert!(f.store.held(&staff(SAPPORO), m(CHIYODA)).is_err());
+    assert!(
+        f.store
+            .ingest(&staff(CHIYODA), &UploadBatch { records: vec![] }, today())
+            .is_err()
+    );
+    let req = NameLookupRequest {
+        municipality: m(CHIYODA),
+        voucher: "1310160001".parse().unwrap(),
+    };
+    assert!(f.store.lookup_name(&staff(SAPPORO), &req).is_err());
+}
+
+#[test]
+fn neither_file_on_disk_shows_names_or_numbers_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path(), Keys::generate().unwrap()).unwrap();
+        let csv = "個別宛名番号,マイナンバー,氏名(姓),券番号\n1001,123456789018,山田,1310160001\n";
+        store
+            .import_register(&staff(CHIYODA), m(CHIYODA), csv.as_bytes(), &opts())
+            .unwrap();
+    }
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let hay = String::from_utf8_lossy(&bytes);
+        assert!(!hay.contains("123456789018"));
+        assert!(!hay.contains("山田"));
+        assert!(!hay.contains("1310160001"));
+    }
+}
+
+#[test]
+fn the_vault_seals_each_number_to_its_person() {
+    let f = store();
+    let csv = "個別宛名番号,マイナンバー\n1001,123456789018\n";
+    f.store
+        .import_register(&staff(CHIYODA), m(CHIYODA), csv.as_bytes(), &opts())
+        .unwrap();
+    let n = f
+        .store
+        .vault()
+        .reveal(m(CHIYODA), &"1001".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(n.expose_for_vault(), b"123456789018");
+    assert!(
+        f.store
+            .vault()
+            .reveal(m(CHIYODA), &"1002".parse().unwrap())
+            .unwrap()
+            .is_none()
+    );
+}
