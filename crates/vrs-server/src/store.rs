@@ -255,7 +255,9 @@ fn find_match(
         });
     };
     let mut st = tx.prepare_cached(
-        "SELECT dose_number, vaccinated_on FROM doses
+        // Without INDEXED BY, SQLite's planner (no statistics) walks the whole
+        // municipality's doses by primary key.
+        "SELECT dose_number, vaccinated_on FROM doses INDEXED BY doses_by_person
          WHERE municipality = ?1 AND person_id = ?2 AND state = 'accepted' AND dose_number IS NOT NULL",
     )?;
     let prior = st
@@ -1014,7 +1016,8 @@ impl SqliteStore {
         let mut st = conn.prepare_cached(
             "SELECT client_record_id, voucher, dose_number, vaccinated_on, vaccine, lot,
                     hold_reason, hold_detail, registered_at
-             FROM doses WHERE municipality = ?1 AND state = 'held' ORDER BY registered_at",
+             FROM doses INDEXED BY doses_held
+             WHERE municipality = ?1 AND state = 'held' ORDER BY registered_at",
         )?;
         let rows = st
             .query_map([municipality.get()], |r| {
@@ -1220,7 +1223,7 @@ impl SqliteStore {
         let mut st = conn.prepare_cached(
             "SELECT registered_at, vaccinated_on, voucher, site_municipality, site_name,
                     doctor_name, vaccine, lot, dose_number
-             FROM doses
+             FROM doses INDEXED BY doses_by_date
              WHERE municipality = ?1 AND vaccinated_on BETWEEN ?2 AND ?3 AND state = 'accepted'
              ORDER BY vaccinated_on, registered_at",
         )?;
@@ -1282,7 +1285,8 @@ impl SqliteStore {
                 .unwrap_or_else(|| (m.to_string(), String::new()));
             let mut st = conn.prepare_cached(
                 "SELECT dose_number, vaccinated_on, vaccine, lot, site_municipality, site_name
-                 FROM doses WHERE municipality = ?1 AND person_id = ?2 AND state = 'accepted'
+                 FROM doses INDEXED BY doses_by_person
+                 WHERE municipality = ?1 AND person_id = ?2 AND state = 'accepted'
                  ORDER BY vaccinated_on",
             )?;
             let raw = st

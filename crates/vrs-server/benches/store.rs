@@ -1,0 +1,188 @@
+//! Store figures, printed (not asserted): register import and re-import, dose
+//! ingest in batches of 500, ledger export, transfer look-up latency.
+//!
+//! `cargo bench -p vrs-server --bench store`
+//! Sizes: VRS_BENCH_ROWS (register rows, default 1,000,000), VRS_BENCH_DOSES
+//! (default 100,000), VRS_BENCH_VAULT (people in the vault for the look-up, default
+//! the register size), VRS_BENCH_LOOKUPS (default 2,000).
+
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use uuid::Uuid;
+use vrs_domain::csv::OutputEncoding;
+use vrs_domain::synth::{RegisterSpec, write_register};
+use vrs_domain::wire::UploadBatch;
+use vrs_domain::{
+    ClientRecordId, DeviceId, DoseNumber, DoseRecord, MunicipalityCode, MyNumber, SiteRef, Vaccine,
+    VoucherKind, VoucherNumber,
+};
+use vrs_server::store::{ImportOptions, ImportOutcome};
+use vrs_server::{Keys, Principal, SqliteStore};
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let rows = env("VRS_BENCH_ROWS", 1_000_000);
+    let doses = env("VRS_BENCH_DOSES", 100_000);
+    let lookups = env("VRS_BENCH_LOOKUPS", 2_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(dir.path(), Keys::generate().expect("keys")).expect("store");
+    let code: MunicipalityCode = "131016".parse().expect("code");
+    let staff = Principal::Staff {
+        municipality: code,
+        user: "bench@city.lg.jp".into(),
+    };
+    let today = NaiveDate::from_ymd_opt(2021, 12, 31).expect("date");
+    let opts = ImportOptions {
+        today,
+        ..Default::default()
+    };
+
+    let spec = RegisterSpec {
+        rows,
+        seed: 11,
+        first_voucher: 1_310_160_001,
+        encoding: OutputEncoding::Cp932,
+        ..Default::default()
+    };
+    let path = dir.path().join("register.csv");
+    write_register(
+        std::io::BufWriter::new(std::fs::File::create(&path).expect("create")),
+        &spec,
+    )
+    .expect("generate");
+    println!(
+        "register: {rows} rows, CP932, {:.1} MB",
+        std::fs::metadata(&path).map_or(0, |m| m.len()) as f64 / 1e6
+    );
+
+    for label in ["import", "re-import"] {
+        let t = Instant::now();
+        let r = store
+            .import_register(
+                &staff,
+                code,
+                std::fs::File::open(&path).expect("open"),
+                &opts,
+            )
+            .expect("import");
+        assert_eq!(r.outcome, ImportOutcome::Applied);
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "{label:>10}: {s:.2} s ({:.0} rows/s; new {}, updated {}, unchanged {}), peak RSS {:.0} MB",
+            rows as f64 / s,
+            r.new,
+            r.updated,
+            r.unchanged,
+            peak_rss_mb()
+        );
+    }
+
+    let device = DeviceId(Uuid::from_u128(1));
+    let tablet = Principal::Device {
+        municipality: code,
+        device,
+    };
+    let t = Instant::now();
+    let mut sent = 0u64;
+    while sent < doses {
+        let n = (doses - sent).min(500);
+        let records = (0..n)
+            .map(|i| DoseRecord {
+                client_record_id: ClientRecordId::new_random(),
+                municipality: code,
+                voucher: VoucherNumber::new(1_310_160_001 + (sent + i) % rows.max(1))
+                    .expect("voucher"),
+                voucher_kind: VoucherKind::new(1).expect("kind"),
+                dose_number: DoseNumber::FIRST,
+                vaccinated_on: NaiveDate::from_ymd_opt(2021, 6, 1).expect("date")
+                    + chrono::Duration::days(((sent + i) % 180) as i64),
+                vaccine: Vaccine::Pfizer,
+                lot: "FA4597".parse().expect("lot"),
+                site: SiteRef::Clinic("0110113719".parse().expect("clinic")),
+                device_id: device,
+            })
+            .collect();
+        store
+            .ingest(&tablet, &UploadBatch { records }, today)
+            .expect("ingest");
+        sent += n;
+    }
+    let s = t.elapsed().as_secs_f64();
+    println!(
+        "    ingest: {doses} records in batches of 500: {s:.2} s ({:.0} records/s)",
+        doses as f64 / s
+    );
+
+    let t = Instant::now();
+    let n = store
+        .export_ledger(
+            &staff,
+            code,
+            NaiveDate::from_ymd_opt(2021, 1, 1).expect("date"),
+            today,
+            OutputEncoding::Utf8Bom,
+            std::io::sink(),
+        )
+        .expect("export");
+    let s = t.elapsed().as_secs_f64();
+    println!(
+        "    export: {n} rows in {s:.2} s ({:.0} rows/s)",
+        n as f64 / s
+    );
+
+    // Transfer look-ups: numbers that are in the vault (regenerated from the seed).
+    let other: MunicipalityCode = "011002".parse().expect("code");
+    let asker = Principal::Staff {
+        municipality: other,
+        user: "bench@city.lg.jp".into(),
+    };
+    let mut rng = fastrand_like(11);
+    let mut times = Vec::with_capacity(lookups as usize);
+    for _ in 0..lookups {
+        let mut digits = [0u8; 11];
+        for d in &mut digits {
+            *d = (rng() % 10) as u8;
+        }
+        let n = MyNumber::from_first_eleven(digits).expect("number");
+        let t = Instant::now();
+        let _ = store.transfer_lookup(&asker, &n).expect("lookup");
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
+    println!(
+        "  transfer: {lookups} look-ups with {} numbers in the vault: p50 {:.2} ms, p99 {:.2} ms",
+        store.vault().count().expect("count"),
+        pct(0.5),
+        pct(0.99)
+    );
+    println!("peak RSS {:.0} MB", peak_rss_mb());
+}
+
+/// A tiny deterministic generator (the numbers need not match the register's).
+fn fastrand_like(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
