@@ -31,6 +31,15 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the central service (the API at /api, its OpenAPI at /api/openapi.json).
+    ///
+    /// Keeps its data in an embedded, encrypted SQLite store in the data folder; its
+    /// keys come from VRS_VAULT_KEY, VRS_LOOKUP_KEY and VRS_DB_KEY (hex) when set,
+    /// else from the key file (made on first start, readable by its owner only).
+    Serve(ServeArgs),
+    /// Operator tasks: municipalities and access tokens.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Check target-person register CSVs (接種対象者) without storing anything.
     ///
     /// Prints every bad row with its line, field and what to do, then a summary per
@@ -40,6 +49,87 @@ enum Command {
     /// Make synthetic data for trials, benchmarks and tests (deterministic by seed).
     #[command(subcommand)]
     Fixtures(FixturesCommand),
+}
+
+#[derive(clap::Args, Debug)]
+struct DataArgs {
+    /// The data folder: the database, the マイナンバー vault and (by default) the key file.
+    #[arg(
+        long,
+        env = "VRS_DATA",
+        default_value = ".vrs/data",
+        value_name = "DIR"
+    )]
+    data: PathBuf,
+    /// The key file, when the keys are not in the environment.
+    #[arg(long, env = "VRS_KEY_FILE", value_name = "FILE")]
+    key_file: Option<PathBuf>,
+}
+
+impl DataArgs {
+    fn open(&self) -> Result<vrs_server::SqliteStore> {
+        let keys = match vrs_server::Keys::from_env()? {
+            Some(k) => k,
+            None => vrs_server::Keys::load_or_create(
+                &self
+                    .key_file
+                    .clone()
+                    .unwrap_or_else(|| self.data.join("keys")),
+            )?,
+        };
+        vrs_server::SqliteStore::open(&self.data, keys)
+            .with_context(|| format!("cannot open the store in {}", self.data.display()))
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "VRS_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    #[command(flatten)]
+    data: DataArgs,
+    /// A PostgreSQL URL (postgres://…) to keep the data there instead.
+    #[arg(long, env = "VRS_DATABASE", value_name = "URL")]
+    database: Option<String>,
+    /// Seed the demo municipality (Chiyoda, 131016) and print its staff and tablet tokens.
+    #[arg(long, env = "VRS_DEMO")]
+    demo: bool,
+    /// How many synthetic residents the demo registers.
+    #[arg(long, env = "VRS_DEMO_RESIDENTS", default_value_t = 5000)]
+    demo_residents: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Add or update a municipality and its transfer contact (転出入連絡先).
+    Municipality {
+        #[command(flatten)]
+        data: DataArgs,
+        /// 市町村コード, 6 digits.
+        #[arg(long)]
+        code: vrs_domain::MunicipalityCode,
+        /// Its name, e.g. 東京都千代田区.
+        #[arg(long)]
+        name: String,
+        /// Whom other municipalities call about a transfer.
+        #[arg(long, default_value = "")]
+        transfer_contact: String,
+    },
+    /// Make an access token for a staff member or a tablet, printed once.
+    Token {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The municipality the token acts for.
+        #[arg(long)]
+        municipality: vrs_domain::MunicipalityCode,
+        /// A staff member's e-mail (lg.jp).
+        #[arg(long, conflicts_with = "device", required_unless_present = "device")]
+        staff: Option<String>,
+        /// A tablet: its device id (a new one when the value is omitted).
+        #[arg(long, num_args = 0..=1, default_missing_value = "new")]
+        device: Option<String>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -92,6 +182,8 @@ enum FixturesCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Admin(cmd) => admin(cmd).map(|()| ExitCode::SUCCESS),
         Command::ValidateRegister(args) => validate_register(&args),
         Command::Fixtures(cmd) => fixtures(cmd).map(|()| ExitCode::SUCCESS),
     };
@@ -102,6 +194,97 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VRS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(io::stderr)
+        .init();
+    if args.database.is_some() {
+        anyhow::bail!(
+            "--database (PostgreSQL) is not available in this build yet: run without it to use the embedded SQLite store"
+        );
+    }
+    let store = std::sync::Arc::new(args.data.open()?);
+    if args.demo {
+        let demo = vrs_server::demo::seed(&store, args.demo_residents)?;
+        let tokens = args.data.data.join("demo-tokens.txt");
+        std::fs::write(
+            &tokens,
+            format!(
+                "staff  {}\ntablet {}\n",
+                demo.staff_token, demo.tablet_token
+            ),
+        )?;
+        eprintln!(
+            "demo: {} ({} residents: {} new, {} unchanged)\n  staff token:  {}\n  tablet token: {}\n  (also in {})",
+            demo.municipality,
+            demo.report.rows,
+            demo.report.new,
+            demo.report.unchanged,
+            demo.staff_token,
+            demo.tablet_token,
+            tokens.display()
+        );
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        tracing::info!(
+            "vrs serving on http://{} (data in {}); API description at /api/openapi.json",
+            listener.local_addr()?,
+            args.data.data.display()
+        );
+        vrs_server::serve(listener, store).await?;
+        Ok(())
+    })
+}
+
+fn admin(cmd: AdminCommand) -> Result<()> {
+    let system = vrs_server::Principal::System;
+    match cmd {
+        AdminCommand::Municipality {
+            data,
+            code,
+            name,
+            transfer_contact,
+        } => {
+            data.open()?
+                .upsert_municipality(&system, code, &name, &transfer_contact)?;
+            println!("{code} {name}");
+        }
+        AdminCommand::Token {
+            data,
+            municipality,
+            staff,
+            device,
+        } => {
+            let whom = match (staff, device) {
+                (Some(user), _) => vrs_server::Principal::Staff { municipality, user },
+                (None, Some(d)) => {
+                    let id = if d == "new" {
+                        uuid::Uuid::new_v4()
+                    } else {
+                        d.parse().context("--device takes a UUID")?
+                    };
+                    vrs_server::Principal::Device {
+                        municipality,
+                        device: vrs_domain::DeviceId(id),
+                    }
+                }
+                (None, None) => anyhow::bail!("give --staff EMAIL or --device"),
+            };
+            let token = data.open()?.create_token(&system, &whom)?;
+            println!("{whom}\n{token}");
+        }
+    }
+    Ok(())
 }
 
 #[derive(Default)]

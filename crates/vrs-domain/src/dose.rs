@@ -98,6 +98,7 @@ string_serde!(SiteCode);
 
 /// Where the dose was given: a clinic (by its 医療機関コード) or a municipality's
 /// mass-vaccination site (by the site code the municipality gave it).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum SiteRef {
@@ -107,6 +108,7 @@ pub enum SiteRef {
 
 /// One vaccination as a tablet records it: the voucher's OCR fields plus the dose
 /// data. This is everything a tablet may send (see architecture.md, "Contracts").
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DoseRecord {

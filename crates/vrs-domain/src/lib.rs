@@ -23,6 +23,8 @@ pub mod gs1;
 pub mod ids;
 pub mod lot;
 pub mod my_number;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod person;
 #[cfg(feature = "synth")]
 pub mod synth;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{IdError, string_serde, trim_blank};
 
 /// The vaccine products used in Japan's programme, by maker.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Vaccine {

@@ -10,6 +10,7 @@ use crate::ids::{MunicipalityCode, VoucherNumber};
 pub const MAX_BATCH: usize = 1000;
 
 /// `POST` body of a tablet's record upload.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UploadBatch {
@@ -17,6 +18,7 @@ pub struct UploadBatch {
 }
 
 /// The answer to an upload: one receipt per record, in the order sent.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadResponse {
     pub receipts: Vec<Receipt>,
@@ -24,6 +26,7 @@ pub struct UploadResponse {
 
 /// What became of one record. A tablet may forget a record only once it holds a
 /// receipt for it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
     pub client_record_id: ClientRecordId,
@@ -31,6 +34,7 @@ pub struct Receipt {
     pub outcome: Outcome,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum Outcome {
@@ -43,6 +47,7 @@ pub enum Outcome {
 }
 
 /// Why a record is held for review rather than accepted. A held record is never dropped.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HoldReason {
@@ -84,6 +89,7 @@ impl HoldReason {
 }
 
 /// `POST` body of the tablet's name look-up: which voucher was scanned.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NameLookupRequest {
@@ -92,6 +98,7 @@ pub struct NameLookupRequest {
 }
 
 /// The name shown on the confirmation screen: the only personal data a tablet sees.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NameLookupResponse {
     pub family_name: Option<String>,

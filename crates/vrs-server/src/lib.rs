@@ -11,7 +11,9 @@
 
 pub mod checks;
 mod db;
+pub mod demo;
 pub mod error;
+pub mod http;
 pub mod keys;
 pub mod merge;
 pub mod principal;
@@ -22,3 +24,31 @@ pub use error::StoreError;
 pub use keys::Keys;
 pub use principal::Principal;
 pub use store::SqliteStore;
+
+/// Serves the API on `listener` until Ctrl-C or SIGTERM.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: std::sync::Arc<SqliteStore>,
+) -> std::io::Result<()> {
+    let app = http::router(http::AppState { store })
+        .layer(axum::middleware::from_fn(http::security_headers));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            let term = async {
+                if let Ok(mut s) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                {
+                    s.recv().await;
+                }
+            };
+            #[cfg(not(unix))]
+            let term = std::future::pending::<()>();
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term => {}
+            }
+        })
+        .await
+}

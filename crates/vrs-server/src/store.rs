@@ -30,10 +30,16 @@ use crate::merge::{Change, PersonFields, merge};
 use crate::principal::Principal;
 use crate::vault::Vault;
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("migrations/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("migrations/0002_tokens.sql"),
+    },
+];
 
 /// Japan Standard Time: registration times in the ledger are local.
 fn jst_now() -> NaiveDateTime {
@@ -81,7 +87,9 @@ fn date_of(s: &str) -> Result<NaiveDate, StoreError> {
 }
 
 /// How strictly an upload is applied.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportMode {
     /// A file with any bad row is rejected whole.
@@ -1343,6 +1351,79 @@ impl SqliteStore {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Makes a bearer token for a staff member or a tablet of `municipality`. The
+    /// token is returned once; only its hash is kept.
+    pub fn create_token(
+        &self,
+        actor: &Principal,
+        for_whom: &Principal,
+    ) -> Result<String, StoreError> {
+        if *actor != Principal::System {
+            return Err(StoreError::Forbidden(
+                "tokens are made by the operator".into(),
+            ));
+        }
+        let (kind, municipality, subject) = match for_whom {
+            Principal::Staff { municipality, user } => ("staff", *municipality, user.clone()),
+            Principal::Device {
+                municipality,
+                device,
+            } => ("device", *municipality, device.to_string()),
+            Principal::System => {
+                return Err(StoreError::Invalid("the system needs no token".into()));
+            }
+        };
+        let mut raw = [0u8; 24];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+            .map_err(|_| StoreError::Crypto)?;
+        let token = format!("vrs_{}", hex::encode(raw));
+        let hash = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        self.pool.get()?.execute(
+            "INSERT INTO api_tokens (token_hash, kind, municipality, subject, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                hash.as_ref(),
+                kind,
+                municipality.get(),
+                subject,
+                jst_now().format("%Y-%m-%dT%H:%M:%S").to_string()
+            ],
+        )?;
+        Ok(token)
+    }
+
+    /// Who a bearer token stands for, if it is known and not revoked.
+    pub fn principal_for_token(&self, token: &str) -> Result<Option<Principal>, StoreError> {
+        let hash = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let row: Option<(String, i64, String)> = self
+            .pool
+            .get()?
+            .prepare_cached(
+                "SELECT kind, municipality, subject FROM api_tokens
+                 WHERE token_hash = ?1 AND revoked = 0",
+            )?
+            .query_row([hash.as_ref()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((kind, m, subject)) = row else {
+            return Ok(None);
+        };
+        let municipality = municipality_code(m)?;
+        Ok(Some(match kind.as_str() {
+            "device" => Principal::Device {
+                municipality,
+                device: vrs_domain::DeviceId(
+                    subject
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt("device id".into()))?,
+                ),
+            },
+            _ => Principal::Staff {
+                municipality,
+                user: subject,
+            },
+        }))
     }
 }
 

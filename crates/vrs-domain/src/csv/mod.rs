@@ -83,6 +83,7 @@ impl FromStr for OutputEncoding {
 }
 
 /// What is wrong with a field, as a category for summaries.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
@@ -123,6 +124,7 @@ impl ProblemKind {
 }
 
 /// One thing wrong with one field of a row.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Problem {
     /// The column's position in the file, from 1; `None` for the row as a whole.
@@ -237,6 +239,7 @@ pub fn redact_long_numbers(s: &str) -> String {
 }
 
 /// Everything wrong with one row. The row is not used; the rows around it are.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RowError {
     /// The line the row starts on, counting from 1 (a header is line 1).

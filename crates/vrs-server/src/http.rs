@@ -1,0 +1,767 @@
+//! The HTTP API (axum). Handlers are thin: they authenticate, parse, and call the
+//! store on a blocking thread. Bad input gets a 4xx with a JSON `{"error": …}` body,
+//! never a 5xx; uploads and the ledger export stream.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use chrono::NaiveDate;
+use futures_util::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::io::{StreamReader, SyncIoBridge};
+use utoipa::OpenApi;
+use vrs_domain::csv::{Encoding, OutputEncoding};
+use vrs_domain::wire::{
+    NameLookupRequest, NameLookupResponse, Outcome, UploadBatch, UploadResponse,
+};
+use vrs_domain::{ClientRecordId, MyNumber};
+
+use crate::error::StoreError;
+use crate::principal::Principal;
+use crate::store::{
+    Amendment, HeldRecord, ImportMode, ImportOptions, ImportReport, SqliteStore, TransferMatch,
+    today_jst,
+};
+
+/// Shared by every handler.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Arc<SqliteStore>,
+}
+
+/// An error response: a status and a message for a person.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiError {
+    #[serde(skip)]
+    status: StatusCode,
+    /// What went wrong and what to do.
+    error: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            error: error.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let status = match &e {
+            StoreError::Forbidden(_) => StatusCode::FORBIDDEN,
+            StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+            StoreError::Invalid(_) | StoreError::File(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            // A broken upload stream is the client's connection, not the service.
+            StoreError::Io(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "request failed");
+            return ApiError::new(status, "the service failed; the operator has the details");
+        }
+        ApiError::new(status, e.to_string())
+    }
+}
+
+/// JSON bodies whose rejections are 4xx with our error body. serde's message can
+/// quote the input back, so the body is not repeated: only where it broke.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+{
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(r) => {
+                let status = r.status();
+                let msg = match &r {
+                    JsonRejection::JsonDataError(e) => {
+                        // "… at line L column C": keep the position, drop the value.
+                        let text = e.body_text();
+                        let at = text
+                            .rfind(" at line ")
+                            .map(|i| &text[i + 1..])
+                            .unwrap_or("");
+                        format!(
+                            "the JSON does not match the expected shape {at}; see /api/openapi.json"
+                        )
+                    }
+                    JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON".into(),
+                    JsonRejection::MissingJsonContentType(_) => {
+                        "send the body with Content-Type: application/json".into()
+                    }
+                    _ => "the body could not be read".into(),
+                };
+                Err(ApiError::new(status, msg))
+            }
+        }
+    }
+}
+
+/// Query strings, with 400 and our error body on a bad one.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T> FromRequestParts<S> for ApiQuery<T>
+where
+    axum::extract::Query<T>: FromRequestParts<S, Rejection = QueryRejection>,
+{
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, r.body_text()))
+    }
+}
+
+/// The caller, from `Authorization: Bearer <token>`.
+async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "sign in first: send Authorization: Bearer <token>",
+            )
+        })?
+        .to_owned();
+    let store = state.store.clone();
+    let found = blocking(move || store.principal_for_token(&token)).await?;
+    found.ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown or revoked token"))
+}
+
+/// Runs store work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the service failed"))?
+        .map_err(ApiError::from)
+}
+
+/// The request body as a blocking reader, for the CSV readers.
+fn body_reader(body: Body) -> impl io::Read + Send + 'static {
+    let stream = body.into_data_stream().map_err(io::Error::other);
+    SyncIoBridge::new(StreamReader::new(stream))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct UploadParams {
+    /// `strict` (default): a file with any bad row changes nothing. `partial`: the
+    /// good rows are applied and the bad ones listed.
+    mode: Option<ImportMode>,
+    /// Report what would change, change nothing.
+    #[serde(default)]
+    dry_run: bool,
+    /// `auto` (default), `utf-8` or `cp932`.
+    encoding: Option<String>,
+}
+
+impl UploadParams {
+    fn options(&self) -> Result<ImportOptions, ApiError> {
+        let encoding = match &self.encoding {
+            Some(e) => e
+                .parse::<Encoding>()
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?,
+            None => Encoding::Auto,
+        };
+        Ok(ImportOptions {
+            mode: self.mode.unwrap_or_default(),
+            dry_run: self.dry_run,
+            encoding,
+            today: today_jst(),
+        })
+    }
+}
+
+/// Upload a target-person register CSV (接種対象者).
+#[utoipa::path(post, path = "/api/register/import", params(UploadParams),
+    request_body(content = String, content_type = "text/csv",
+        description = "The register CSV: UTF-8 (with or without BOM) or CP932, with or without a header row"),
+    responses(
+        (status = 200, description = "The file was read: see `outcome`", body = ImportReportSchema),
+        (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+async fn import_register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(params): ApiQuery<UploadParams>,
+    body: Body,
+) -> Result<Json<ImportReport>, ApiError> {
+    let actor = principal(&state, &headers).await?;
+    let municipality = actor.staff_of().map_err(ApiError::from)?;
+    let opts = params.options()?;
+    let reader = body_reader(body);
+    let store = state.store.clone();
+    let report =
+        blocking(move || store.import_register(&actor, municipality, reader, &opts)).await?;
+    Ok(Json(report))
+}
+
+/// Upload paper dose records (the ledger CSV layout).
+#[utoipa::path(post, path = "/api/paper/import", params(UploadParams),
+    request_body(content = String, content_type = "text/csv",
+        description = "登録日時,接種日,券番号,接種会場市町村コード,接種会場名,医師名,ワクチンメーカー,ロット番号[,接種回数]"),
+    responses(
+        (status = 200, description = "The file was read: see `outcome`", body = ImportReportSchema),
+        (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+async fn import_paper(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(params): ApiQuery<UploadParams>,
+    body: Body,
+) -> Result<Json<ImportReport>, ApiError> {
+    let actor = principal(&state, &headers).await?;
+    let municipality = actor.staff_of().map_err(ApiError::from)?;
+    let opts = params.options()?;
+    let reader = body_reader(body);
+    let store = state.store.clone();
+    let report = blocking(move || store.import_paper(&actor, municipality, reader, &opts)).await?;
+    Ok(Json(report))
+}
+
+/// The error CSV of an upload: line, 個別宛名番号, field, problem, fix.
+#[utoipa::path(get, path = "/api/imports/{id}/errors.csv",
+    params(("id" = i64, Path, description = "The upload's `import_id`")),
+    responses((status = 200, body = String, content_type = "text/csv"),
+        (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)),
+    security(("bearer" = [])))]
+async fn import_errors(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let actor = principal(&state, &headers).await?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "no such upload"))?;
+    let store = state.store.clone();
+    let csv = blocking(move || store.import_errors_csv(&actor, id)).await?;
+    Ok(csv_response(format!("\u{FEFF}{csv}"), "errors.csv"))
+}
+
+fn csv_response(body: impl Into<Body>, filename: &str) -> Response {
+    let mut r = Response::new(body.into());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
+
+/// A tablet asks for the name that belongs to a scanned voucher.
+#[utoipa::path(post, path = "/api/tablet/name", request_body = NameLookupRequest,
+    responses((status = 200, body = NameLookupResponse),
+        (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, description = "No one is registered with this voucher", body = ApiError),
+        (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+async fn tablet_name(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<NameLookupRequest>,
+) -> Result<Json<NameLookupResponse>, ApiError> {
+    let actor = principal(&state, &headers).await?;
+    let store = state.store.clone();
+    blocking(move || store.lookup_name(&actor, &req))
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no one is registered with this voucher",
+            )
+        })
+}
+
+/// A tablet uploads a batch of dose records; one receipt per record, in order.
+#[utoipa::path(post, path = "/api/tablet/records", request_body = UploadBatch,
+    responses((status = 200, body = UploadResponse),
+        (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+async fn tablet_records(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(batch): ApiJson<UploadBatch>,
+) -> Result<Json<UploadResponse>, ApiError> {
+    let actor = principal(&state, &headers).await?;
+    let store = state.store.clone();
+    let receipts = blocking(move || store.ingest(&actor, &batch, today_jst())).await?;
+    Ok(Json(UploadResponse { receipts }))
+}
+
+/// Records held for the municipality's review.
+#[utoipa::path(get, path = "/api/records/held",
+    responses((status = 200, body = [HeldRecordSchema]),
+        (status = 401, body = ApiError), (status = 403, body = ApiError)),
+    security(("bearer" = [])))]
+async fn held(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<HeldRecord>>, ApiError> {
+    let actor = principal(&state, &headers).await?;
+    let m = actor.staff_of().map_err(ApiError::from)?;
+    let store = state.store.clone();
+    Ok(Json(blocking(move || store.held(&actor, m)).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoidRequest {
+    /// Why: kept with the record's history.
+    reason: String,
+}
+
+/// Void a record: it stays, with its history, but leaves the ledger.
+#[utoipa::path(post, path = "/api/records/{id}/void", request_body = VoidRequest,
+    params(("id" = String, Path, description = "The record's client record id")),
+    responses((status = 204, description = "Voided"),
+        (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+async fn void(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<VoidRequest>,
+) -> Result<StatusCode, ApiError> {
+    let actor = principal(&state, &headers).await?;
+    let m = actor.staff_of().map_err(ApiError::from)?;
+    let id = record_id(&id)?;
+    let store = state.store.clone();
+    blocking(move || store.void(&actor, m, id, &req.reason)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn record_id(s: &str) -> Result<ClientRecordId, ApiError> {
+    s.parse()
+        .map(ClientRecordId)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "no such record"))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AmendRequest {
+    #[schema(value_type = Option<String>, format = Date)]
+    vaccinated_on: Option<NaiveDate>,
+    #[schema(value_type = Option<u8>, minimum = 1, maximum = 9)]
+    dose_number: Option<vrs_domain::DoseNumber>,
+    vaccine: Option<vrs_domain::Vaccine>,
+    #[schema(value_type = Option<String>)]
+    lot: Option<vrs_domain::Lot>,
+    /// Why: kept with the record's history.
+    reason: String,
+}
+
+/// Amend a record; it is checked again and may be accepted or held.
+#[utoipa::path(post, path = "/api/records/{id}/amend", request_body = AmendRequest,
+    params(("id" = String, Path, description = "The record's client record id")),
+    responses((status = 200, body = vrs_domain::wire::Outcome),
+        (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+async fn amend(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AmendRequest>,
+) -> Result<Json<Outcome>, ApiError> {
+    let actor = principal(&state, &headers).await?;
+    let m = actor.staff_of().map_err(ApiError::from)?;
+    let id = record_id(&id)?;
+    let change = Amendment {
+        vaccinated_on: req.vaccinated_on,
+        dose_number: req.dose_number,
+        vaccine: req.vaccine,
+        lot: req.lot,
+    };
+    let store = state.store.clone();
+    let out =
+        blocking(move || store.amend(&actor, m, id, &change, &req.reason, today_jst())).await?;
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LedgerParams {
+    /// First day of vaccination, YYYY-MM-DD.
+    from: NaiveDate,
+    /// Last day of vaccination, YYYY-MM-DD.
+    to: NaiveDate,
+    /// `utf-8-bom` (default, for Excel), `utf-8` or `cp932`.
+    encoding: Option<String>,
+}
+
+/// The ledger export (予防接種台帳) for a date range, as CSV, streamed.
+#[utoipa::path(get, path = "/api/ledger.csv", params(LedgerParams),
+    responses((status = 200, body = String, content_type = "text/csv"),
+        (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)),
+    security(("bearer" = [])))]
+async fn ledger(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(params): ApiQuery<LedgerParams>,
+) -> Result<Response, ApiError> {
+    let actor = principal(&state, &headers).await?;
+    let m = actor.staff_of().map_err(ApiError::from)?;
+    let encoding = match &params.encoding {
+        Some(e) => e
+            .parse::<OutputEncoding>()
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?,
+        None => OutputEncoding::Utf8Bom,
+    };
+    if params.to < params.from {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "`to` is before `from`: give the first day, then the last",
+        ));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(8);
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter::new(tx.clone());
+        let r = store
+            .export_ledger(&actor, m, params.from, params.to, encoding, &mut out)
+            .and_then(|_| out.flush().map_err(StoreError::Io));
+        if let Err(e) = r {
+            tracing::error!(error = %e, "ledger export stopped");
+            // The status is sent already: cut the body so the client sees a failure.
+            let _ = tx.blocking_send(Err(io::Error::other("export failed")));
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let charset = if encoding == OutputEncoding::Cp932 {
+        "text/csv; charset=shift_jis"
+    } else {
+        "text/csv; charset=utf-8"
+    };
+    let mut r = csv_response(Body::from_stream(stream), "ledger.csv");
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(charset));
+    Ok(r)
+}
+
+/// A `Write` that sends 64 KiB chunks down a channel to a streaming response.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn new(tx: tokio::sync::mpsc::Sender<Result<Bytes, io::Error>>) -> Self {
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(64 * 1024),
+        }
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(64 * 1024),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    /// The newcomer's マイナンバー. In the body, never in a URL.
+    my_number: MyNumber,
+}
+
+impl std::fmt::Debug for TransferRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TransferRequest(..)")
+    }
+}
+
+/// The transfer look-up (転入): a newcomer's earlier doses held by other municipalities.
+#[utoipa::path(post, path = "/api/transfer/lookup", request_body = TransferRequest,
+    responses((status = 200, body = [TransferMatchSchema]),
+        (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+async fn transfer_lookup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<TransferRequest>,
+) -> Result<Json<Vec<TransferMatch>>, ApiError> {
+    let actor = principal(&state, &headers).await?;
+    let store = state.store.clone();
+    Ok(Json(
+        blocking(move || store.transfer_lookup(&actor, &req.my_number)).await?,
+    ))
+}
+
+/// One line of a batch transfer look-up.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TransferBatchResult {
+    line: u64,
+    /// The caller's own 個別宛名番号 from the line, to match results to people.
+    person_id: String,
+    /// Set when the line could not be read; then `matches` is empty.
+    error: Option<String>,
+    #[schema(value_type = Vec<TransferMatchSchema>)]
+    matches: Vec<TransferMatch>,
+}
+
+/// The transfer look-up for many newcomers at once: a CSV of
+/// `個別宛名番号,マイナンバー` lines (header optional).
+#[utoipa::path(post, path = "/api/transfer/lookup-batch",
+    request_body(content = String, content_type = "text/csv",
+        description = "個別宛名番号,マイナンバー per line, UTF-8 or CP932"),
+    responses((status = 200, body = [TransferBatchResult]),
+        (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError),
+        (status = 413, body = ApiError)),
+    security(("bearer" = [])))]
+async fn transfer_lookup_batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Vec<TransferBatchResult>>, ApiError> {
+    let actor = principal(&state, &headers).await?;
+    actor.staff_of().map_err(ApiError::from)?;
+    let store = state.store.clone();
+    let out = blocking(move || {
+        let text = decode(&body);
+        let mut results = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line_no = i as u64 + 1;
+            let mut fields = line.split(',').map(|f| f.trim().trim_matches('"'));
+            let (pid, num) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
+            if line.trim().is_empty() || (line_no == 1 && !pid.chars().any(|c| c.is_ascii_digit()))
+            {
+                continue; // blank line, or a header
+            }
+            let result = match num.parse::<MyNumber>() {
+                Ok(n) => TransferBatchResult {
+                    line: line_no,
+                    person_id: pid.to_owned(),
+                    error: None,
+                    matches: store.transfer_lookup(&actor, &n)?,
+                },
+                Err(e) => TransferBatchResult {
+                    line: line_no,
+                    person_id: pid.to_owned(),
+                    error: Some(format!("マイナンバー: {}", e.detail())),
+                    matches: Vec::new(),
+                },
+            };
+            results.push(result);
+        }
+        Ok(results)
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+/// UTF-8 (with or without BOM), else CP932.
+fn decode(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => encoding_rs::SHIFT_JIS.decode(bytes).0.into_owned(),
+    }
+}
+
+/// Liveness: answers when the service and its database are up.
+#[utoipa::path(get, path = "/api/health", responses((status = 200, body = String)))]
+async fn health() -> &'static str {
+    "ok"
+}
+
+// Schemas of the server's own response types, described for the document.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+#[schema(as = ImportReport)]
+struct ImportReportSchema {
+    import_id: i64,
+    /// applied | rejected | dry_run
+    outcome: String,
+    encoding: String,
+    rows: u64,
+    new: u64,
+    updated: u64,
+    unchanged: u64,
+    flagged: u64,
+    rejected: u64,
+    warnings: Vec<String>,
+    errors: Vec<vrs_domain::csv::RowError>,
+    errors_truncated: bool,
+}
+
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+#[schema(as = TransferDose)]
+struct TransferDoseSchema {
+    dose_number: Option<u8>,
+    #[schema(format = Date)]
+    vaccinated_on: String,
+    vaccine: vrs_domain::Vaccine,
+    lot: vrs_domain::Lot,
+    site_municipality: vrs_domain::MunicipalityCode,
+    site_name: String,
+}
+
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+#[schema(as = TransferMatch)]
+struct TransferMatchSchema {
+    municipality: vrs_domain::MunicipalityCode,
+    municipality_name: String,
+    transfer_contact: String,
+    doses: Vec<TransferDoseSchema>,
+}
+
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+#[schema(as = HeldRecord)]
+struct HeldRecordSchema {
+    client_record_id: vrs_domain::ClientRecordId,
+    voucher: vrs_domain::VoucherNumber,
+    dose_number: Option<u8>,
+    #[schema(format = Date)]
+    vaccinated_on: String,
+    vaccine: vrs_domain::Vaccine,
+    lot: vrs_domain::Lot,
+    reason: vrs_domain::wire::HoldReason,
+    detail: String,
+    registered_at: String,
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "vrs: ワクチン接種記録システム", description = "The central service's API."),
+    paths(health, import_register, import_paper, import_errors, tablet_name, tablet_records,
+        held, void, amend, ledger, transfer_lookup, transfer_lookup_batch),
+    components(schemas(ApiError, ImportReportSchema, TransferMatchSchema, TransferDoseSchema,
+        HeldRecordSchema, TransferBatchResult)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document, as served at `/api/openapi.json`.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".into())
+}
+
+/// Every route of the service.
+pub fn router(state: AppState) -> Router {
+    let doc = Arc::new(openapi_json());
+    let uploads = Router::new()
+        .route("/api/register/import", post(import_register))
+        .route("/api/paper/import", post(import_paper))
+        // Registers run to millions of rows; they stream, so no size limit applies.
+        .layer(DefaultBodyLimit::disable());
+    Router::new()
+        .route("/api/health", get(health))
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        doc.as_str().to_owned(),
+                    )
+                }
+            }),
+        )
+        .route("/api/imports/{id}/errors.csv", get(import_errors))
+        .route("/api/tablet/name", post(tablet_name))
+        .route("/api/tablet/records", post(tablet_records))
+        .route("/api/records/held", get(held))
+        .route("/api/records/{id}/void", post(void))
+        .route("/api/records/{id}/amend", post(amend))
+        .route("/api/ledger.csv", get(ledger))
+        .route("/api/transfer/lookup", post(transfer_lookup))
+        .route("/api/transfer/lookup-batch", post(transfer_lookup_batch))
+        .merge(uploads)
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no such endpoint: see /api/openapi.json",
+            )
+        })
+        .with_state(state)
+}
+
+/// Security headers on every response.
+pub async fn security_headers(req: Request, next: axum::middleware::Next) -> Response {
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    r
+}
