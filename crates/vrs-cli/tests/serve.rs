@@ -1,0 +1,476 @@
+//! `vrs serve` as a real process on loopback: the API end to end, bad input that
+//! must never get a 5xx, and kill -9 in the middle of an import and of an ingest.
+#![allow(clippy::unwrap_used)] // test helpers panic on purpose when the set-up fails
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    base: String,
+    data: PathBuf,
+}
+
+impl Server {
+    fn start(data: &Path, residents: u64) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_vrs"))
+            .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--demo-residents", &residents.to_string(), "--data"])
+            .arg(data)
+            .env_remove("VRS_VAULT_KEY")
+            .env("VRS_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            data: data.to_owned(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(r) = agent().get(format!("{}/api/health", server.base)).call()
+                && r.status() == 200
+            {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("vrs serve did not come up");
+    }
+
+    fn tokens(&self) -> (String, String) {
+        let text = std::fs::read_to_string(self.data.join("demo-tokens.txt")).unwrap();
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        (get("staff"), get("tablet"))
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL on Unix
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(300)))
+            .build(),
+    )
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+fn post_json(base: &str, path: &str, token: &str, body: &Value) -> (u16, Value) {
+    let mut r = agent()
+        .post(format!("{base}{path}"))
+        .header("Authorization", bearer(token))
+        .send_json(body)
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn record(id: u128, voucher: u64, dose: u8, date: &str) -> Value {
+    json!({
+        "client_record_id": uuid::Uuid::from_u128(id).to_string(),
+        "municipality": "131016",
+        "voucher": format!("{voucher:010}"),
+        "voucher_kind": 1,
+        "dose_number": dose,
+        "vaccinated_on": date,
+        "vaccine": "pfizer",
+        "lot": "FA4597",
+        "site": {"clinic": "1312345679"},
+        "device_id": vrs_server_demo_device(),
+    })
+}
+
+fn vrs_server_demo_device() -> String {
+    uuid::Uuid::from_u128(0x7AB1_E700_0000_0000_0000_0000_0000_0001).to_string()
+}
+
+fn ledger(base: &str, staff: &str) -> String {
+    let mut r = agent()
+        .get(format!(
+            "{base}/api/ledger.csv?from=2021-01-01&to=2021-12-31&encoding=utf-8"
+        ))
+        .header("Authorization", bearer(staff))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_string()
+        .unwrap()
+}
+
+fn upload(base: &str, staff: &str, path: &str, query: &str, body: Vec<u8>) -> (u16, Value) {
+    let mut r = agent()
+        .post(format!("{base}{path}?{query}"))
+        .header("Authorization", bearer(staff))
+        .content_type("text/csv")
+        .send(&body[..])
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_string()
+        .unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn generated_register(rows: u64, first_person: u64, first_voucher: u64) -> Vec<u8> {
+    let out = Command::new(env!("CARGO_BIN_EXE_vrs"))
+        .args(["fixtures", "register", "--encoding", "cp932", "--seed", "5"])
+        .args(["--rows", &rows.to_string()])
+        .args(["--first-person-id", &first_person.to_string()])
+        .args(["--first-voucher", &first_voucher.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[test]
+fn the_api_end_to_end_on_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), 300);
+    let (staff, tablet) = server.tokens();
+    let base = &server.base;
+
+    // The tablet asks for a name, then uploads a dose twice.
+    let (s, name) = post_json(
+        base,
+        "/api/tablet/name",
+        &tablet,
+        &json!({"municipality": "131016", "voucher": "1310160001"}),
+    );
+    assert_eq!(s, 200, "{name}");
+    assert!(name["family_name"].is_string());
+    assert_eq!(
+        name.as_object().unwrap().len(),
+        4,
+        "a name and nothing else: {name}"
+    );
+    let batch = json!({"records": [record(1, 1310160001, 1, "2021-06-01"), record(1, 1310160001, 1, "2021-06-01"), record(2, 1310169999, 1, "2021-06-01")]});
+    let (s, r) = post_json(base, "/api/tablet/records", &tablet, &batch);
+    assert_eq!(s, 200, "{r}");
+    let outcomes: Vec<&str> = r["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["accepted", "duplicate", "held"]);
+    assert_eq!(r["receipts"][2]["reason"], "unknown_voucher");
+
+    // Staff see the held record and the accepted one in the ledger.
+    let mut held = agent()
+        .get(format!("{base}/api/records/held"))
+        .header("Authorization", bearer(&staff))
+        .call()
+        .unwrap();
+    let held: Value = serde_json::from_str(&held.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(held.as_array().unwrap().len(), 1);
+    let csv = ledger(base, &staff);
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .contains(",20210601,1310160001,131016,千代田デモクリニック,,ファイザー,FA4597,1")
+    );
+
+    // Who may do what.
+    let (s, _) = post_json(base, "/api/tablet/records", &staff, &json!({"records": []}));
+    assert_eq!(s, 403, "staff cannot upload as a tablet");
+    let (s, _) = post_json(
+        base,
+        "/api/transfer/lookup",
+        &tablet,
+        &json!({"my_number": "123456789018"}),
+    );
+    assert_eq!(s, 403, "a tablet cannot use the transfer look-up");
+    let (s, _) = post_json(
+        base,
+        "/api/tablet/name",
+        "vrs_nope",
+        &json!({"municipality": "131016", "voucher": "1310160001"}),
+    );
+    assert_eq!(s, 401);
+
+    // The OpenAPI document lists every endpoint.
+    let mut doc = agent()
+        .get(format!("{base}/api/openapi.json"))
+        .call()
+        .unwrap();
+    let doc: Value = serde_json::from_str(&doc.body_mut().read_to_string().unwrap()).unwrap();
+    for p in [
+        "/api/register/import",
+        "/api/paper/import",
+        "/api/tablet/name",
+        "/api/tablet/records",
+        "/api/ledger.csv",
+        "/api/transfer/lookup",
+        "/api/transfer/lookup-batch",
+        "/api/records/held",
+        "/api/records/{id}/void",
+        "/api/records/{id}/amend",
+        "/api/imports/{id}/errors.csv",
+    ] {
+        assert!(
+            doc["paths"][p].is_object(),
+            "{p} missing from the OpenAPI document"
+        );
+    }
+}
+
+#[test]
+fn malformed_csv_or_json_never_gets_a_5xx() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), 10);
+    let (staff, tablet) = server.tokens();
+    let base = &server.base;
+    let jsons = [
+        "",
+        "{",
+        "[]",
+        "null",
+        "{\"records\": 5}",
+        "{\"records\": [{}]}",
+        "{\"municipality\": \"131017\", \"voucher\": \"1310160001\"}",
+        "{\"municipality\": 131016, \"voucher\": 1310160001}",
+        "{\"my_number\": 123456789018}",
+        "\u{0}\u{1}garbage",
+    ];
+    for path in [
+        "/api/tablet/name",
+        "/api/tablet/records",
+        "/api/transfer/lookup",
+    ] {
+        for body in jsons {
+            for token in [&staff, &tablet] {
+                let mut r = agent()
+                    .post(format!("{base}{path}"))
+                    .header("Authorization", bearer(token))
+                    .content_type("application/json")
+                    .send(body)
+                    .unwrap();
+                let status = r.status().as_u16();
+                let text = r.body_mut().read_to_string().unwrap();
+                assert!(
+                    (400..500).contains(&status),
+                    "{path} {body:?}: {status} {text}"
+                );
+                assert!(
+                    !text.contains("12345678901"),
+                    "a マイナンバー echoed: {text}"
+                );
+            }
+        }
+    }
+    let csvs: [&[u8]; 5] = [
+        b"",
+        b"\xff\xfe\x00garbage",
+        b"\"unclosed,,,\n1,2",
+        b"a,b,c\n",
+        b"1001,,,,,,,,,,,,\n",
+    ];
+    for path in [
+        "/api/register/import",
+        "/api/paper/import",
+        "/api/transfer/lookup-batch",
+    ] {
+        for body in csvs {
+            let (status, v) = upload(base, &staff, path, "", body.to_vec());
+            assert!(status < 500, "{path}: {status} {v}");
+        }
+    }
+    for q in [
+        "from=x&to=y",
+        "from=2021-02-01&to=2021-01-01",
+        "from=2021-01-01&to=2021-02-01&encoding=latin1",
+        "",
+    ] {
+        let r = agent()
+            .get(format!("{base}/api/ledger.csv?{q}"))
+            .header("Authorization", bearer(&staff))
+            .call()
+            .unwrap();
+        assert_eq!(r.status(), 400, "{q}");
+    }
+}
+
+#[test]
+fn kill_9_during_an_import_leaves_no_half_applied_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), 10);
+    let (staff, _) = server.tokens();
+    let rows = 300_000;
+    let file = generated_register(rows, 200_000_001, 2_000_000_001);
+    let base = server.base.clone();
+    let body = file.clone();
+    let st = staff.clone();
+    let upload_thread = std::thread::spawn(move || {
+        agent()
+            .post(format!("{base}/api/register/import"))
+            .header("Authorization", bearer(&st))
+            .content_type("text/csv")
+            .send(&body[..])
+            .map(|r| r.status().as_u16())
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    server.kill9();
+    let killed = upload_thread.join().unwrap();
+    assert!(
+        killed.is_err() || killed.as_ref().is_ok_and(|s| *s != 200),
+        "the upload finished before the kill: make the file larger"
+    );
+
+    let server = Server::start(dir.path(), 10);
+    let (staff, _) = server.tokens();
+    let (s, report) = upload(
+        &server.base,
+        &staff,
+        "/api/register/import",
+        "dry_run=true",
+        file,
+    );
+    assert_eq!(s, 200, "{report}");
+    let (new, unchanged) = (
+        report["new"].as_u64().unwrap(),
+        report["unchanged"].as_u64().unwrap(),
+    );
+    assert!(
+        (new, unchanged) == (rows, 0) || (new, unchanged) == (0, rows),
+        "half-applied: {new} new, {unchanged} unchanged"
+    );
+}
+
+#[test]
+fn kill_9_during_ingest_loses_nothing_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let residents = 3000u64;
+    let mut server = Server::start(dir.path(), residents);
+    let (_, tablet) = server.tokens();
+    let batches: Vec<Value> = (0..residents / 200)
+        .map(|b| {
+            let records: Vec<Value> = (0..200)
+                .map(|i| {
+                    let n = b * 200 + i;
+                    record(1000 + n as u128, 1_310_160_001 + n, 1, "2021-06-01")
+                })
+                .collect();
+            json!({"records": records})
+        })
+        .collect();
+    let batches = Arc::new(batches);
+    let done = Arc::new(AtomicUsize::new(0));
+    let (b, d, base, t) = (
+        batches.clone(),
+        done.clone(),
+        server.base.clone(),
+        tablet.clone(),
+    );
+    let sender = std::thread::spawn(move || {
+        for batch in b.iter() {
+            if post_json_result(&base, &t, batch).is_err() {
+                return;
+            }
+            d.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while done.load(Ordering::SeqCst) < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.kill9();
+    sender.join().unwrap();
+    let before = done.load(Ordering::SeqCst);
+    assert!(
+        before < batches.len(),
+        "every batch went through before the kill"
+    );
+
+    // The tablet resends everything it holds no receipt for (here: all of it).
+    let server = Server::start(dir.path(), residents);
+    let (staff, tablet) = server.tokens();
+    for batch in batches.iter() {
+        let (s, r) = post_json(&server.base, "/api/tablet/records", &tablet, batch);
+        assert_eq!(s, 200, "{r}");
+        for receipt in r["receipts"].as_array().unwrap() {
+            let o = receipt["outcome"].as_str().unwrap();
+            // The synthetic register has a few people flagged moved out or deceased.
+            let flagged = o == "held"
+                && ["person_moved_out", "person_deceased"]
+                    .contains(&receipt["reason"].as_str().unwrap());
+            assert!(o == "accepted" || o == "duplicate" || flagged, "{receipt}");
+        }
+    }
+    // Every record is stored exactly once: in the ledger, or held for review.
+    let csv = ledger(&server.base, &staff);
+    let vouchers: std::collections::HashSet<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap())
+        .collect();
+    let in_ledger = csv.lines().count() as u64 - 1;
+    assert_eq!(
+        vouchers.len() as u64,
+        in_ledger,
+        "a voucher twice in the ledger"
+    );
+    let mut held = agent()
+        .get(format!("{}/api/records/held", server.base))
+        .header("Authorization", bearer(&staff))
+        .call()
+        .unwrap();
+    let held: Value = serde_json::from_str(&held.body_mut().read_to_string().unwrap()).unwrap();
+    let held = held.as_array().unwrap().len() as u64;
+    assert!(held < residents / 50, "{held} held");
+    assert_eq!(in_ledger + held, residents, "one row per record");
+}
+
+fn post_json_result(base: &str, token: &str, body: &Value) -> Result<u16, ureq::Error> {
+    let mut r = agent()
+        .post(format!("{base}/api/tablet/records"))
+        .header("Authorization", bearer(token))
+        .send_json(body)?;
+    let mut sink = Vec::new();
+    r.body_mut().as_reader().read_to_end(&mut sink)?;
+    Ok(r.status().as_u16())
+}
