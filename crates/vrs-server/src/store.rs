@@ -566,7 +566,29 @@ impl SqliteStore {
                 if row.my_number.is_some() {
                     my_seen += 1;
                 }
-                if let Some(v) = row.voucher {
+                let existing = get
+                    .query_row(params![m, pid], |r| {
+                        Ok(PersonFields {
+                            family_name: r.get(0)?,
+                            given_name: r.get(1)?,
+                            family_kana: r.get(2)?,
+                            given_kana: r.get(3)?,
+                            birth_date: r.get::<_, Option<String>>(4)?.and_then(|s| s.parse().ok()),
+                            sex: r
+                                .get::<_, Option<i64>>(5)?
+                                .and_then(|c| format!("{c}").parse::<Sex>().ok()),
+                            voucher: r
+                                .get::<_, Option<i64>>(6)?
+                                .and_then(|v| VoucherNumber::new(v as u64)),
+                            status: status_of(&r.get::<_, String>(7)?),
+                        })
+                    })
+                    .optional()?;
+                // Whose voucher is it? Only asked when the row gives a person a
+                // voucher they do not have already (a re-upload asks nothing).
+                if let Some(v) = row.voucher
+                    && existing.as_ref().and_then(|e| e.voucher) != Some(v)
+                {
                     let holder: Option<String> = owner
                         .query_row(params![m, v.get() as i64], |r| r.get(0))
                         .optional()?;
@@ -586,28 +608,12 @@ impl SqliteStore {
                         continue;
                     }
                 }
-                let existing = get
-                    .query_row(params![m, pid], |r| {
-                        Ok(PersonFields {
-                            family_name: r.get(0)?,
-                            given_name: r.get(1)?,
-                            family_kana: r.get(2)?,
-                            given_kana: r.get(3)?,
-                            birth_date: r.get::<_, Option<String>>(4)?.and_then(|s| s.parse().ok()),
-                            sex: r
-                                .get::<_, Option<i64>>(5)?
-                                .and_then(|c| format!("{c}").parse::<Sex>().ok()),
-                            voucher: r
-                                .get::<_, Option<i64>>(6)?
-                                .and_then(|v| VoucherNumber::new(v as u64)),
-                            status: status_of(&r.get::<_, String>(7)?),
-                        })
-                    })
-                    .optional()?;
                 let new_hash = row.my_number.as_ref().map(|n| self.vault.lookup_hash(n));
-                let my_changed = match &new_hash {
-                    Some(h) => vtx.hash_of(municipality, pid)?.as_ref() != Some(h),
-                    None => false,
+                // A new person's number is new (any stale vault entry is replaced).
+                let my_changed = match (&new_hash, &existing) {
+                    (Some(h), Some(_)) => vtx.hash_of(municipality, pid)?.as_ref() != Some(h),
+                    (Some(_), None) => true,
+                    (None, _) => false,
                 };
                 let (fields, change) = merge(existing.as_ref(), &row, my_changed);
                 if matches!(change, Change::Updated(ref f) if f.contains(&RegisterField::Flag))
@@ -1216,7 +1222,8 @@ impl SqliteStore {
     }
 
     /// Writes the ledger export (accepted records vaccinated between `from` and `to`,
-    /// inclusive) as CSV, streaming. Returns the number of rows.
+    /// inclusive, in the order they were registered) as CSV, streaming. Returns the
+    /// number of rows.
     pub fn export_ledger(
         &self,
         actor: &Principal,
@@ -1231,9 +1238,9 @@ impl SqliteStore {
         let mut st = conn.prepare_cached(
             "SELECT registered_at, vaccinated_on, voucher, site_municipality, site_name,
                     doctor_name, vaccine, lot, dose_number
-             FROM doses INDEXED BY doses_by_date
+             FROM doses NOT INDEXED
              WHERE municipality = ?1 AND vaccinated_on BETWEEN ?2 AND ?3 AND state = 'accepted'
-             ORDER BY vaccinated_on, registered_at",
+             ORDER BY id",
         )?;
         let mut rows = st.query(params![
             municipality.get(),
@@ -1246,7 +1253,7 @@ impl SqliteStore {
             let registered: String = r.get(0)?;
             let row = LedgerRow {
                 line: 0,
-                registered_at: NaiveDateTime::parse_from_str(&registered, "%Y-%m-%dT%H:%M:%S").ok(),
+                registered_at: registered.parse::<NaiveDateTime>().ok(),
                 vaccinated_on: date_of(&r.get::<_, String>(1)?)?,
                 voucher: VoucherNumber::new(r.get::<_, i64>(2)? as u64)
                     .ok_or_else(|| StoreError::Corrupt("voucher".into()))?,

@@ -45,9 +45,11 @@ CREATE TABLE sites (
     PRIMARY KEY (municipality, code)
 ) WITHOUT ROWID;
 
--- 接種記録. Keyed by the voucher's municipality and the client's record id, which
--- makes uploads idempotent.
+-- 接種記録. A rowid table, so that new records append in arrival order (a random
+-- UUID key would scatter every insert and every export read across the file); the
+-- unique (municipality, client record id) makes uploads idempotent.
 CREATE TABLE doses (
+    id                INTEGER PRIMARY KEY,
     municipality      INTEGER NOT NULL,
     client_record_id  TEXT    NOT NULL,
     voucher           INTEGER NOT NULL,
@@ -69,8 +71,8 @@ CREATE TABLE doses (
     hold_detail       TEXT,
     registered_at     TEXT    NOT NULL,
     revision          INTEGER NOT NULL DEFAULT 1,
-    PRIMARY KEY (municipality, client_record_id)
-) WITHOUT ROWID;
+    UNIQUE (municipality, client_record_id)
+);
 
 -- The checks read a person's earlier doses; held records are matched later by voucher.
 CREATE INDEX doses_by_voucher ON doses (municipality, voucher);
