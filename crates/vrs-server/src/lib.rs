@@ -14,6 +14,7 @@ mod db;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod import;
 pub mod keys;
 pub mod merge;
 pub mod principal;

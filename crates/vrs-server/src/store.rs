@@ -12,8 +12,7 @@ use chrono::{FixedOffset, NaiveDate, NaiveDateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
 use vrs_domain::csv::ledger::{LedgerReader, LedgerRow, LedgerWriter};
-use vrs_domain::csv::register::{ReadOptions, RegisterField, RegisterReader};
-use vrs_domain::csv::{Encoding, OutputEncoding, ProblemKind, ReadError, RowError};
+use vrs_domain::csv::{Encoding, OutputEncoding, ReadError, RowError};
 use vrs_domain::wire::{
     HoldReason, MAX_BATCH, NameLookupRequest, NameLookupResponse, Outcome, Receipt, UploadBatch,
 };
@@ -25,8 +24,9 @@ use vrs_domain::{
 use crate::checks::{self, Candidate, PriorDose};
 use crate::db::{self, Migration, Pool};
 use crate::error::StoreError;
+use crate::import;
 use crate::keys::Keys;
-use crate::merge::{Change, PersonFields, merge};
+use crate::merge::PersonFields;
 use crate::principal::Principal;
 use crate::vault::Vault;
 
@@ -148,33 +148,6 @@ pub struct ImportReport {
 
 /// How many row errors a report carries inline.
 pub const MAX_REPORTED_ERRORS: usize = 1000;
-
-/// The error CSV of an upload: line, key, field, problem and fix, never a マイナンバー.
-struct ErrorCsv {
-    text: String,
-}
-
-impl ErrorCsv {
-    fn new() -> Self {
-        ErrorCsv {
-            text: "行,個別宛名番号,項目,内容,対処\r\n".into(),
-        }
-    }
-
-    fn push(&mut self, e: &RowError) {
-        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-        for p in &e.problems {
-            self.text.push_str(&format!(
-                "{},{},{},{},{}\r\n",
-                e.line,
-                q(e.key.as_deref().unwrap_or("")),
-                q(p.field),
-                q(&p.message),
-                q(&p.fix)
-            ));
-        }
-    }
-}
 
 /// One dose held by another municipality, as the transfer look-up shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -483,14 +456,6 @@ impl SqliteStore {
         opts: &ImportOptions,
     ) -> Result<ImportReport, StoreError> {
         actor.require_staff_of(municipality)?;
-        let reader = RegisterReader::new(
-            input,
-            ReadOptions {
-                encoding: opts.encoding,
-                today: Some(opts.today),
-            },
-        )?;
-        let encoding = reader.encoding().name();
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let vtx = self.vault.begin()?;
@@ -501,196 +466,34 @@ impl SqliteStore {
             |r| r.get(0),
         )?;
         let now = jst_now().format("%Y-%m-%dT%H:%M:%S").to_string();
-        let mut report = ImportReport {
-            import_id: 0,
-            outcome: ImportOutcome::DryRun,
-            encoding,
-            rows: 0,
-            new: 0,
-            updated: 0,
-            unchanged: 0,
-            flagged: 0,
-            rejected: 0,
-            warnings: Vec::new(),
-            errors: Vec::new(),
-            errors_truncated: false,
+        let mut sink = SqliteSink {
+            tx: &tx,
+            vtx: &vtx,
+            municipality,
+            now: &now,
         };
-        let mut errors = ErrorCsv::new();
-        let (mut my_seen, mut my_bad) = (0u64, 0u64);
-        {
-            let mut get = tx.prepare_cached(
-                "SELECT family_name, given_name, family_kana, given_kana, birth_date, sex, voucher, status
-                 FROM persons WHERE municipality = ?1 AND person_id = ?2",
-            )?;
-            let mut owner = tx.prepare_cached(
-                "SELECT person_id FROM persons WHERE municipality = ?1 AND voucher = ?2",
-            )?;
-            let mut write = tx.prepare_cached(
-                "INSERT INTO persons (municipality, person_id, family_name, given_name, family_kana,
-                     given_kana, birth_date, sex, voucher, status, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (municipality, person_id) DO UPDATE SET
-                     family_name = excluded.family_name, given_name = excluded.given_name,
-                     family_kana = excluded.family_kana, given_kana = excluded.given_kana,
-                     birth_date = excluded.birth_date, sex = excluded.sex,
-                     voucher = excluded.voucher, status = excluded.status,
-                     updated_at = excluded.updated_at",
-            )?;
-            let mut reject = |e: RowError, report: &mut ImportReport| {
-                report.rejected += 1;
-                errors.push(&e);
-                if report.errors.len() < MAX_REPORTED_ERRORS {
-                    report.errors.push(e);
-                } else {
-                    report.errors_truncated = true;
-                }
-            };
-            for item in reader {
-                let row = match item {
-                    Ok(row) => row,
-                    Err(ReadError::File(e)) => return Err(e.into()),
-                    Err(ReadError::Row(e)) => {
-                        report.rows += 1;
-                        if e.problems.iter().any(|p| {
-                            p.field == RegisterField::MyNumber.name()
-                                && p.kind == ProblemKind::CheckDigit
-                        }) {
-                            my_bad += 1;
-                        }
-                        reject(e, &mut report);
-                        continue;
-                    }
-                };
-                report.rows += 1;
-                let pid = row.person_id.as_str();
-                if row.my_number.is_some() {
-                    my_seen += 1;
-                }
-                let existing = get
-                    .query_row(params![m, pid], |r| {
-                        Ok(PersonFields {
-                            family_name: r.get(0)?,
-                            given_name: r.get(1)?,
-                            family_kana: r.get(2)?,
-                            given_kana: r.get(3)?,
-                            birth_date: r.get::<_, Option<String>>(4)?.and_then(|s| s.parse().ok()),
-                            sex: r
-                                .get::<_, Option<i64>>(5)?
-                                .and_then(|c| format!("{c}").parse::<Sex>().ok()),
-                            voucher: r
-                                .get::<_, Option<i64>>(6)?
-                                .and_then(|v| VoucherNumber::new(v as u64)),
-                            status: status_of(&r.get::<_, String>(7)?),
-                        })
-                    })
-                    .optional()?;
-                // Whose voucher is it? Only asked when the row gives a person a
-                // voucher they do not have already (a re-upload asks nothing).
-                if let Some(v) = row.voucher
-                    && existing.as_ref().and_then(|e| e.voucher) != Some(v)
-                {
-                    let holder: Option<String> = owner
-                        .query_row(params![m, v.get() as i64], |r| r.get(0))
-                        .optional()?;
-                    if let Some(holder) = holder.filter(|h| h != pid) {
-                        let e = RowError::new(
-                            row.line,
-                            vec![vrs_domain::csv::Problem {
-                                column: None,
-                                field: RegisterField::Voucher.name(),
-                                kind: ProblemKind::UnknownCode,
-                                message: format!("{v} already belongs to 個別宛名番号 {holder}"),
-                                fix: "a voucher belongs to one person: check the number, or move it from the other person first".into(),
-                            }],
-                        )
-                        .with_key(Some(pid.to_owned()));
-                        reject(e, &mut report);
-                        continue;
-                    }
-                }
-                let new_hash = row.my_number.as_ref().map(|n| self.vault.lookup_hash(n));
-                // A new person's number is new (any stale vault entry is replaced).
-                let my_changed = match (&new_hash, &existing) {
-                    (Some(h), Some(_)) => vtx.hash_of(municipality, pid)?.as_ref() != Some(h),
-                    (Some(_), None) => true,
-                    (None, _) => false,
-                };
-                let (fields, change) = merge(existing.as_ref(), &row, my_changed);
-                if matches!(change, Change::Updated(ref f) if f.contains(&RegisterField::Flag))
-                    || (existing.is_none() && !fields.status.is_active())
-                {
-                    report.flagged += 1;
-                }
-                match change {
-                    Change::New => report.new += 1,
-                    Change::Updated(_) => report.updated += 1,
-                    Change::Unchanged => {
-                        report.unchanged += 1;
-                        continue;
-                    }
-                }
-                write.execute(params![
-                    m,
-                    pid,
-                    fields.family_name,
-                    fields.given_name,
-                    fields.family_kana,
-                    fields.given_kana,
-                    fields.birth_date.map(|d| d.to_string()),
-                    fields.sex.map(|s| s.code()),
-                    fields.voucher.map(|v| v.get() as i64),
-                    status_text(fields.status),
-                    now,
-                ])?;
-                if let (true, Some(n), Some(h)) = (my_changed, &row.my_number, &new_hash) {
-                    vtx.put(municipality, pid, n, h)?;
-                }
-            }
-        }
-        // Warnings for files that look wrong as a whole.
-        if my_seen + my_bad >= 10 && my_bad * 2 > my_seen + my_bad {
-            report.warnings.push(format!(
-                "{my_bad} of {} マイナンバー have a wrong check digit: the columns may be shifted, or this is not a register file",
-                my_seen + my_bad
-            ));
-        }
-        if known > 0 && report.rows >= 10 && report.new * 2 > report.rows {
-            report.warnings.push(format!(
-                "{} of {} rows are people this municipality has not registered before: is this another municipality's file?",
-                report.new, report.rows
-            ));
-        }
-        report.outcome = if opts.dry_run {
-            ImportOutcome::DryRun
-        } else if report.rejected > 0 && opts.mode == ImportMode::Strict {
-            ImportOutcome::Rejected
-        } else {
-            ImportOutcome::Applied
-        };
-        let record = |tx: &rusqlite::Connection,
-                      report: &ImportReport|
-         -> Result<i64, StoreError> {
+        let hash = |n: &MyNumber| self.vault.lookup_hash(n);
+        let (mut report, errors) = import::run(input, opts, known as u64, &hash, &mut sink)?;
+        let record = |c: &rusqlite::Connection, report: &ImportReport| -> Result<i64, StoreError> {
             let summary = serde_json::json!({
                 "rows": report.rows, "new": report.new, "updated": report.updated,
                 "unchanged": report.unchanged, "flagged": report.flagged,
                 "rejected": report.rejected, "warnings": report.warnings,
                 "encoding": report.encoding,
             });
-            tx.execute(
+            c.execute(
                 "INSERT INTO imports (municipality, kind, actor, started_at, outcome, report, errors_csv)
                  VALUES (?1, 'register', ?2, ?3, ?4, ?5, ?6)",
                 params![
                     m,
                     actor.to_string(),
                     now,
-                    serde_json::to_value(report.outcome)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned)),
+                    outcome_text(report.outcome),
                     summary.to_string(),
                     errors.text
                 ],
             )?;
-            Ok(tx.last_insert_rowid())
+            Ok(c.last_insert_rowid())
         };
         if report.outcome == ImportOutcome::Applied {
             report.import_id = record(&tx, &report)?;
@@ -895,7 +698,7 @@ impl SqliteStore {
             errors: Vec::new(),
             errors_truncated: false,
         };
-        let mut errors = ErrorCsv::new();
+        let mut errors = import::ErrorCsv::default();
         let now = jst_now().format("%Y-%m-%dT%H:%M:%S").to_string();
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -1431,6 +1234,134 @@ impl SqliteStore {
                 user: subject,
             },
         }))
+    }
+}
+
+/// The register import's reads and writes on SQLite (one statement per person: in
+/// process, a round trip costs nothing).
+struct SqliteSink<'a> {
+    tx: &'a Transaction<'a>,
+    vtx: &'a crate::vault::VaultTx<'a>,
+    municipality: MunicipalityCode,
+    now: &'a str,
+}
+
+impl import::RegisterSink for SqliteSink<'_> {
+    fn persons(
+        &mut self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, PersonFields>, StoreError> {
+        let mut get = self.tx.prepare_cached(
+            "SELECT family_name, given_name, family_kana, given_kana, birth_date, sex, voucher, status
+             FROM persons WHERE municipality = ?1 AND person_id = ?2",
+        )?;
+        let mut out = std::collections::HashMap::with_capacity(ids.len());
+        for id in ids {
+            let found = get
+                .query_row(params![self.municipality.get(), id], |r| {
+                    Ok(PersonFields {
+                        family_name: r.get(0)?,
+                        given_name: r.get(1)?,
+                        family_kana: r.get(2)?,
+                        given_kana: r.get(3)?,
+                        birth_date: r.get::<_, Option<String>>(4)?.and_then(|s| s.parse().ok()),
+                        sex: r
+                            .get::<_, Option<i64>>(5)?
+                            .and_then(|c| format!("{c}").parse::<Sex>().ok()),
+                        voucher: r
+                            .get::<_, Option<i64>>(6)?
+                            .and_then(|v| VoucherNumber::new(v as u64)),
+                        status: status_of(&r.get::<_, String>(7)?),
+                    })
+                })
+                .optional()?;
+            if let Some(p) = found {
+                out.insert((*id).to_owned(), p);
+            }
+        }
+        Ok(out)
+    }
+
+    fn voucher_holders(
+        &mut self,
+        vouchers: &[VoucherNumber],
+    ) -> Result<std::collections::HashMap<VoucherNumber, String>, StoreError> {
+        let mut owner = self.tx.prepare_cached(
+            "SELECT person_id FROM persons WHERE municipality = ?1 AND voucher = ?2",
+        )?;
+        let mut out = std::collections::HashMap::new();
+        for v in vouchers {
+            let holder: Option<String> = owner
+                .query_row(params![self.municipality.get(), v.get() as i64], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if let Some(h) = holder {
+                out.insert(*v, h);
+            }
+        }
+        Ok(out)
+    }
+
+    fn vault_hashes(
+        &mut self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, crate::vault::LookupHash>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        for id in ids {
+            if let Some(h) = self.vtx.hash_of(self.municipality, id)? {
+                out.insert((*id).to_owned(), h);
+            }
+        }
+        Ok(out)
+    }
+
+    fn write_persons(&mut self, rows: &[(&str, &PersonFields)]) -> Result<(), StoreError> {
+        let mut write = self.tx.prepare_cached(
+            "INSERT INTO persons (municipality, person_id, family_name, given_name, family_kana,
+                 given_kana, birth_date, sex, voucher, status, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (municipality, person_id) DO UPDATE SET
+                 family_name = excluded.family_name, given_name = excluded.given_name,
+                 family_kana = excluded.family_kana, given_kana = excluded.given_kana,
+                 birth_date = excluded.birth_date, sex = excluded.sex,
+                 voucher = excluded.voucher, status = excluded.status,
+                 updated_at = excluded.updated_at",
+        )?;
+        for (pid, f) in rows {
+            write.execute(params![
+                self.municipality.get(),
+                pid,
+                f.family_name,
+                f.given_name,
+                f.family_kana,
+                f.given_kana,
+                f.birth_date.map(|d| d.to_string()),
+                f.sex.map(|s| s.code()),
+                f.voucher.map(|v| v.get() as i64),
+                status_text(f.status),
+                self.now,
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn write_numbers(
+        &mut self,
+        rows: &[(&str, &MyNumber, &crate::vault::LookupHash)],
+    ) -> Result<(), StoreError> {
+        for (pid, n, h) in rows {
+            self.vtx.put(self.municipality, pid, n, h)?;
+        }
+        Ok(())
+    }
+}
+
+fn outcome_text(o: ImportOutcome) -> &'static str {
+    match o {
+        ImportOutcome::Applied => "applied",
+        ImportOutcome::Rejected => "rejected",
+        ImportOutcome::DryRun => "dry_run",
     }
 }
 

@@ -588,3 +588,39 @@ fn the_vault_seals_each_number_to_its_person() {
             .is_none()
     );
 }
+
+#[test]
+fn a_voucher_can_move_between_people_within_one_file() {
+    let f = store();
+    let s = staff(CHIYODA);
+    let first = "個別宛名番号,券番号\n1001,1310160001\n";
+    f.store
+        .import_register(&s, m(CHIYODA), first.as_bytes(), &opts())
+        .unwrap();
+    // 1001 gets a new voucher, then 1002 takes the old one; 1003 appears twice.
+    let second = "個別宛名番号,券番号,氏名(姓)\n1001,1310160002,\n1002,1310160001,\n1003,,佐藤\n1003,1310160003,\n";
+    let r = f
+        .store
+        .import_register(&s, m(CHIYODA), second.as_bytes(), &opts())
+        .unwrap();
+    assert_eq!(r.outcome, ImportOutcome::Applied, "{:?}", r.errors);
+    // New: 1002 and 1003; updated: 1001, and 1003 by its second row.
+    assert_eq!((r.new, r.updated), (2, 2));
+    let name = |v: &str| {
+        f.store
+            .lookup_name(
+                &tablet(CHIYODA),
+                &NameLookupRequest {
+                    municipality: m(CHIYODA),
+                    voucher: v.parse().unwrap(),
+                },
+            )
+            .unwrap()
+    };
+    assert!(name("1310160001").is_some());
+    assert_eq!(
+        name("1310160003").unwrap().family_name.as_deref(),
+        Some("佐藤")
+    );
+    assert_eq!(f.store.person_count(&s, m(CHIYODA)).unwrap(), 3);
+}

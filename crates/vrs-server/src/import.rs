@@ -1,0 +1,298 @@
+//! The register import, once for every backend: it reads the file in chunks, asks
+//! the backend for what it holds about the chunk's people in a few set-wise
+//! look-ups, merges row by row in memory ([`crate::merge`]), and hands the backend
+//! the rows to write. A backend only answers and writes ([`RegisterSink`]); the
+//! rules live here, so SQLite and PostgreSQL import alike.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+
+use vrs_domain::csv::register::{ReadOptions, RegisterField, RegisterReader, RegisterRow};
+use vrs_domain::csv::{Problem, ProblemKind, ReadError, RowError};
+use vrs_domain::{MyNumber, VoucherNumber};
+
+use crate::error::StoreError;
+use crate::merge::{Change, PersonFields, merge};
+use crate::store::{ImportOptions, ImportOutcome, ImportReport, MAX_REPORTED_ERRORS};
+use crate::vault::LookupHash;
+
+/// Rows read before the backend is asked about them.
+pub const CHUNK: usize = 2000;
+
+/// What a backend does for an import, inside its open transaction(s).
+pub trait RegisterSink {
+    /// The stored fields of those of `ids` who are registered.
+    fn persons(&mut self, ids: &[&str]) -> Result<HashMap<String, PersonFields>, StoreError>;
+    /// Who holds each of `vouchers` now.
+    fn voucher_holders(
+        &mut self,
+        vouchers: &[VoucherNumber],
+    ) -> Result<HashMap<VoucherNumber, String>, StoreError>;
+    /// The vault's look-up hashes of those of `ids` who have a number.
+    fn vault_hashes(&mut self, ids: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError>;
+    /// Writes (inserts or replaces) these people.
+    fn write_persons(&mut self, rows: &[(&str, &PersonFields)]) -> Result<(), StoreError>;
+    /// Writes these numbers to the vault.
+    fn write_numbers(&mut self, rows: &[(&str, &MyNumber, &LookupHash)]) -> Result<(), StoreError>;
+}
+
+/// The error CSV of an upload: line, key, field, problem and fix, never a マイナンバー.
+#[derive(Debug)]
+pub struct ErrorCsv {
+    pub text: String,
+}
+
+impl Default for ErrorCsv {
+    fn default() -> Self {
+        ErrorCsv {
+            text: "行,個別宛名番号,項目,内容,対処\r\n".into(),
+        }
+    }
+}
+
+impl ErrorCsv {
+    pub fn push(&mut self, e: &RowError) {
+        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        for p in &e.problems {
+            self.text.push_str(&format!(
+                "{},{},{},{},{}\r\n",
+                e.line,
+                q(e.key.as_deref().unwrap_or("")),
+                q(p.field),
+                q(&p.message),
+                q(&p.fix)
+            ));
+        }
+    }
+}
+
+/// A new, empty report.
+pub fn empty_report(encoding: &'static str) -> ImportReport {
+    ImportReport {
+        import_id: 0,
+        outcome: ImportOutcome::DryRun,
+        encoding,
+        rows: 0,
+        new: 0,
+        updated: 0,
+        unchanged: 0,
+        flagged: 0,
+        rejected: 0,
+        warnings: Vec::new(),
+        errors: Vec::new(),
+        errors_truncated: false,
+    }
+}
+
+/// Counts a bad row into the report and the error CSV.
+pub fn reject(report: &mut ImportReport, errors: &mut ErrorCsv, e: RowError) {
+    report.rejected += 1;
+    errors.push(&e);
+    if report.errors.len() < MAX_REPORTED_ERRORS {
+        report.errors.push(e);
+    } else {
+        report.errors_truncated = true;
+    }
+}
+
+/// Runs the import of one register file into `sink`. `known` is how many people the
+/// municipality had before; `hash` computes a number's look-up hash. The caller
+/// commits or rolls back according to the report's outcome.
+pub fn run(
+    input: impl Read,
+    opts: &ImportOptions,
+    known: u64,
+    hash: &dyn Fn(&MyNumber) -> LookupHash,
+    sink: &mut dyn RegisterSink,
+) -> Result<(ImportReport, ErrorCsv), StoreError> {
+    let reader = RegisterReader::new(
+        input,
+        ReadOptions {
+            encoding: opts.encoding,
+            today: Some(opts.today),
+        },
+    )?;
+    let mut report = empty_report(reader.encoding().name());
+    let mut errors = ErrorCsv::default();
+    let (mut my_seen, mut my_bad) = (0u64, 0u64);
+    let mut chunk: Vec<RegisterRow> = Vec::with_capacity(CHUNK);
+    let mut reader = reader.into_iter();
+    loop {
+        let item = reader.next();
+        let end = item.is_none();
+        match item {
+            Some(Ok(row)) => {
+                report.rows += 1;
+                if row.my_number.is_some() {
+                    my_seen += 1;
+                }
+                chunk.push(row);
+            }
+            Some(Err(ReadError::File(e))) => return Err(e.into()),
+            Some(Err(ReadError::Row(e))) => {
+                report.rows += 1;
+                if e.problems.iter().any(|p| {
+                    p.field == RegisterField::MyNumber.name() && p.kind == ProblemKind::CheckDigit
+                }) {
+                    my_bad += 1;
+                }
+                reject(&mut report, &mut errors, e);
+            }
+            None => {}
+        }
+        if chunk.len() >= CHUNK || (end && !chunk.is_empty()) {
+            apply_chunk(&mut chunk, hash, sink, &mut report, &mut errors)?;
+            chunk.clear();
+        }
+        if end {
+            break;
+        }
+    }
+    if my_seen + my_bad >= 10 && my_bad * 2 > my_seen + my_bad {
+        report.warnings.push(format!(
+            "{my_bad} of {} マイナンバー have a wrong check digit: the columns may be shifted, or this is not a register file",
+            my_seen + my_bad
+        ));
+    }
+    if known > 0 && report.rows >= 10 && report.new * 2 > report.rows {
+        report.warnings.push(format!(
+            "{} of {} rows are people this municipality has not registered before: is this another municipality's file?",
+            report.new, report.rows
+        ));
+    }
+    report.outcome = if opts.dry_run {
+        ImportOutcome::DryRun
+    } else if report.rejected > 0 && opts.mode == crate::store::ImportMode::Strict {
+        ImportOutcome::Rejected
+    } else {
+        ImportOutcome::Applied
+    };
+    Ok((report, errors))
+}
+
+fn apply_chunk(
+    chunk: &mut [RegisterRow],
+    hash: &dyn Fn(&MyNumber) -> LookupHash,
+    sink: &mut dyn RegisterSink,
+    report: &mut ImportReport,
+    errors: &mut ErrorCsv,
+) -> Result<(), StoreError> {
+    let ids: Vec<&str> = chunk.iter().map(|r| r.person_id.as_str()).collect();
+    let mut state: HashMap<String, PersonFields> = sink.persons(&ids)?;
+    let with_number: Vec<&str> = chunk
+        .iter()
+        .filter(|r| r.my_number.is_some() && state.contains_key(r.person_id.as_str()))
+        .map(|r| r.person_id.as_str())
+        .collect();
+    let mut stored_hash = if with_number.is_empty() {
+        HashMap::new()
+    } else {
+        sink.vault_hashes(&with_number)?
+    };
+    // Vouchers the chunk gives to someone who does not hold them yet.
+    let asked: Vec<VoucherNumber> = chunk
+        .iter()
+        .filter_map(|r| {
+            let v = r.voucher?;
+            (state.get(r.person_id.as_str()).and_then(|p| p.voucher) != Some(v)).then_some(v)
+        })
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut holders = if asked.is_empty() {
+        HashMap::new()
+    } else {
+        sink.voucher_holders(&asked)?
+    };
+
+    let mut written: Vec<String> = Vec::new();
+    let mut numbers: Vec<(usize, LookupHash)> = Vec::new();
+    for (i, row) in chunk.iter().enumerate() {
+        let pid = row.person_id.as_str();
+        let existing = state.get(pid);
+        if let Some(v) = row.voucher
+            && existing.and_then(|e| e.voucher) != Some(v)
+            && let Some(holder) = holders.get(&v).filter(|h| h.as_str() != pid)
+        {
+            let e = RowError::new(
+                row.line,
+                vec![Problem {
+                    column: None,
+                    field: RegisterField::Voucher.name(),
+                    kind: ProblemKind::UnknownCode,
+                    message: format!("{v} already belongs to 個別宛名番号 {holder}"),
+                    fix: "a voucher belongs to one person: check the number, or move it from the other person first".into(),
+                }],
+            )
+            .with_key(Some(pid.to_owned()));
+            reject(report, errors, e);
+            continue;
+        }
+        let new_hash = row.my_number.as_ref().map(hash);
+        let my_changed = match &new_hash {
+            Some(h) => stored_hash.get(pid) != Some(h),
+            None => false,
+        };
+        let (fields, change) = merge(existing, row, my_changed);
+        if matches!(change, Change::Updated(ref f) if f.contains(&RegisterField::Flag))
+            || (existing.is_none() && !fields.status.is_active())
+        {
+            report.flagged += 1;
+        }
+        match change {
+            Change::New => report.new += 1,
+            Change::Updated(_) => report.updated += 1,
+            Change::Unchanged => {
+                report.unchanged += 1;
+                continue;
+            }
+        }
+        // Later rows of the chunk see this one's result, as if written already.
+        let old_voucher = existing.and_then(|e| e.voucher);
+        if old_voucher != fields.voucher {
+            if let Some(old) = old_voucher {
+                holders.remove(&old);
+            }
+            if let Some(new) = fields.voucher {
+                holders.insert(new, pid.to_owned());
+            }
+        }
+        if let (true, Some(h)) = (my_changed, new_hash) {
+            stored_hash.insert(pid.to_owned(), h);
+            numbers.push((i, h));
+        }
+        state.insert(pid.to_owned(), fields);
+        written.push(pid.to_owned());
+    }
+    // Each person once, in their final state for the chunk; people whose voucher
+    // moves away are written before those who take it.
+    let mut seen = HashSet::new();
+    let mut order: Vec<&str> = Vec::new();
+    for pid in written.iter().rev() {
+        if seen.insert(pid.as_str()) {
+            order.push(pid);
+        }
+    }
+    order.reverse();
+    let rows: Vec<(&str, &PersonFields)> = order
+        .iter()
+        .filter_map(|pid| state.get(*pid).map(|f| (*pid, f)))
+        .collect();
+    if !rows.is_empty() {
+        sink.write_persons(&rows)?;
+    }
+    let mut last: HashMap<&str, (usize, LookupHash)> = HashMap::new();
+    for (i, h) in numbers {
+        last.insert(chunk[i].person_id.as_str(), (i, h));
+    }
+    let nums: Vec<(&str, &MyNumber, LookupHash)> = last
+        .into_iter()
+        .filter_map(|(pid, (i, h))| chunk[i].my_number.as_ref().map(|n| (pid, n, h)))
+        .collect();
+    if !nums.is_empty() {
+        let refs: Vec<(&str, &MyNumber, &LookupHash)> =
+            nums.iter().map(|(p, n, h)| (*p, *n, h)).collect();
+        sink.write_numbers(&refs)?;
+    }
+    Ok(())
+}
