@@ -209,9 +209,9 @@ fn serve(args: ServeArgs) -> Result<()> {
             "--database (PostgreSQL) is not available in this build yet: run without it to use the embedded SQLite store"
         );
     }
-    let store = std::sync::Arc::new(args.data.open()?);
+    let store: std::sync::Arc<dyn vrs_server::Store> = std::sync::Arc::new(args.data.open()?);
     if args.demo {
-        let demo = vrs_server::demo::seed(&store, args.demo_residents)?;
+        let demo = vrs_server::demo::seed(store.as_ref(), args.demo_residents)?;
         let tokens = args.data.data.join("demo-tokens.txt");
         std::fs::write(
             &tokens,

@@ -12,7 +12,8 @@ use vrs_domain::{DeviceId, MunicipalityCode, Vaccine};
 
 use crate::error::StoreError;
 use crate::principal::Principal;
-use crate::store::{ImportOptions, ImportReport, SqliteStore};
+use crate::backend::Store;
+use crate::store::{ImportOptions, ImportReport};
 
 pub const DEMO_MUNICIPALITY: &str = "131016";
 /// A Tokyo clinic code with a valid check digit.
@@ -31,7 +32,7 @@ pub struct Demo {
 }
 
 /// Seeds the demo (idempotent: a second run finds the register unchanged).
-pub fn seed(store: &SqliteStore, residents: u64) -> Result<Demo, StoreError> {
+pub fn seed(store: &dyn Store, residents: u64) -> Result<Demo, StoreError> {
     let m: MunicipalityCode = DEMO_MUNICIPALITY
         .parse()
         .map_err(|_| StoreError::Invalid("demo municipality code".into()))?;
@@ -70,7 +71,7 @@ pub fn seed(store: &SqliteStore, residents: u64) -> Result<Demo, StoreError> {
     )
     .map_err(|e| StoreError::Invalid(e.to_string()))?;
     csv.flush()?;
-    let report = store.import_register(&system, m, &csv[..], &ImportOptions::default())?;
+    let report = store.import_register(&system, m, &mut &csv[..], &ImportOptions::default())?;
     let staff_token = store.create_token(
         &system,
         &Principal::Staff {

@@ -26,15 +26,15 @@ use vrs_domain::{ClientRecordId, MyNumber};
 
 use crate::error::StoreError;
 use crate::principal::Principal;
+use crate::backend::Store;
 use crate::store::{
-    Amendment, HeldRecord, ImportMode, ImportOptions, ImportReport, SqliteStore, TransferMatch,
-    today_jst,
+    Amendment, HeldRecord, ImportMode, ImportOptions, ImportReport, TransferMatch, today_jst,
 };
 
 /// Shared by every handler.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
 }
 
 /// An error response: a status and a message for a person.
@@ -221,7 +221,11 @@ async fn import_register(
     let reader = body_reader(body);
     let store = state.store.clone();
     let report =
-        blocking(move || store.import_register(&actor, municipality, reader, &opts)).await?;
+        blocking(move || {
+        let mut reader = reader;
+        store.import_register(&actor, municipality, &mut reader, &opts)
+    })
+    .await?;
     Ok(Json(report))
 }
 
@@ -245,7 +249,11 @@ async fn import_paper(
     let opts = params.options()?;
     let reader = body_reader(body);
     let store = state.store.clone();
-    let report = blocking(move || store.import_paper(&actor, municipality, reader, &opts)).await?;
+    let report = blocking(move || {
+        let mut reader = reader;
+        store.import_paper(&actor, municipality, &mut reader, &opts)
+    })
+    .await?;
     Ok(Json(report))
 }
 

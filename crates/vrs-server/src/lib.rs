@@ -9,6 +9,7 @@
 //! [`merge`] (register rows) and [`checks`] (dose records). [`vault`] keeps the
 //! マイナンバー apart, encrypted; [`keys`] says where keys come from.
 
+pub mod backend;
 pub mod checks;
 mod db;
 pub mod demo;
@@ -21,6 +22,7 @@ pub mod principal;
 pub mod store;
 pub mod vault;
 
+pub use backend::Store;
 pub use error::StoreError;
 pub use keys::Keys;
 pub use principal::Principal;
@@ -29,7 +31,7 @@ pub use store::SqliteStore;
 /// Serves the API on `listener` until Ctrl-C or SIGTERM.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    store: std::sync::Arc<SqliteStore>,
+    store: std::sync::Arc<dyn Store>,
 ) -> std::io::Result<()> {
     let app = http::router(http::AppState { store })
         .layer(axum::middleware::from_fn(http::security_headers));

@@ -28,13 +28,90 @@ const MIGRATIONS: &[Migration] = &[Migration {
 /// The keyed hash a number is found by.
 pub type LookupHash = [u8; 32];
 
+/// The vault's cryptography, the same for every backend.
+pub struct VaultCrypto {
+    seal: LessSafeKey,
+    mac: hmac::Key,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for VaultCrypto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VaultCrypto(<keys>)")
+    }
+}
+
+impl VaultCrypto {
+    pub fn new(keys: &Keys) -> Result<Self, StoreError> {
+        Ok(VaultCrypto {
+            seal: LessSafeKey::new(
+                UnboundKey::new(&AES_256_GCM, keys.vault.expose())
+                    .map_err(|_| StoreError::Crypto)?,
+            ),
+            mac: hmac::Key::new(hmac::HMAC_SHA256, keys.lookup.expose()),
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// The keyed hash a number is found by.
+    pub fn lookup_hash(&self, n: &MyNumber) -> LookupHash {
+        let tag = hmac::sign(&self.mac, n.expose_for_vault());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
+    /// Seals a number to its person: (nonce, ciphertext with tag).
+    pub fn seal(
+        &self,
+        municipality: MunicipalityCode,
+        person: &str,
+        n: &MyNumber,
+    ) -> Result<([u8; NONCE_LEN], Vec<u8>), StoreError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).map_err(|_| StoreError::Crypto)?;
+        let mut buf = n.expose_for_vault().to_vec();
+        if self
+            .seal
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad(municipality, person)),
+                &mut buf,
+            )
+            .is_err()
+        {
+            buf.zeroize();
+            return Err(StoreError::Crypto);
+        }
+        Ok((nonce, buf))
+    }
+
+    /// Opens a sealed number; fails if it was sealed to another person or key.
+    pub fn open(
+        &self,
+        municipality: MunicipalityCode,
+        person: &str,
+        nonce: &[u8],
+        mut sealed: Vec<u8>,
+    ) -> Result<MyNumber, StoreError> {
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| StoreError::Crypto)?;
+        let plain = self
+            .seal
+            .open_in_place(nonce, Aad::from(aad(municipality, person)), &mut sealed)
+            .map_err(|_| StoreError::Crypto)?;
+        let parsed = std::str::from_utf8(plain)
+            .ok()
+            .and_then(|s| s.parse::<MyNumber>().ok());
+        sealed.zeroize();
+        parsed.ok_or(StoreError::Crypto)
+    }
+}
+
 pub struct Vault {
     /// Writes go through this one; WAL lets `reader` read meanwhile.
     conn: Mutex<Connection>,
     reader: Mutex<Connection>,
-    seal: LessSafeKey,
-    mac: hmac::Key,
-    rng: SystemRandom,
+    crypto: VaultCrypto,
 }
 
 impl std::fmt::Debug for Vault {
@@ -52,23 +129,15 @@ impl Vault {
         let mut conn = db::open(path, &keys.database)?;
         db::migrate(&mut conn, MIGRATIONS)?;
         let reader = db::open(path, &keys.database)?;
-        let seal = LessSafeKey::new(
-            UnboundKey::new(&AES_256_GCM, keys.vault.expose()).map_err(|_| StoreError::Crypto)?,
-        );
         Ok(Vault {
             conn: Mutex::new(conn),
             reader: Mutex::new(reader),
-            seal,
-            mac: hmac::Key::new(hmac::HMAC_SHA256, keys.lookup.expose()),
-            rng: SystemRandom::new(),
+            crypto: VaultCrypto::new(keys)?,
         })
     }
 
     pub fn lookup_hash(&self, n: &MyNumber) -> LookupHash {
-        let tag = hmac::sign(&self.mac, n.expose_for_vault());
-        let mut out = [0u8; 32];
-        out.copy_from_slice(tag.as_ref());
-        out
+        self.crypto.lookup_hash(n)
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -126,23 +195,12 @@ impl Vault {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let Some((nonce, mut sealed)) = row else {
+        let Some((nonce, sealed)) = row else {
             return Ok(None);
         };
-        let nonce = Nonce::try_assume_unique_for_key(&nonce).map_err(|_| StoreError::Crypto)?;
-        let plain = self
-            .seal
-            .open_in_place(
-                nonce,
-                Aad::from(aad(municipality, person.as_str())),
-                &mut sealed,
-            )
-            .map_err(|_| StoreError::Crypto)?;
-        let parsed = std::str::from_utf8(plain)
-            .ok()
-            .and_then(|s| s.parse::<MyNumber>().ok());
-        sealed.zeroize();
-        parsed.map(Some).ok_or(StoreError::Crypto)
+        self.crypto
+            .open(municipality, person.as_str(), &nonce, sealed)
+            .map(Some)
     }
 
     /// How many numbers the vault holds.
@@ -185,21 +243,7 @@ impl VaultTx<'_> {
         n: &MyNumber,
         hash: &LookupHash,
     ) -> Result<(), StoreError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        self.vault
-            .rng
-            .fill(&mut nonce)
-            .map_err(|_| StoreError::Crypto)?;
-        let mut buf = n.expose_for_vault().to_vec();
-        let sealed = self.vault.seal.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad(municipality, person)),
-            &mut buf,
-        );
-        if sealed.is_err() {
-            buf.zeroize();
-            return Err(StoreError::Crypto);
-        }
+        let (nonce, buf) = self.vault.crypto.seal(municipality, person, n)?;
         let mut st = self.conn.prepare_cached(
             "INSERT INTO my_numbers (municipality, person_id, lookup, nonce, sealed)
              VALUES (?1, ?2, ?3, ?4, ?5)

@@ -1,0 +1,173 @@
+//! Every operation of the service, as one trait with two implementations: the
+//! embedded SQLite store ([`crate::SqliteStore`]) and PostgreSQL
+//! ([`crate::pg::PgStore`]). The HTTP layer and the tests hold a `dyn Store`, so
+//! both backends answer the same requests and pass the same test suite.
+
+use std::io::{Read, Write};
+
+use chrono::NaiveDate;
+use vrs_domain::csv::OutputEncoding;
+use vrs_domain::wire::{NameLookupRequest, NameLookupResponse, Outcome, Receipt, UploadBatch};
+use vrs_domain::{ClientRecordId, Lot, MunicipalityCode, MyNumber, Vaccine};
+
+use crate::error::StoreError;
+use crate::principal::Principal;
+use crate::store::{Amendment, HeldRecord, ImportOptions, ImportReport, TransferMatch};
+
+/// The service's operations. Each takes the acting principal and checks it first.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    fn upsert_municipality(
+        &self,
+        actor: &Principal,
+        code: MunicipalityCode,
+        name: &str,
+        transfer_contact: &str,
+    ) -> Result<(), StoreError>;
+    fn add_lot(
+        &self,
+        actor: &Principal,
+        vaccine: Vaccine,
+        lot: &Lot,
+        expiry: NaiveDate,
+    ) -> Result<(), StoreError>;
+    fn add_site(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        code: &str,
+        name: &str,
+    ) -> Result<(), StoreError>;
+    fn import_register(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        input: &mut dyn Read,
+        opts: &ImportOptions,
+    ) -> Result<ImportReport, StoreError>;
+    fn import_errors_csv(&self, actor: &Principal, import_id: i64) -> Result<String, StoreError>;
+    fn lookup_name(
+        &self,
+        actor: &Principal,
+        req: &NameLookupRequest,
+    ) -> Result<Option<NameLookupResponse>, StoreError>;
+    fn ingest(
+        &self,
+        actor: &Principal,
+        batch: &UploadBatch,
+        today: NaiveDate,
+    ) -> Result<Vec<Receipt>, StoreError>;
+    fn import_paper(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        input: &mut dyn Read,
+        opts: &ImportOptions,
+    ) -> Result<ImportReport, StoreError>;
+    fn held(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+    ) -> Result<Vec<HeldRecord>, StoreError>;
+    fn void(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        id: ClientRecordId,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+    fn amend(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        id: ClientRecordId,
+        change: &Amendment,
+        reason: &str,
+        today: NaiveDate,
+    ) -> Result<Outcome, StoreError>;
+    fn export_ledger(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        from: NaiveDate,
+        to: NaiveDate,
+        encoding: OutputEncoding,
+        out: &mut dyn Write,
+    ) -> Result<u64, StoreError>;
+    fn transfer_lookup(
+        &self,
+        actor: &Principal,
+        n: &MyNumber,
+    ) -> Result<Vec<TransferMatch>, StoreError>;
+    fn person_count(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+    ) -> Result<u64, StoreError>;
+    /// How many numbers the vault holds (for checks and benchmarks; no personal data).
+    fn vault_count(&self) -> Result<u64, StoreError>;
+    /// Decrypts a person's number (the vault's own round-trip check).
+    fn vault_reveal(
+        &self,
+        municipality: MunicipalityCode,
+        person: &vrs_domain::PersonId,
+    ) -> Result<Option<MyNumber>, StoreError>;
+    fn create_token(&self, actor: &Principal, for_whom: &Principal) -> Result<String, StoreError>;
+    fn principal_for_token(&self, token: &str) -> Result<Option<Principal>, StoreError>;
+}
+
+impl Store for crate::SqliteStore {
+    fn upsert_municipality(&self, a: &Principal, c: MunicipalityCode, n: &str, t: &str) -> Result<(), StoreError> {
+        crate::SqliteStore::upsert_municipality(self, a, c, n, t)
+    }
+    fn add_lot(&self, a: &Principal, v: Vaccine, l: &Lot, e: NaiveDate) -> Result<(), StoreError> {
+        crate::SqliteStore::add_lot(self, a, v, l, e)
+    }
+    fn add_site(&self, a: &Principal, m: MunicipalityCode, c: &str, n: &str) -> Result<(), StoreError> {
+        crate::SqliteStore::add_site(self, a, m, c, n)
+    }
+    fn import_register(&self, a: &Principal, m: MunicipalityCode, i: &mut dyn Read, o: &ImportOptions) -> Result<ImportReport, StoreError> {
+        crate::SqliteStore::import_register(self, a, m, i, o)
+    }
+    fn import_errors_csv(&self, a: &Principal, id: i64) -> Result<String, StoreError> {
+        crate::SqliteStore::import_errors_csv(self, a, id)
+    }
+    fn lookup_name(&self, a: &Principal, r: &NameLookupRequest) -> Result<Option<NameLookupResponse>, StoreError> {
+        crate::SqliteStore::lookup_name(self, a, r)
+    }
+    fn ingest(&self, a: &Principal, b: &UploadBatch, t: NaiveDate) -> Result<Vec<Receipt>, StoreError> {
+        crate::SqliteStore::ingest(self, a, b, t)
+    }
+    fn import_paper(&self, a: &Principal, m: MunicipalityCode, i: &mut dyn Read, o: &ImportOptions) -> Result<ImportReport, StoreError> {
+        crate::SqliteStore::import_paper(self, a, m, i, o)
+    }
+    fn held(&self, a: &Principal, m: MunicipalityCode) -> Result<Vec<HeldRecord>, StoreError> {
+        crate::SqliteStore::held(self, a, m)
+    }
+    fn void(&self, a: &Principal, m: MunicipalityCode, id: ClientRecordId, r: &str) -> Result<(), StoreError> {
+        crate::SqliteStore::void(self, a, m, id, r)
+    }
+    fn amend(&self, a: &Principal, m: MunicipalityCode, id: ClientRecordId, c: &Amendment, r: &str, t: NaiveDate) -> Result<Outcome, StoreError> {
+        crate::SqliteStore::amend(self, a, m, id, c, r, t)
+    }
+    fn export_ledger(&self, a: &Principal, m: MunicipalityCode, f: NaiveDate, t: NaiveDate, e: OutputEncoding, o: &mut dyn Write) -> Result<u64, StoreError> {
+        crate::SqliteStore::export_ledger(self, a, m, f, t, e, o)
+    }
+    fn transfer_lookup(&self, a: &Principal, n: &MyNumber) -> Result<Vec<TransferMatch>, StoreError> {
+        crate::SqliteStore::transfer_lookup(self, a, n)
+    }
+    fn person_count(&self, a: &Principal, m: MunicipalityCode) -> Result<u64, StoreError> {
+        crate::SqliteStore::person_count(self, a, m)
+    }
+    fn vault_count(&self) -> Result<u64, StoreError> {
+        self.vault().count()
+    }
+    fn vault_reveal(&self, m: MunicipalityCode, p: &vrs_domain::PersonId) -> Result<Option<MyNumber>, StoreError> {
+        self.vault().reveal(m, p)
+    }
+    fn create_token(&self, a: &Principal, w: &Principal) -> Result<String, StoreError> {
+        crate::SqliteStore::create_token(self, a, w)
+    }
+    fn principal_for_token(&self, t: &str) -> Result<Option<Principal>, StoreError> {
+        crate::SqliteStore::principal_for_token(self, t)
+    }
+}
