@@ -67,8 +67,8 @@ struct DataArgs {
 }
 
 impl DataArgs {
-    fn open(&self) -> Result<vrs_server::SqliteStore> {
-        let keys = match vrs_server::Keys::from_env()? {
+    fn keys(&self) -> Result<vrs_server::Keys> {
+        Ok(match vrs_server::Keys::from_env()? {
             Some(k) => k,
             None => vrs_server::Keys::load_or_create(
                 &self
@@ -76,7 +76,11 @@ impl DataArgs {
                     .clone()
                     .unwrap_or_else(|| self.data.join("keys")),
             )?,
-        };
+        })
+    }
+
+    fn open(&self) -> Result<vrs_server::SqliteStore> {
+        let keys = self.keys()?;
         vrs_server::SqliteStore::open(&self.data, keys)
             .with_context(|| format!("cannot open the store in {}", self.data.display()))
     }
@@ -89,9 +93,19 @@ struct ServeArgs {
     listen: std::net::SocketAddr,
     #[command(flatten)]
     data: DataArgs,
-    /// A PostgreSQL URL (postgres://…) to keep the data there instead.
+    /// A PostgreSQL URL (postgres://…) to keep the data there instead of the data
+    /// folder (the `vrs` schema).
     #[arg(long, env = "VRS_DATABASE", value_name = "URL")]
     database: Option<String>,
+    /// The PostgreSQL URL of the マイナンバー vault (the `vrs_vault` schema), with a role
+    /// of its own. Defaults to --database.
+    #[arg(
+        long,
+        env = "VRS_VAULT_DATABASE",
+        value_name = "URL",
+        requires = "database"
+    )]
+    vault_database: Option<String>,
     /// Seed the demo municipality (Chiyoda, 131016) and print its staff and tablet tokens.
     #[arg(long, env = "VRS_DEMO")]
     demo: bool,
@@ -204,14 +218,20 @@ fn serve(args: ServeArgs) -> Result<()> {
         )
         .with_writer(io::stderr)
         .init();
-    if args.database.is_some() {
-        anyhow::bail!(
-            "--database (PostgreSQL) is not available in this build yet: run without it to use the embedded SQLite store"
-        );
-    }
-    let store: std::sync::Arc<dyn vrs_server::Store> = std::sync::Arc::new(args.data.open()?);
+    let store: std::sync::Arc<dyn vrs_server::Store> = match &args.database {
+        Some(url) => {
+            let keys = args.data.keys()?;
+            let vault = args.vault_database.as_deref().unwrap_or(url);
+            std::sync::Arc::new(
+                vrs_server::pg::PgStore::open(url, vault, &keys)
+                    .context("cannot open the PostgreSQL store (check --database)")?,
+            )
+        }
+        None => std::sync::Arc::new(args.data.open()?),
+    };
     if args.demo {
         let demo = vrs_server::demo::seed(store.as_ref(), args.demo_residents)?;
+        std::fs::create_dir_all(&args.data.data)?;
         let tokens = args.data.data.join("demo-tokens.txt");
         std::fs::write(
             &tokens,

@@ -116,43 +116,102 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 }
 
 impl Store for crate::SqliteStore {
-    fn upsert_municipality(&self, a: &Principal, c: MunicipalityCode, n: &str, t: &str) -> Result<(), StoreError> {
+    fn upsert_municipality(
+        &self,
+        a: &Principal,
+        c: MunicipalityCode,
+        n: &str,
+        t: &str,
+    ) -> Result<(), StoreError> {
         crate::SqliteStore::upsert_municipality(self, a, c, n, t)
     }
     fn add_lot(&self, a: &Principal, v: Vaccine, l: &Lot, e: NaiveDate) -> Result<(), StoreError> {
         crate::SqliteStore::add_lot(self, a, v, l, e)
     }
-    fn add_site(&self, a: &Principal, m: MunicipalityCode, c: &str, n: &str) -> Result<(), StoreError> {
+    fn add_site(
+        &self,
+        a: &Principal,
+        m: MunicipalityCode,
+        c: &str,
+        n: &str,
+    ) -> Result<(), StoreError> {
         crate::SqliteStore::add_site(self, a, m, c, n)
     }
-    fn import_register(&self, a: &Principal, m: MunicipalityCode, i: &mut dyn Read, o: &ImportOptions) -> Result<ImportReport, StoreError> {
+    fn import_register(
+        &self,
+        a: &Principal,
+        m: MunicipalityCode,
+        i: &mut dyn Read,
+        o: &ImportOptions,
+    ) -> Result<ImportReport, StoreError> {
         crate::SqliteStore::import_register(self, a, m, i, o)
     }
     fn import_errors_csv(&self, a: &Principal, id: i64) -> Result<String, StoreError> {
         crate::SqliteStore::import_errors_csv(self, a, id)
     }
-    fn lookup_name(&self, a: &Principal, r: &NameLookupRequest) -> Result<Option<NameLookupResponse>, StoreError> {
+    fn lookup_name(
+        &self,
+        a: &Principal,
+        r: &NameLookupRequest,
+    ) -> Result<Option<NameLookupResponse>, StoreError> {
         crate::SqliteStore::lookup_name(self, a, r)
     }
-    fn ingest(&self, a: &Principal, b: &UploadBatch, t: NaiveDate) -> Result<Vec<Receipt>, StoreError> {
+    fn ingest(
+        &self,
+        a: &Principal,
+        b: &UploadBatch,
+        t: NaiveDate,
+    ) -> Result<Vec<Receipt>, StoreError> {
         crate::SqliteStore::ingest(self, a, b, t)
     }
-    fn import_paper(&self, a: &Principal, m: MunicipalityCode, i: &mut dyn Read, o: &ImportOptions) -> Result<ImportReport, StoreError> {
+    fn import_paper(
+        &self,
+        a: &Principal,
+        m: MunicipalityCode,
+        i: &mut dyn Read,
+        o: &ImportOptions,
+    ) -> Result<ImportReport, StoreError> {
         crate::SqliteStore::import_paper(self, a, m, i, o)
     }
     fn held(&self, a: &Principal, m: MunicipalityCode) -> Result<Vec<HeldRecord>, StoreError> {
         crate::SqliteStore::held(self, a, m)
     }
-    fn void(&self, a: &Principal, m: MunicipalityCode, id: ClientRecordId, r: &str) -> Result<(), StoreError> {
+    fn void(
+        &self,
+        a: &Principal,
+        m: MunicipalityCode,
+        id: ClientRecordId,
+        r: &str,
+    ) -> Result<(), StoreError> {
         crate::SqliteStore::void(self, a, m, id, r)
     }
-    fn amend(&self, a: &Principal, m: MunicipalityCode, id: ClientRecordId, c: &Amendment, r: &str, t: NaiveDate) -> Result<Outcome, StoreError> {
+    fn amend(
+        &self,
+        a: &Principal,
+        m: MunicipalityCode,
+        id: ClientRecordId,
+        c: &Amendment,
+        r: &str,
+        t: NaiveDate,
+    ) -> Result<Outcome, StoreError> {
         crate::SqliteStore::amend(self, a, m, id, c, r, t)
     }
-    fn export_ledger(&self, a: &Principal, m: MunicipalityCode, f: NaiveDate, t: NaiveDate, e: OutputEncoding, o: &mut dyn Write) -> Result<u64, StoreError> {
+    fn export_ledger(
+        &self,
+        a: &Principal,
+        m: MunicipalityCode,
+        f: NaiveDate,
+        t: NaiveDate,
+        e: OutputEncoding,
+        o: &mut dyn Write,
+    ) -> Result<u64, StoreError> {
         crate::SqliteStore::export_ledger(self, a, m, f, t, e, o)
     }
-    fn transfer_lookup(&self, a: &Principal, n: &MyNumber) -> Result<Vec<TransferMatch>, StoreError> {
+    fn transfer_lookup(
+        &self,
+        a: &Principal,
+        n: &MyNumber,
+    ) -> Result<Vec<TransferMatch>, StoreError> {
         crate::SqliteStore::transfer_lookup(self, a, n)
     }
     fn person_count(&self, a: &Principal, m: MunicipalityCode) -> Result<u64, StoreError> {
@@ -161,7 +220,11 @@ impl Store for crate::SqliteStore {
     fn vault_count(&self) -> Result<u64, StoreError> {
         self.vault().count()
     }
-    fn vault_reveal(&self, m: MunicipalityCode, p: &vrs_domain::PersonId) -> Result<Option<MyNumber>, StoreError> {
+    fn vault_reveal(
+        &self,
+        m: MunicipalityCode,
+        p: &vrs_domain::PersonId,
+    ) -> Result<Option<MyNumber>, StoreError> {
         self.vault().reveal(m, p)
     }
     fn create_token(&self, a: &Principal, w: &Principal) -> Result<String, StoreError> {

@@ -10,9 +10,9 @@ use vrs_domain::csv::OutputEncoding;
 use vrs_domain::synth::{RegisterSpec, write_register};
 use vrs_domain::{DeviceId, MunicipalityCode, Vaccine};
 
+use crate::backend::Store;
 use crate::error::StoreError;
 use crate::principal::Principal;
-use crate::backend::Store;
 use crate::store::{ImportOptions, ImportReport};
 
 pub const DEMO_MUNICIPALITY: &str = "131016";

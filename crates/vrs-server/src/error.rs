@@ -19,6 +19,8 @@ pub enum StoreError {
     File(#[from] FileError),
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database: {0}")]
+    Postgres(String),
     #[error("stored data is not in the expected form: {0}")]
     Corrupt(String),
     #[error("encryption failed (wrong key, or damaged data)")]

@@ -24,9 +24,9 @@ use vrs_domain::wire::{
 };
 use vrs_domain::{ClientRecordId, MyNumber};
 
+use crate::backend::Store;
 use crate::error::StoreError;
 use crate::principal::Principal;
-use crate::backend::Store;
 use crate::store::{
     Amendment, HeldRecord, ImportMode, ImportOptions, ImportReport, TransferMatch, today_jst,
 };
@@ -220,8 +220,7 @@ async fn import_register(
     let opts = params.options()?;
     let reader = body_reader(body);
     let store = state.store.clone();
-    let report =
-        blocking(move || {
+    let report = blocking(move || {
         let mut reader = reader;
         store.import_register(&actor, municipality, &mut reader, &opts)
     })

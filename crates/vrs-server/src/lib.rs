@@ -18,6 +18,7 @@ pub mod http;
 pub mod import;
 pub mod keys;
 pub mod merge;
+pub mod pg;
 pub mod principal;
 pub mod store;
 pub mod vault;

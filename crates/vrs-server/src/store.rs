@@ -42,7 +42,7 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 /// Japan Standard Time: registration times in the ledger are local.
-fn jst_now() -> NaiveDateTime {
+pub(crate) fn jst_now() -> NaiveDateTime {
     let jst = FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!());
     Utc::now().with_timezone(&jst).naive_local()
 }
@@ -63,7 +63,7 @@ pub(crate) fn person(v: &str) -> Result<PersonId, StoreError> {
         .map_err(|_| StoreError::Corrupt("person id".into()))
 }
 
-fn status_text(s: RegistrationStatus) -> &'static str {
+pub(crate) fn status_text(s: RegistrationStatus) -> &'static str {
     match s {
         RegistrationStatus::Active => "active",
         RegistrationStatus::Removed(RemovalReason::MovedOut) => "moved_out",
@@ -72,7 +72,7 @@ fn status_text(s: RegistrationStatus) -> &'static str {
     }
 }
 
-fn status_of(s: &str) -> RegistrationStatus {
+pub(crate) fn status_of(s: &str) -> RegistrationStatus {
     match s {
         "moved_out" => RegistrationStatus::Removed(RemovalReason::MovedOut),
         "deceased" => RegistrationStatus::Removed(RemovalReason::Deceased),
@@ -81,7 +81,7 @@ fn status_of(s: &str) -> RegistrationStatus {
     }
 }
 
-fn date_of(s: &str) -> Result<NaiveDate, StoreError> {
+pub(crate) fn date_of(s: &str) -> Result<NaiveDate, StoreError> {
     s.parse()
         .map_err(|_| StoreError::Corrupt(format!("date {s:?}")))
 }
@@ -209,10 +209,10 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 /// The (municipality, voucher) → person match and what the checks need.
-struct Match {
-    person_id: Option<String>,
-    status: Option<RegistrationStatus>,
-    prior: Vec<PriorDose>,
+pub(crate) struct Match {
+    pub(crate) person_id: Option<String>,
+    pub(crate) status: Option<RegistrationStatus>,
+    pub(crate) prior: Vec<PriorDose>,
 }
 
 fn find_match(
@@ -333,7 +333,7 @@ fn insert_dose(
     Ok(())
 }
 
-fn hold_code(r: HoldReason) -> &'static str {
+pub(crate) fn hold_code(r: HoldReason) -> &'static str {
     match r {
         HoldReason::UnknownVoucher => "unknown_voucher",
         HoldReason::MissingEarlierDose => "missing_earlier_dose",
@@ -347,14 +347,14 @@ fn hold_code(r: HoldReason) -> &'static str {
     }
 }
 
-fn hold_of(s: &str) -> Result<HoldReason, StoreError> {
+pub(crate) fn hold_of(s: &str) -> Result<HoldReason, StoreError> {
     serde_json::from_value(serde_json::Value::String(s.to_owned()))
         .map_err(|_| StoreError::Corrupt(format!("hold reason {s:?}")))
 }
 
 /// A stable record id for a paper record, so that uploading the same file twice
 /// stores each record once.
-fn paper_record_id(m: MunicipalityCode, row: &LedgerRow) -> ClientRecordId {
+pub(crate) fn paper_record_id(m: MunicipalityCode, row: &LedgerRow) -> ClientRecordId {
     let key = format!(
         "paper|{m}|{}|{}|{}|{}|{}",
         row.voucher,
@@ -1357,7 +1357,7 @@ impl import::RegisterSink for SqliteSink<'_> {
     }
 }
 
-fn outcome_text(o: ImportOutcome) -> &'static str {
+pub(crate) fn outcome_text(o: ImportOutcome) -> &'static str {
     match o {
         ImportOutcome::Applied => "applied",
         ImportOutcome::Rejected => "rejected",
@@ -1365,7 +1365,7 @@ fn outcome_text(o: ImportOutcome) -> &'static str {
     }
 }
 
-fn write_error(e: vrs_domain::csv::WriteError) -> StoreError {
+pub(crate) fn write_error(e: vrs_domain::csv::WriteError) -> StoreError {
     match e {
         vrs_domain::csv::WriteError::Io(e) => StoreError::Io(e),
         other => StoreError::Invalid(other.to_string()),

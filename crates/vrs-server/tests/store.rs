@@ -11,8 +11,11 @@ use vrs_domain::wire::{HoldReason, NameLookupRequest, Outcome, UploadBatch};
 use vrs_domain::{
     ClientRecordId, DeviceId, DoseNumber, DoseRecord, MunicipalityCode, MyNumber, SiteRef, Vaccine,
 };
+use vrs_server::pg::PgStore;
 use vrs_server::store::{Amendment, ImportMode, ImportOptions, ImportOutcome};
-use vrs_server::{Keys, Principal, SqliteStore};
+use vrs_server::{Keys, Principal, SqliteStore, Store};
+
+mod support;
 
 const CHIYODA: &str = "131016";
 const SAPPORO: &str = "011002";
@@ -50,12 +53,23 @@ fn opts() -> ImportOptions {
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    store: SqliteStore,
+    store: Box<dyn Store>,
 }
 
-fn store() -> Fixture {
+fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), Keys::generate().unwrap()).unwrap();
+    seeded(dir, Box::new(store))
+}
+
+fn postgres() -> Fixture {
+    let db = support::database();
+    let url = support::url(support::cluster().port, "postgres", &db);
+    let store = PgStore::open(&url, &url, &Keys::generate().unwrap()).unwrap();
+    seeded(tempfile::tempdir().unwrap(), Box::new(store))
+}
+
+fn seeded(dir: tempfile::TempDir, store: Box<dyn Store>) -> Fixture {
     for (code, name) in [(CHIYODA, "東京都千代田区"), (SAPPORO, "北海道札幌市")] {
         store
             .upsert_municipality(
@@ -117,36 +131,32 @@ fn held(o: &Outcome) -> Option<HoldReason> {
     }
 }
 
-#[test]
-fn importing_the_same_file_twice_changes_nothing_the_second_time() {
-    let f = store();
+fn importing_the_same_file_twice_changes_nothing_the_second_time(f: Fixture) {
     let file = register(300, 7, 0);
     let first = f
         .store
-        .import_register(&staff(CHIYODA), m(CHIYODA), &file[..], &opts())
+        .import_register(&staff(CHIYODA), m(CHIYODA), &mut &file[..], &opts())
         .unwrap();
     assert_eq!(first.outcome, ImportOutcome::Applied);
     assert_eq!((first.rows, first.new, first.rejected), (300, 300, 0));
     assert_eq!(first.encoding, "CP932 (Shift_JIS)");
     let second = f
         .store
-        .import_register(&staff(CHIYODA), m(CHIYODA), &file[..], &opts())
+        .import_register(&staff(CHIYODA), m(CHIYODA), &mut &file[..], &opts())
         .unwrap();
     assert_eq!((second.new, second.updated, second.unchanged), (0, 0, 300));
     assert_eq!(
         f.store.person_count(&staff(CHIYODA), m(CHIYODA)).unwrap(),
         300
     );
-    assert_eq!(f.store.vault().count().unwrap(), 300);
+    assert_eq!(f.store.vault_count().unwrap(), 300);
 }
 
-#[test]
-fn strict_mode_rejects_a_file_with_bad_rows_whole_and_partial_applies_the_rest() {
-    let f = store();
+fn strict_mode_rejects_a_file_with_bad_rows_whole_and_partial_applies_the_rest(f: Fixture) {
     let file = register(200, 3, 20);
     let strict = f
         .store
-        .import_register(&staff(CHIYODA), m(CHIYODA), &file[..], &opts())
+        .import_register(&staff(CHIYODA), m(CHIYODA), &mut &file[..], &opts())
         .unwrap();
     assert_eq!(strict.outcome, ImportOutcome::Rejected);
     assert_eq!(strict.rejected, 10);
@@ -155,7 +165,7 @@ fn strict_mode_rejects_a_file_with_bad_rows_whole_and_partial_applies_the_rest()
         f.store.person_count(&staff(CHIYODA), m(CHIYODA)).unwrap(),
         0
     );
-    assert_eq!(f.store.vault().count().unwrap(), 0);
+    assert_eq!(f.store.vault_count().unwrap(), 0);
 
     let partial = ImportOptions {
         mode: ImportMode::Partial,
@@ -163,7 +173,7 @@ fn strict_mode_rejects_a_file_with_bad_rows_whole_and_partial_applies_the_rest()
     };
     let r = f
         .store
-        .import_register(&staff(CHIYODA), m(CHIYODA), &file[..], &partial)
+        .import_register(&staff(CHIYODA), m(CHIYODA), &mut &file[..], &partial)
         .unwrap();
     assert_eq!(r.outcome, ImportOutcome::Applied);
     assert_eq!((r.new, r.rejected), (190, 10));
@@ -190,9 +200,7 @@ fn strict_mode_rejects_a_file_with_bad_rows_whole_and_partial_applies_the_rest()
     );
 }
 
-#[test]
-fn a_dry_run_reports_but_stores_nothing() {
-    let f = store();
+fn a_dry_run_reports_but_stores_nothing(f: Fixture) {
     let file = register(50, 1, 0);
     let dry = ImportOptions {
         dry_run: true,
@@ -200,28 +208,26 @@ fn a_dry_run_reports_but_stores_nothing() {
     };
     let r = f
         .store
-        .import_register(&staff(CHIYODA), m(CHIYODA), &file[..], &dry)
+        .import_register(&staff(CHIYODA), m(CHIYODA), &mut &file[..], &dry)
         .unwrap();
     assert_eq!((r.outcome, r.new), (ImportOutcome::DryRun, 50));
     assert_eq!(
         f.store.person_count(&staff(CHIYODA), m(CHIYODA)).unwrap(),
         0
     );
-    assert_eq!(f.store.vault().count().unwrap(), 0);
+    assert_eq!(f.store.vault_count().unwrap(), 0);
 }
 
-#[test]
-fn separate_files_fill_fields_and_flags_move_status_with_9_cancelling() {
-    let f = store();
+fn separate_files_fill_fields_and_flags_move_status_with_9_cancelling(f: Fixture) {
     let s = staff(CHIYODA);
     let names = "個別宛名番号,氏名(姓),氏名(名)\n1001,山田,太郎\n";
     let numbers = "個別宛名番号,券番号,マイナンバー\n1001,1310160001,123456789018\n";
     f.store
-        .import_register(&s, m(CHIYODA), names.as_bytes(), &opts())
+        .import_register(&s, m(CHIYODA), &mut names.as_bytes(), &opts())
         .unwrap();
     let r = f
         .store
-        .import_register(&s, m(CHIYODA), numbers.as_bytes(), &opts())
+        .import_register(&s, m(CHIYODA), &mut numbers.as_bytes(), &opts())
         .unwrap();
     assert_eq!((r.new, r.updated), (0, 1));
     let req = NameLookupRequest {
@@ -239,7 +245,7 @@ fn separate_files_fill_fields_and_flags_move_status_with_9_cancelling() {
     let moved = "個別宛名番号,転出/死亡フラグ\n1001,1\n";
     let r = f
         .store
-        .import_register(&s, m(CHIYODA), moved.as_bytes(), &opts())
+        .import_register(&s, m(CHIYODA), &mut moved.as_bytes(), &opts())
         .unwrap();
     assert_eq!(r.flagged, 1);
     let out = receipts(&f, vec![dose(1310160001, 1, "2021-06-01", "FA4597")]);
@@ -247,20 +253,18 @@ fn separate_files_fill_fields_and_flags_move_status_with_9_cancelling() {
 
     let cancel = "個別宛名番号,転出/死亡フラグ\n1001,9\n";
     f.store
-        .import_register(&s, m(CHIYODA), cancel.as_bytes(), &opts())
+        .import_register(&s, m(CHIYODA), &mut cancel.as_bytes(), &opts())
         .unwrap();
     let out = receipts(&f, vec![dose(1310160001, 1, "2021-06-01", "FA4597")]);
     assert_eq!(out[0], Outcome::Accepted);
 }
 
-#[test]
-fn a_voucher_already_held_by_someone_else_rejects_the_row() {
-    let f = store();
+fn a_voucher_already_held_by_someone_else_rejects_the_row(f: Fixture) {
     let s = staff(CHIYODA);
     let csv = "個別宛名番号,券番号\n1001,1310160001\n1002,1310160001\n";
     let r = f
         .store
-        .import_register(&s, m(CHIYODA), csv.as_bytes(), &opts())
+        .import_register(&s, m(CHIYODA), &mut csv.as_bytes(), &opts())
         .unwrap();
     assert_eq!(r.outcome, ImportOutcome::Rejected);
     assert_eq!(r.errors[0].line, 3);
@@ -271,12 +275,10 @@ fn a_voucher_already_held_by_someone_else_rejects_the_row() {
     );
 }
 
-#[test]
-fn tablet_records_are_idempotent_and_checked() {
-    let f = store();
+fn tablet_records_are_idempotent_and_checked(f: Fixture) {
     let s = staff(CHIYODA);
     f.store
-        .import_register(&s, m(CHIYODA), register(10, 2, 0).as_slice(), &opts())
+        .import_register(&s, m(CHIYODA), &mut register(10, 2, 0).as_slice(), &opts())
         .unwrap();
     f.store
         .add_lot(
@@ -326,12 +328,10 @@ fn tablet_records_are_idempotent_and_checked() {
     assert_eq!(f.store.held(&s, m(CHIYODA)).unwrap().len(), 5);
 }
 
-#[test]
-fn a_held_record_can_be_amended_into_acceptance_and_voided_with_history() {
-    let f = store();
+fn a_held_record_can_be_amended_into_acceptance_and_voided_with_history(f: Fixture) {
     let s = staff(CHIYODA);
     f.store
-        .import_register(&s, m(CHIYODA), register(5, 2, 0).as_slice(), &opts())
+        .import_register(&s, m(CHIYODA), &mut register(5, 2, 0).as_slice(), &opts())
         .unwrap();
     let rec = dose(1310160001, 2, "2021-06-01", "FA4597");
     let id = rec.client_record_id;
@@ -380,12 +380,10 @@ fn a_held_record_can_be_amended_into_acceptance_and_voided_with_history() {
     assert_eq!(n, 0, "a voided record leaves the ledger");
 }
 
-#[test]
-fn the_ledger_export_has_the_domain_columns_and_only_accepted_records_in_range() {
-    let f = store();
+fn the_ledger_export_has_the_domain_columns_and_only_accepted_records_in_range(f: Fixture) {
     let s = staff(CHIYODA);
     f.store
-        .import_register(&s, m(CHIYODA), register(5, 2, 0).as_slice(), &opts())
+        .import_register(&s, m(CHIYODA), &mut register(5, 2, 0).as_slice(), &opts())
         .unwrap();
     f.store
         .add_site(&s, m(CHIYODA), "0110113719", "千代田クリニック")
@@ -441,24 +439,22 @@ fn the_ledger_export_has_the_domain_columns_and_only_accepted_records_in_range()
                 today(),
                 today(),
                 OutputEncoding::Utf8,
-                Vec::new()
+                &mut Vec::new()
             )
             .is_err()
     );
 }
 
-#[test]
-fn paper_records_upload_once_even_when_sent_twice() {
-    let f = store();
+fn paper_records_upload_once_even_when_sent_twice(f: Fixture) {
     let s = staff(CHIYODA);
     f.store
-        .import_register(&s, m(CHIYODA), register(5, 2, 0).as_slice(), &opts())
+        .import_register(&s, m(CHIYODA), &mut register(5, 2, 0).as_slice(), &opts())
         .unwrap();
     let paper = ",20210601,1310160001,131016,千代田区役所,山田医師,ファイザー,FA4597,1\r\n\
                  20210622120000,20210622,1310160001,131016,千代田区役所,山田医師,ファイザー,FA4597\r\n";
     let r = f
         .store
-        .import_paper(&s, m(CHIYODA), paper.as_bytes(), &opts())
+        .import_paper(&s, m(CHIYODA), &mut paper.as_bytes(), &opts())
         .unwrap();
     assert_eq!(
         (r.outcome, r.new, r.flagged),
@@ -466,7 +462,7 @@ fn paper_records_upload_once_even_when_sent_twice() {
     );
     let again = f
         .store
-        .import_paper(&s, m(CHIYODA), paper.as_bytes(), &opts())
+        .import_paper(&s, m(CHIYODA), &mut paper.as_bytes(), &opts())
         .unwrap();
     assert_eq!((again.new, again.unchanged), (0, 2));
     let mut out = Vec::new();
@@ -487,18 +483,16 @@ fn paper_records_upload_once_even_when_sent_twice() {
     ));
 }
 
-#[test]
-fn the_transfer_look_up_finds_doses_held_by_other_municipalities_with_their_contact() {
-    let f = store();
+fn the_transfer_look_up_finds_doses_held_by_other_municipalities_with_their_contact(f: Fixture) {
     let my = "123456789018";
     let old = format!("個別宛名番号,マイナンバー,券番号\n5001,{my},1310160001\n");
     f.store
-        .import_register(&staff(CHIYODA), m(CHIYODA), old.as_bytes(), &opts())
+        .import_register(&staff(CHIYODA), m(CHIYODA), &mut old.as_bytes(), &opts())
         .unwrap();
     receipts(&f, vec![dose(1310160001, 1, "2021-06-01", "FA4597")]);
     let new = format!("個別宛名番号,マイナンバー,券番号\n9001,{my},0110020001\n");
     f.store
-        .import_register(&staff(SAPPORO), m(SAPPORO), new.as_bytes(), &opts())
+        .import_register(&staff(SAPPORO), m(SAPPORO), &mut new.as_bytes(), &opts())
         .unwrap();
 
     let n: MyNumber = my.parse().unwrap();
@@ -520,18 +514,16 @@ fn the_transfer_look_up_finds_doses_held_by_other_municipalities_with_their_cont
     );
 }
 
-#[test]
-fn scoping_staff_reach_only_their_municipality_and_tablets_only_names_and_uploads() {
-    let f = store();
+fn scoping_staff_reach_only_their_municipality_and_tablets_only_names_and_uploads(f: Fixture) {
     let file = register(5, 1, 0);
     assert!(
         f.store
-            .import_register(&staff(SAPPORO), m(CHIYODA), &file[..], &opts())
+            .import_register(&staff(SAPPORO), m(CHIYODA), &mut &file[..], &opts())
             .is_err()
     );
     assert!(
         f.store
-            .import_register(&tablet(CHIYODA), m(CHIYODA), &file[..], &opts())
+            .import_register(&tablet(CHIYODA), m(CHIYODA), &mut &file[..], &opts())
             .is_err()
     );
     assert!(f.store.held(&staff(SAPPORO), m(CHIYODA)).is_err());
@@ -554,7 +546,7 @@ fn neither_file_on_disk_shows_names_or_numbers_in_clear() {
         let store = SqliteStore::open(dir.path(), Keys::generate().unwrap()).unwrap();
         let csv = "個別宛名番号,マイナンバー,氏名(姓),券番号\n1001,123456789018,山田,1310160001\n";
         store
-            .import_register(&staff(CHIYODA), m(CHIYODA), csv.as_bytes(), &opts())
+            .import_register(&staff(CHIYODA), m(CHIYODA), &mut csv.as_bytes(), &opts())
             .unwrap();
     }
     for entry in std::fs::read_dir(dir.path()).unwrap() {
@@ -566,42 +558,36 @@ fn neither_file_on_disk_shows_names_or_numbers_in_clear() {
     }
 }
 
-#[test]
-fn the_vault_seals_each_number_to_its_person() {
-    let f = store();
+fn the_vault_seals_each_number_to_its_person(f: Fixture) {
     let csv = "個別宛名番号,マイナンバー\n1001,123456789018\n";
     f.store
-        .import_register(&staff(CHIYODA), m(CHIYODA), csv.as_bytes(), &opts())
+        .import_register(&staff(CHIYODA), m(CHIYODA), &mut csv.as_bytes(), &opts())
         .unwrap();
     let n = f
         .store
-        .vault()
-        .reveal(m(CHIYODA), &"1001".parse().unwrap())
+        .vault_reveal(m(CHIYODA), &"1001".parse().unwrap())
         .unwrap()
         .unwrap();
     assert_eq!(n.expose_for_vault(), b"123456789018");
     assert!(
         f.store
-            .vault()
-            .reveal(m(CHIYODA), &"1002".parse().unwrap())
+            .vault_reveal(m(CHIYODA), &"1002".parse().unwrap())
             .unwrap()
             .is_none()
     );
 }
 
-#[test]
-fn a_voucher_can_move_between_people_within_one_file() {
-    let f = store();
+fn a_voucher_can_move_between_people_within_one_file(f: Fixture) {
     let s = staff(CHIYODA);
     let first = "個別宛名番号,券番号\n1001,1310160001\n";
     f.store
-        .import_register(&s, m(CHIYODA), first.as_bytes(), &opts())
+        .import_register(&s, m(CHIYODA), &mut first.as_bytes(), &opts())
         .unwrap();
     // 1001 gets a new voucher, then 1002 takes the old one; 1003 appears twice.
     let second = "個別宛名番号,券番号,氏名(姓)\n1001,1310160002,\n1002,1310160001,\n1003,,佐藤\n1003,1310160003,\n";
     let r = f
         .store
-        .import_register(&s, m(CHIYODA), second.as_bytes(), &opts())
+        .import_register(&s, m(CHIYODA), &mut second.as_bytes(), &opts())
         .unwrap();
     assert_eq!(r.outcome, ImportOutcome::Applied, "{:?}", r.errors);
     // New: 1002 and 1003; updated: 1001, and 1003 by its second row.
@@ -623,4 +609,87 @@ fn a_voucher_can_move_between_people_within_one_file() {
         Some("佐藤")
     );
     assert_eq!(f.store.person_count(&s, m(CHIYODA)).unwrap(), 3);
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $( #[test] fn $name() { super::$name(super::sqlite()) } )*
+        }
+        mod on_postgres {
+            $( #[test] fn $name() { super::$name(super::postgres()) } )*
+        }
+    };
+}
+
+on_both_backends!(
+    importing_the_same_file_twice_changes_nothing_the_second_time,
+    strict_mode_rejects_a_file_with_bad_rows_whole_and_partial_applies_the_rest,
+    a_dry_run_reports_but_stores_nothing,
+    separate_files_fill_fields_and_flags_move_status_with_9_cancelling,
+    a_voucher_already_held_by_someone_else_rejects_the_row,
+    tablet_records_are_idempotent_and_checked,
+    a_held_record_can_be_amended_into_acceptance_and_voided_with_history,
+    the_ledger_export_has_the_domain_columns_and_only_accepted_records_in_range,
+    paper_records_upload_once_even_when_sent_twice,
+    the_transfer_look_up_finds_doses_held_by_other_municipalities_with_their_contact,
+    scoping_staff_reach_only_their_municipality_and_tablets_only_names_and_uploads,
+    the_vault_seals_each_number_to_its_person,
+    a_voucher_can_move_between_people_within_one_file
+);
+
+#[test]
+fn postgres_vault_lives_in_its_own_schema_that_the_service_role_cannot_read() {
+    let db = support::database();
+    support::admin_sql(
+        &db,
+        &format!(
+            "CREATE ROLE vrs_app_{db} LOGIN; CREATE ROLE vrs_vault_{db} LOGIN;
+             GRANT CREATE ON DATABASE {db} TO vrs_app_{db}, vrs_vault_{db};"
+        ),
+    );
+    let port = support::cluster().port;
+    let app = support::url(port, &format!("vrs_app_{db}"), &db);
+    let vault = support::url(port, &format!("vrs_vault_{db}"), &db);
+    let store = PgStore::open(&app, &vault, &Keys::generate().unwrap()).unwrap();
+    let s = staff(CHIYODA);
+    store
+        .import_register(
+            &s,
+            m(CHIYODA),
+            &mut "個別宛名番号,マイナンバー\n1001,123456789018\n".as_bytes(),
+            &opts(),
+        )
+        .unwrap();
+    assert_eq!(store.vault_count().unwrap(), 1);
+    let n = store
+        .vault_reveal(m(CHIYODA), &"1001".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(n.expose_for_vault(), b"123456789018");
+    // The service's own role reaches the register, never the vault.
+    let mut as_app = postgres::Client::connect(&app, postgres::NoTls).unwrap();
+    assert!(
+        as_app
+            .query("SELECT count(*) FROM vrs.persons", &[])
+            .is_ok()
+    );
+    let denied = as_app
+        .query("SELECT count(*) FROM vrs_vault.my_numbers", &[])
+        .unwrap_err();
+    let message = denied
+        .as_db_error()
+        .map(|d| d.message().to_owned())
+        .unwrap_or_default();
+    assert!(message.contains("permission denied"), "{denied:?}");
+    // And the vault table holds no digits in clear.
+    let mut as_vault = postgres::Client::connect(&vault, postgres::NoTls).unwrap();
+    let row = as_vault
+        .query_one(
+            "SELECT sealed, encode(sealed, 'escape') FROM vrs_vault.my_numbers",
+            &[],
+        )
+        .unwrap();
+    let text: String = row.get(1);
+    assert!(!text.contains("123456789018"));
 }

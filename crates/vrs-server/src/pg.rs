@@ -1,0 +1,1165 @@
+//! The PostgreSQL store: the same operations as [`crate::SqliteStore`], on the `vrs`
+//! schema, with the マイナンバー vault in the `vrs_vault` schema reached through its
+//! own connection (and, in production, its own role and URL).
+//!
+//! Set-wise SQL (`= ANY($n)`, `UNNEST`) keeps round trips per chunk, not per row.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::Mutex;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Transaction};
+use vrs_domain::csv::ledger::{LedgerReader, LedgerRow, LedgerWriter};
+use vrs_domain::csv::{OutputEncoding, ReadError};
+use vrs_domain::wire::{
+    HoldReason, MAX_BATCH, NameLookupRequest, NameLookupResponse, Outcome, Receipt, UploadBatch,
+};
+use vrs_domain::{
+    ClientRecordId, DoseNumber, Lot, MunicipalityCode, MyNumber, PersonId, Sex, SiteRef, Vaccine,
+    VoucherNumber,
+};
+
+use crate::backend::Store;
+use crate::checks::{self, Candidate, PriorDose};
+use crate::error::StoreError;
+use crate::import::{self, ErrorCsv, RegisterSink};
+use crate::keys::Keys;
+use crate::merge::PersonFields;
+use crate::principal::Principal;
+use crate::store::{
+    Amendment, HeldRecord, ImportOptions, ImportOutcome, ImportReport, Match, TransferDose,
+    TransferMatch, hold_code, hold_of, jst_now, municipality_code, outcome_text, paper_record_id,
+    status_of, status_text, write_error,
+};
+use crate::vault::{LookupHash, VaultCrypto};
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        // The client error's Display is only "db error": keep the server's message.
+        StoreError::Postgres(match e.as_db_error() {
+            Some(db) => format!("{} ({})", db.message(), db.code().code()),
+            None => e.to_string(),
+        })
+    }
+}
+
+const MAIN_MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/pg_0001_init.sql"))];
+const VAULT_MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/pg_vault_0001.sql"))];
+
+/// Applies a schema's migrations, under an advisory lock so that two servers
+/// starting together do not race.
+fn migrate(
+    client: &mut Client,
+    schema: &str,
+    migrations: &[(i32, &str)],
+) -> Result<(), StoreError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&schema])?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+             version integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now())"
+    ))?;
+    for (version, sql) in migrations {
+        let done: bool = tx
+            .query_one(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM {schema}.schema_migrations WHERE version = $1)"
+                ),
+                &[version],
+            )?
+            .get(0);
+        if !done {
+            tx.batch_execute(sql)?;
+            tx.execute(
+                &format!("INSERT INTO {schema}.schema_migrations (version) VALUES ($1)"),
+                &[version],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// A few connections to one database.
+struct PgPool {
+    url: String,
+    idle: Mutex<Vec<Client>>,
+}
+
+impl PgPool {
+    fn get(&self) -> Result<PgConn<'_>, StoreError> {
+        let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let client = match idle {
+            Some(c) if !c.is_closed() => c,
+            _ => Client::connect(&self.url, NoTls)?,
+        };
+        Ok(PgConn {
+            pool: self,
+            client: Some(client),
+        })
+    }
+}
+
+struct PgConn<'p> {
+    pool: &'p PgPool,
+    client: Option<Client>,
+}
+
+impl std::ops::Deref for PgConn<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("taken only on drop"))
+    }
+}
+
+impl std::ops::DerefMut for PgConn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("taken only on drop"))
+    }
+}
+
+impl Drop for PgConn<'_> {
+    fn drop(&mut self) {
+        if let (Some(c), Ok(mut idle)) = (self.client.take(), self.pool.idle.lock())
+            && idle.len() < 8
+            && !c.is_closed()
+        {
+            idle.push(c);
+        }
+    }
+}
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    main: PgPool,
+    vault: PgPool,
+    crypto: VaultCrypto,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgStore")
+    }
+}
+
+fn mc(m: MunicipalityCode) -> i32 {
+    m.get() as i32
+}
+
+impl PgStore {
+    /// Connects to `url` (the `vrs` schema) and `vault_url` (the `vrs_vault` schema;
+    /// give the vault its own role there), and brings both schemas up to date.
+    pub fn open(url: &str, vault_url: &str, keys: &Keys) -> Result<Self, StoreError> {
+        let store = PgStore {
+            main: PgPool {
+                url: url.to_owned(),
+                idle: Mutex::new(Vec::new()),
+            },
+            vault: PgPool {
+                url: vault_url.to_owned(),
+                idle: Mutex::new(Vec::new()),
+            },
+            crypto: VaultCrypto::new(keys)?,
+        };
+        migrate(&mut *store.main.get()?, "vrs", MAIN_MIGRATIONS)?;
+        migrate(&mut *store.vault.get()?, "vrs_vault", VAULT_MIGRATIONS)?;
+        Ok(store)
+    }
+}
+
+fn find_match(
+    tx: &mut Transaction<'_>,
+    m: MunicipalityCode,
+    voucher: VoucherNumber,
+) -> Result<Match, StoreError> {
+    let found = tx.query_opt(
+        "SELECT person_id, status FROM vrs.persons WHERE municipality = $1 AND voucher = $2",
+        &[&mc(m), &(voucher.get() as i64)],
+    )?;
+    let Some(row) = found else {
+        return Ok(Match {
+            person_id: None,
+            status: None,
+            prior: Vec::new(),
+        });
+    };
+    let person_id: String = row.get(0);
+    let status: String = row.get(1);
+    let prior = tx
+        .query(
+            "SELECT dose_number, vaccinated_on FROM vrs.doses
+             WHERE municipality = $1 AND person_id = $2 AND state = 'accepted' AND dose_number IS NOT NULL",
+            &[&mc(m), &person_id],
+        )?
+        .into_iter()
+        .map(|r| PriorDose {
+            dose_number: r.get::<_, i16>(0) as u8,
+            vaccinated_on: r.get(1),
+        })
+        .collect();
+    Ok(Match {
+        person_id: Some(person_id),
+        status: Some(status_of(&status)),
+        prior,
+    })
+}
+
+fn lot_expiry(
+    tx: &mut Transaction<'_>,
+    vaccine: Vaccine,
+    lot: &Lot,
+) -> Result<Option<NaiveDate>, StoreError> {
+    Ok(tx
+        .query_opt(
+            "SELECT expiry FROM vrs.lots WHERE vaccine = $1 AND lot = $2",
+            &[&vaccine.code(), &lot.as_str()],
+        )?
+        .map(|r| r.get(0)))
+}
+
+struct NewDose<'a> {
+    municipality: MunicipalityCode,
+    client_record_id: ClientRecordId,
+    voucher: VoucherNumber,
+    voucher_kind: Option<i16>,
+    dose_number: Option<i16>,
+    vaccinated_on: NaiveDate,
+    vaccine: Vaccine,
+    lot: &'a Lot,
+    site_kind: Option<&'static str>,
+    site_code: Option<String>,
+    site_municipality: MunicipalityCode,
+    site_name: String,
+    doctor_name: Option<&'a str>,
+    device_id: Option<String>,
+    source: &'static str,
+}
+
+fn insert_dose(
+    tx: &mut Transaction<'_>,
+    d: &NewDose<'_>,
+    m: &Match,
+    verdict: &Result<(), (HoldReason, String)>,
+    registered_at: NaiveDateTime,
+) -> Result<(), StoreError> {
+    let (state, reason, detail) = match verdict {
+        Ok(()) => ("accepted", None, None),
+        Err((r, detail)) => ("held", Some(hold_code(*r)), Some(detail.as_str())),
+    };
+    tx.execute(
+        "INSERT INTO vrs.doses (municipality, client_record_id, voucher, voucher_kind, dose_number,
+             vaccinated_on, vaccine, lot, site_kind, site_code, site_municipality, site_name,
+             doctor_name, device_id, source, person_id, state, hold_reason, hold_detail, registered_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+        &[
+            &mc(d.municipality),
+            &d.client_record_id.0,
+            &(d.voucher.get() as i64),
+            &d.voucher_kind,
+            &d.dose_number,
+            &d.vaccinated_on,
+            &d.vaccine.code(),
+            &d.lot.as_str(),
+            &d.site_kind,
+            &d.site_code,
+            &mc(d.site_municipality),
+            &d.site_name,
+            &d.doctor_name,
+            &d.device_id,
+            &d.source,
+            &m.person_id,
+            &state,
+            &reason,
+            &detail,
+            &registered_at,
+        ],
+    )?;
+    Ok(())
+}
+
+fn exists(
+    tx: &mut Transaction<'_>,
+    m: MunicipalityCode,
+    id: ClientRecordId,
+) -> Result<bool, StoreError> {
+    Ok(tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM vrs.doses WHERE municipality = $1 AND client_record_id = $2)",
+            &[&mc(m), &id.0],
+        )?
+        .get(0))
+}
+
+/// The register import's reads and writes on PostgreSQL: one statement per chunk.
+struct PgSink<'a, 'b> {
+    tx: &'a mut Transaction<'b>,
+    vtx: &'a mut Transaction<'b>,
+    crypto: &'a VaultCrypto,
+    municipality: MunicipalityCode,
+    now: NaiveDateTime,
+}
+
+impl RegisterSink for PgSink<'_, '_> {
+    fn persons(&mut self, ids: &[&str]) -> Result<HashMap<String, PersonFields>, StoreError> {
+        let rows = self.tx.query(
+            "SELECT person_id, family_name, given_name, family_kana, given_kana, birth_date, sex, voucher, status
+             FROM vrs.persons WHERE municipality = $1 AND person_id = ANY($2)",
+            &[&mc(self.municipality), &ids],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    PersonFields {
+                        family_name: r.get(1),
+                        given_name: r.get(2),
+                        family_kana: r.get(3),
+                        given_kana: r.get(4),
+                        birth_date: r.get(5),
+                        sex: r
+                            .get::<_, Option<i16>>(6)
+                            .and_then(|c| c.to_string().parse::<Sex>().ok()),
+                        voucher: r
+                            .get::<_, Option<i64>>(7)
+                            .and_then(|v| VoucherNumber::new(v as u64)),
+                        status: status_of(r.get(8)),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    fn voucher_holders(
+        &mut self,
+        vouchers: &[VoucherNumber],
+    ) -> Result<HashMap<VoucherNumber, String>, StoreError> {
+        let v: Vec<i64> = vouchers.iter().map(|v| v.get() as i64).collect();
+        let rows = self.tx.query(
+            "SELECT voucher, person_id FROM vrs.persons WHERE municipality = $1 AND voucher = ANY($2)",
+            &[&mc(self.municipality), &v],
+        )?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| Some((VoucherNumber::new(r.get::<_, i64>(0) as u64)?, r.get(1))))
+            .collect())
+    }
+
+    fn vault_hashes(&mut self, ids: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError> {
+        let rows = self.vtx.query(
+            "SELECT person_id, lookup FROM vrs_vault.my_numbers WHERE municipality = $1 AND person_id = ANY($2)",
+            &[&mc(self.municipality), &ids],
+        )?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let h: Vec<u8> = r.get(1);
+                Some((r.get::<_, String>(0), h.try_into().ok()?))
+            })
+            .collect())
+    }
+
+    fn write_persons(&mut self, rows: &[(&str, &PersonFields)]) -> Result<(), StoreError> {
+        let ids: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        let fam: Vec<Option<&str>> = rows.iter().map(|r| r.1.family_name.as_deref()).collect();
+        let giv: Vec<Option<&str>> = rows.iter().map(|r| r.1.given_name.as_deref()).collect();
+        let fk: Vec<Option<&str>> = rows.iter().map(|r| r.1.family_kana.as_deref()).collect();
+        let gk: Vec<Option<&str>> = rows.iter().map(|r| r.1.given_kana.as_deref()).collect();
+        let bd: Vec<Option<NaiveDate>> = rows.iter().map(|r| r.1.birth_date).collect();
+        let sex: Vec<Option<i16>> = rows
+            .iter()
+            .map(|r| r.1.sex.map(|s| i16::from(s.code())))
+            .collect();
+        let vo: Vec<Option<i64>> = rows
+            .iter()
+            .map(|r| r.1.voucher.map(|v| v.get() as i64))
+            .collect();
+        let st: Vec<&str> = rows.iter().map(|r| status_text(r.1.status)).collect();
+        self.tx.execute(
+            "INSERT INTO vrs.persons (municipality, person_id, family_name, given_name, family_kana,
+                 given_kana, birth_date, sex, voucher, status, updated_at)
+             SELECT $1, u.*, $11 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[],
+                 $6::text[], $7::date[], $8::int2[], $9::int8[], $10::text[]) AS u
+             ON CONFLICT (municipality, person_id) DO UPDATE SET
+                 family_name = excluded.family_name, given_name = excluded.given_name,
+                 family_kana = excluded.family_kana, given_kana = excluded.given_kana,
+                 birth_date = excluded.birth_date, sex = excluded.sex,
+                 voucher = excluded.voucher, status = excluded.status,
+                 updated_at = excluded.updated_at",
+            &[&mc(self.municipality), &ids, &fam, &giv, &fk, &gk, &bd, &sex, &vo, &st, &self.now],
+        )?;
+        Ok(())
+    }
+
+    fn write_numbers(&mut self, rows: &[(&str, &MyNumber, &LookupHash)]) -> Result<(), StoreError> {
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut lookups = Vec::with_capacity(rows.len());
+        let mut nonces = Vec::with_capacity(rows.len());
+        let mut sealed = Vec::with_capacity(rows.len());
+        for (pid, n, h) in rows {
+            let (nonce, s) = self.crypto.seal(self.municipality, pid, n)?;
+            ids.push(*pid);
+            lookups.push(h.to_vec());
+            nonces.push(nonce.to_vec());
+            sealed.push(s);
+        }
+        self.vtx.execute(
+            "INSERT INTO vrs_vault.my_numbers (municipality, person_id, lookup, nonce, sealed)
+             SELECT $1, u.* FROM UNNEST($2::text[], $3::bytea[], $4::bytea[], $5::bytea[]) AS u
+             ON CONFLICT (municipality, person_id) DO UPDATE
+             SET lookup = excluded.lookup, nonce = excluded.nonce, sealed = excluded.sealed",
+            &[&mc(self.municipality), &ids, &lookups, &nonces, &sealed],
+        )?;
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_import(
+    c: &mut impl postgres::GenericClient,
+    m: MunicipalityCode,
+    kind: &str,
+    actor: &Principal,
+    now: NaiveDateTime,
+    report: &ImportReport,
+    summary: String,
+    errors: &ErrorCsv,
+) -> Result<i64, StoreError> {
+    Ok(c.query_one(
+        "INSERT INTO vrs.imports (municipality, kind, actor, started_at, outcome, report, errors_csv)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        &[&mc(m), &kind, &actor.to_string(), &now, &outcome_text(report.outcome), &summary, &errors.text],
+    )?
+    .get(0))
+}
+
+impl Store for PgStore {
+    fn upsert_municipality(
+        &self,
+        actor: &Principal,
+        code: MunicipalityCode,
+        name: &str,
+        contact: &str,
+    ) -> Result<(), StoreError> {
+        actor.require_staff_of(code)?;
+        self.main.get()?.execute(
+            "INSERT INTO vrs.municipalities (code, name, transfer_contact) VALUES ($1, $2, $3)
+             ON CONFLICT (code) DO UPDATE SET name = excluded.name, transfer_contact = excluded.transfer_contact",
+            &[&mc(code), &name, &contact],
+        )?;
+        Ok(())
+    }
+
+    fn add_lot(
+        &self,
+        actor: &Principal,
+        vaccine: Vaccine,
+        lot: &Lot,
+        expiry: NaiveDate,
+    ) -> Result<(), StoreError> {
+        if !matches!(actor, Principal::System | Principal::Staff { .. }) {
+            return Err(StoreError::Forbidden("tablets cannot register lots".into()));
+        }
+        self.main.get()?.execute(
+            "INSERT INTO vrs.lots (vaccine, lot, expiry) VALUES ($1, $2, $3)
+             ON CONFLICT (vaccine, lot) DO UPDATE SET expiry = excluded.expiry",
+            &[&vaccine.code(), &lot.as_str(), &expiry],
+        )?;
+        Ok(())
+    }
+
+    fn add_site(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        code: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        actor.require_staff_of(m)?;
+        self.main.get()?.execute(
+            "INSERT INTO vrs.sites (municipality, code, name) VALUES ($1, $2, $3)
+             ON CONFLICT (municipality, code) DO UPDATE SET name = excluded.name",
+            &[&mc(m), &code, &name],
+        )?;
+        Ok(())
+    }
+
+    fn import_register(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        input: &mut dyn Read,
+        opts: &ImportOptions,
+    ) -> Result<ImportReport, StoreError> {
+        actor.require_staff_of(m)?;
+        let now = jst_now();
+        let mut main = self.main.get()?;
+        let mut vault = self.vault.get()?;
+        let mut tx = main.transaction()?;
+        let mut vtx = vault.transaction()?;
+        let known: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM vrs.persons WHERE municipality = $1",
+                &[&mc(m)],
+            )?
+            .get(0);
+        let mut sink = PgSink {
+            tx: &mut tx,
+            vtx: &mut vtx,
+            crypto: &self.crypto,
+            municipality: m,
+            now,
+        };
+        let hash = |n: &MyNumber| self.crypto.lookup_hash(n);
+        let (mut report, errors) = import::run(input, opts, known as u64, &hash, &mut sink)?;
+        let summary = serde_json::json!({
+            "rows": report.rows, "new": report.new, "updated": report.updated,
+            "unchanged": report.unchanged, "flagged": report.flagged,
+            "rejected": report.rejected, "warnings": report.warnings, "encoding": report.encoding,
+        })
+        .to_string();
+        if report.outcome == ImportOutcome::Applied {
+            report.import_id = record_import(
+                &mut tx, m, "register", actor, now, &report, summary, &errors,
+            )?;
+            // The vault first, as in the SQLite store.
+            vtx.commit()?;
+            tx.commit()?;
+        } else {
+            vtx.rollback()?;
+            tx.rollback()?;
+            report.import_id = record_import(
+                &mut *main, m, "register", actor, now, &report, summary, &errors,
+            )?;
+        }
+        Ok(report)
+    }
+
+    fn import_errors_csv(&self, actor: &Principal, import_id: i64) -> Result<String, StoreError> {
+        let m = actor.staff_of()?;
+        self.main
+            .get()?
+            .query_opt(
+                "SELECT errors_csv FROM vrs.imports WHERE id = $1 AND municipality = $2",
+                &[&import_id, &mc(m)],
+            )?
+            .map(|r| r.get(0))
+            .ok_or_else(|| StoreError::NotFound(format!("import {import_id}")))
+    }
+
+    fn lookup_name(
+        &self,
+        actor: &Principal,
+        req: &NameLookupRequest,
+    ) -> Result<Option<NameLookupResponse>, StoreError> {
+        if let Principal::Staff { .. } = actor {
+            actor.require_staff_of(req.municipality)?;
+        }
+        Ok(self
+            .main
+            .get()?
+            .query_opt(
+                "SELECT family_name, given_name, family_kana, given_kana FROM vrs.persons
+                 WHERE municipality = $1 AND voucher = $2",
+                &[&mc(req.municipality), &(req.voucher.get() as i64)],
+            )?
+            .map(|r| NameLookupResponse {
+                family_name: r.get(0),
+                given_name: r.get(1),
+                family_kana: r.get(2),
+                given_kana: r.get(3),
+            }))
+    }
+
+    fn ingest(
+        &self,
+        actor: &Principal,
+        batch: &UploadBatch,
+        today: NaiveDate,
+    ) -> Result<Vec<Receipt>, StoreError> {
+        let (site_m, device) = actor.device()?;
+        if batch.records.len() > MAX_BATCH {
+            return Err(StoreError::Invalid(format!(
+                "{} records in one batch; send at most {MAX_BATCH}",
+                batch.records.len()
+            )));
+        }
+        if let Some(r) = batch.records.iter().find(|r| r.device_id != device) {
+            return Err(StoreError::Invalid(format!(
+                "record {} names device {}, but this is device {device}",
+                r.client_record_id, r.device_id
+            )));
+        }
+        let now = jst_now();
+        let mut conn = self.main.get()?;
+        let mut tx = conn.transaction()?;
+        let mut receipts = Vec::with_capacity(batch.records.len());
+        for rec in &batch.records {
+            let m = rec.municipality;
+            if exists(&mut tx, m, rec.client_record_id)? {
+                receipts.push(Receipt {
+                    client_record_id: rec.client_record_id,
+                    outcome: Outcome::Duplicate,
+                });
+                continue;
+            }
+            let found = find_match(&mut tx, m, rec.voucher)?;
+            let expiry = lot_expiry(&mut tx, rec.vaccine, &rec.lot)?;
+            let verdict = checks::check(
+                found.status,
+                &found.prior,
+                &Candidate {
+                    dose_number: rec.dose_number,
+                    vaccinated_on: rec.vaccinated_on,
+                    lot_expiry: expiry,
+                },
+                today,
+            );
+            let (kind, code) = match &rec.site {
+                SiteRef::Clinic(c) => ("clinic", c.to_string()),
+                SiteRef::Site(s) => ("site", s.to_string()),
+            };
+            let site_name: Option<String> = tx
+                .query_opt(
+                    "SELECT name FROM vrs.sites WHERE municipality = $1 AND code = $2",
+                    &[&mc(site_m), &code],
+                )?
+                .map(|r| r.get(0));
+            insert_dose(
+                &mut tx,
+                &NewDose {
+                    municipality: m,
+                    client_record_id: rec.client_record_id,
+                    voucher: rec.voucher,
+                    voucher_kind: Some(i16::from(rec.voucher_kind.get())),
+                    dose_number: Some(i16::from(rec.dose_number.get())),
+                    vaccinated_on: rec.vaccinated_on,
+                    vaccine: rec.vaccine,
+                    lot: &rec.lot,
+                    site_kind: Some(kind),
+                    site_name: site_name.unwrap_or_else(|| code.clone()),
+                    site_code: Some(code),
+                    site_municipality: site_m,
+                    doctor_name: None,
+                    device_id: Some(rec.device_id.to_string()),
+                    source: "tablet",
+                },
+                &found,
+                &verdict,
+                now,
+            )?;
+            receipts.push(Receipt {
+                client_record_id: rec.client_record_id,
+                outcome: match verdict {
+                    Ok(()) => Outcome::Accepted,
+                    Err((reason, detail)) => Outcome::Held { reason, detail },
+                },
+            });
+        }
+        tx.commit()?;
+        Ok(receipts)
+    }
+
+    fn import_paper(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        input: &mut dyn Read,
+        opts: &ImportOptions,
+    ) -> Result<ImportReport, StoreError> {
+        actor.require_staff_of(m)?;
+        let reader = LedgerReader::new(
+            input,
+            vrs_domain::csv::ledger::ReadOptions {
+                encoding: opts.encoding,
+                today: Some(opts.today),
+            },
+        )?;
+        let mut report = import::empty_report(reader.encoding().name());
+        let mut errors = ErrorCsv::default();
+        let now = jst_now();
+        let mut conn = self.main.get()?;
+        let mut tx = conn.transaction()?;
+        for item in reader {
+            let row = match item {
+                Ok(row) => row,
+                Err(ReadError::File(e)) => return Err(e.into()),
+                Err(ReadError::Row(e)) => {
+                    report.rows += 1;
+                    import::reject(&mut report, &mut errors, e);
+                    continue;
+                }
+            };
+            report.rows += 1;
+            let id = paper_record_id(m, &row);
+            if exists(&mut tx, m, id)? {
+                report.unchanged += 1;
+                continue;
+            }
+            let found = find_match(&mut tx, m, row.voucher)?;
+            let dose = row.dose_number.or_else(|| {
+                DoseNumber::new(found.prior.iter().map(|p| p.dose_number).max().unwrap_or(0) + 1)
+            });
+            let verdict = match dose {
+                Some(dose_number) => {
+                    let expiry = lot_expiry(&mut tx, row.vaccine, &row.lot)?;
+                    checks::check(
+                        found.status,
+                        &found.prior,
+                        &Candidate {
+                            dose_number,
+                            vaccinated_on: row.vaccinated_on,
+                            lot_expiry: expiry,
+                        },
+                        opts.today,
+                    )
+                }
+                None => Err((
+                    HoldReason::DoseAlreadyRecorded,
+                    "the person already has nine doses on record".into(),
+                )),
+            };
+            if verdict.is_err() {
+                report.flagged += 1;
+            }
+            report.new += 1;
+            insert_dose(
+                &mut tx,
+                &NewDose {
+                    municipality: m,
+                    client_record_id: id,
+                    voucher: row.voucher,
+                    voucher_kind: None,
+                    dose_number: dose.map(|d| i16::from(d.get())),
+                    vaccinated_on: row.vaccinated_on,
+                    vaccine: row.vaccine,
+                    lot: &row.lot,
+                    site_kind: None,
+                    site_code: None,
+                    site_municipality: row.site_municipality,
+                    site_name: row.site_name.clone(),
+                    doctor_name: row.doctor_name.as_deref(),
+                    device_id: None,
+                    source: "paper",
+                },
+                &found,
+                &verdict,
+                row.registered_at.unwrap_or(now),
+            )?;
+        }
+        report.outcome = if opts.dry_run {
+            ImportOutcome::DryRun
+        } else if report.rejected > 0 && opts.mode == crate::store::ImportMode::Strict {
+            ImportOutcome::Rejected
+        } else {
+            ImportOutcome::Applied
+        };
+        let summary = serde_json::json!({
+            "rows": report.rows, "new": report.new, "unchanged": report.unchanged,
+            "held": report.flagged, "rejected": report.rejected,
+        })
+        .to_string();
+        if report.outcome == ImportOutcome::Applied {
+            report.import_id =
+                record_import(&mut tx, m, "paper", actor, now, &report, summary, &errors)?;
+            tx.commit()?;
+        } else {
+            tx.rollback()?;
+            report.import_id = record_import(
+                &mut *conn, m, "paper", actor, now, &report, summary, &errors,
+            )?;
+        }
+        Ok(report)
+    }
+
+    fn held(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<HeldRecord>, StoreError> {
+        actor.require_staff_of(m)?;
+        let rows = self.main.get()?.query(
+            "SELECT client_record_id, voucher, dose_number, vaccinated_on, vaccine, lot,
+                    hold_reason, hold_detail, registered_at
+             FROM vrs.doses WHERE municipality = $1 AND state = 'held' ORDER BY registered_at, id",
+            &[&mc(m)],
+        )?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(HeldRecord {
+                    client_record_id: ClientRecordId(r.get(0)),
+                    voucher: VoucherNumber::new(r.get::<_, i64>(1) as u64)
+                        .ok_or_else(|| StoreError::Corrupt("voucher".into()))?,
+                    dose_number: r.get::<_, Option<i16>>(2).map(|n| n as u8),
+                    vaccinated_on: r.get(3),
+                    vaccine: r
+                        .get::<_, &str>(4)
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt("vaccine".into()))?,
+                    lot: r
+                        .get::<_, &str>(5)
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt("lot".into()))?,
+                    reason: hold_of(r.get(6))?,
+                    detail: r.get(7),
+                    registered_at: r
+                        .get::<_, NaiveDateTime>(8)
+                        .format("%Y-%m-%dT%H:%M:%S")
+                        .to_string(),
+                })
+            })
+            .collect()
+    }
+
+    fn void(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        id: ClientRecordId,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        actor.require_staff_of(m)?;
+        let mut conn = self.main.get()?;
+        let mut tx = conn.transaction()?;
+        let (revision, _) = keep_history(&mut tx, m, id, actor, reason)?;
+        tx.execute(
+            "UPDATE vrs.doses SET state = 'voided', revision = $3 WHERE municipality = $1 AND client_record_id = $2",
+            &[&mc(m), &id.0, &revision],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn amend(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        id: ClientRecordId,
+        change: &Amendment,
+        reason: &str,
+        today: NaiveDate,
+    ) -> Result<Outcome, StoreError> {
+        actor.require_staff_of(m)?;
+        let mut conn = self.main.get()?;
+        let mut tx = conn.transaction()?;
+        let (revision, state) = keep_history(&mut tx, m, id, actor, reason)?;
+        if state == "voided" {
+            return Err(StoreError::Invalid(
+                "a voided record cannot be amended".into(),
+            ));
+        }
+        let row = tx.query_one(
+            "SELECT voucher, dose_number, vaccinated_on, vaccine, lot FROM vrs.doses
+             WHERE municipality = $1 AND client_record_id = $2",
+            &[&mc(m), &id.0],
+        )?;
+        let voucher = VoucherNumber::new(row.get::<_, i64>(0) as u64)
+            .ok_or_else(|| StoreError::Corrupt("voucher".into()))?;
+        let dose_number = change
+            .dose_number
+            .or_else(|| {
+                row.get::<_, Option<i16>>(1)
+                    .and_then(|d| DoseNumber::new(d as u8))
+            })
+            .ok_or_else(|| StoreError::Invalid("give the dose number".into()))?;
+        let vaccinated_on = change.vaccinated_on.unwrap_or(row.get(2));
+        let vaccine = match change.vaccine {
+            Some(v) => v,
+            None => row
+                .get::<_, &str>(3)
+                .parse()
+                .map_err(|_| StoreError::Corrupt("vaccine".into()))?,
+        };
+        let lot: Lot = match &change.lot {
+            Some(l) => l.clone(),
+            None => row
+                .get::<_, &str>(4)
+                .parse()
+                .map_err(|_| StoreError::Corrupt("lot".into()))?,
+        };
+        tx.execute(
+            "UPDATE vrs.doses SET state = 'amending' WHERE municipality = $1 AND client_record_id = $2",
+            &[&mc(m), &id.0],
+        )?;
+        let found = find_match(&mut tx, m, voucher)?;
+        let expiry = lot_expiry(&mut tx, vaccine, &lot)?;
+        let verdict = checks::check(
+            found.status,
+            &found.prior,
+            &Candidate {
+                dose_number,
+                vaccinated_on,
+                lot_expiry: expiry,
+            },
+            today,
+        );
+        let (state, hold, detail) = match &verdict {
+            Ok(()) => ("accepted", None, None),
+            Err((r, d)) => ("held", Some(hold_code(*r)), Some(d.clone())),
+        };
+        tx.execute(
+            "UPDATE vrs.doses SET dose_number = $3, vaccinated_on = $4, vaccine = $5, lot = $6,
+                 state = $7, hold_reason = $8, hold_detail = $9, person_id = $10, revision = $11
+             WHERE municipality = $1 AND client_record_id = $2",
+            &[
+                &mc(m),
+                &id.0,
+                &i16::from(dose_number.get()),
+                &vaccinated_on,
+                &vaccine.code(),
+                &lot.as_str(),
+                &state,
+                &hold,
+                &detail,
+                &found.person_id,
+                &revision,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(match verdict {
+            Ok(()) => Outcome::Accepted,
+            Err((reason, detail)) => Outcome::Held { reason, detail },
+        })
+    }
+
+    fn export_ledger(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        from: NaiveDate,
+        to: NaiveDate,
+        encoding: OutputEncoding,
+        out: &mut dyn Write,
+    ) -> Result<u64, StoreError> {
+        actor.require_staff_of(m)?;
+        let mut conn = self.main.get()?;
+        let code = mc(m);
+        let params: [&(dyn ToSql + Sync); 3] = [&code, &from, &to];
+        let mut rows = conn.query_raw(
+            "SELECT registered_at, vaccinated_on, voucher, site_municipality, site_name,
+                    doctor_name, vaccine, lot, dose_number
+             FROM vrs.doses
+             WHERE municipality = $1 AND vaccinated_on BETWEEN $2 AND $3 AND state = 'accepted'
+             ORDER BY id",
+            params,
+        )?;
+        let mut w = LedgerWriter::new(out, encoding).map_err(write_error)?;
+        let mut n = 0u64;
+        while let Some(r) = rows.next()? {
+            let row = LedgerRow {
+                line: 0,
+                registered_at: Some(r.get(0)),
+                vaccinated_on: r.get(1),
+                voucher: VoucherNumber::new(r.get::<_, i64>(2) as u64)
+                    .ok_or_else(|| StoreError::Corrupt("voucher".into()))?,
+                site_municipality: municipality_code(i64::from(r.get::<_, i32>(3)))?,
+                site_name: r.get(4),
+                doctor_name: r.get(5),
+                vaccine: r
+                    .get::<_, &str>(6)
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("vaccine".into()))?,
+                lot: r
+                    .get::<_, &str>(7)
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("lot".into()))?,
+                dose_number: r
+                    .get::<_, Option<i16>>(8)
+                    .and_then(|d| DoseNumber::new(d as u8)),
+            };
+            w.write(&row).map_err(write_error)?;
+            n += 1;
+        }
+        w.finish().map_err(write_error)?;
+        Ok(n)
+    }
+
+    fn transfer_lookup(
+        &self,
+        actor: &Principal,
+        n: &MyNumber,
+    ) -> Result<Vec<TransferMatch>, StoreError> {
+        let own = actor.staff_of()?;
+        let h = self.crypto.lookup_hash(n);
+        let holders = self.vault.get()?.query(
+            "SELECT municipality, person_id FROM vrs_vault.my_numbers WHERE lookup = $1 ORDER BY municipality",
+            &[&&h[..]],
+        )?;
+        let mut conn = self.main.get()?;
+        let mut out = Vec::new();
+        for holder in holders {
+            let m = municipality_code(i64::from(holder.get::<_, i32>(0)))?;
+            if m == own {
+                continue;
+            }
+            let pid: String = holder.get(1);
+            let (name, contact) = conn
+                .query_opt(
+                    "SELECT name, transfer_contact FROM vrs.municipalities WHERE code = $1",
+                    &[&mc(m)],
+                )?
+                .map(|r| (r.get(0), r.get(1)))
+                .unwrap_or_else(|| (m.to_string(), String::new()));
+            let doses = conn
+                .query(
+                    "SELECT dose_number, vaccinated_on, vaccine, lot, site_municipality, site_name
+                     FROM vrs.doses WHERE municipality = $1 AND person_id = $2 AND state = 'accepted'
+                     ORDER BY vaccinated_on",
+                    &[&mc(m), &pid],
+                )?
+                .into_iter()
+                .map(|r| {
+                    Ok(TransferDose {
+                        dose_number: r.get::<_, Option<i16>>(0).map(|d| d as u8),
+                        vaccinated_on: r.get(1),
+                        vaccine: r.get::<_, &str>(2).parse().map_err(|_| StoreError::Corrupt("vaccine".into()))?,
+                        lot: r.get::<_, &str>(3).parse().map_err(|_| StoreError::Corrupt("lot".into()))?,
+                        site_municipality: municipality_code(i64::from(r.get::<_, i32>(4)))?,
+                        site_name: r.get(5),
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            out.push(TransferMatch {
+                municipality: m,
+                municipality_name: name,
+                transfer_contact: contact,
+                doses,
+            });
+        }
+        Ok(out)
+    }
+
+    fn person_count(&self, actor: &Principal, m: MunicipalityCode) -> Result<u64, StoreError> {
+        actor.require_staff_of(m)?;
+        let n: i64 = self
+            .main
+            .get()?
+            .query_one(
+                "SELECT count(*) FROM vrs.persons WHERE municipality = $1",
+                &[&mc(m)],
+            )?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    fn vault_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .vault
+            .get()?
+            .query_one("SELECT count(*) FROM vrs_vault.my_numbers", &[])?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    fn vault_reveal(
+        &self,
+        m: MunicipalityCode,
+        person: &PersonId,
+    ) -> Result<Option<MyNumber>, StoreError> {
+        let row = self.vault.get()?.query_opt(
+            "SELECT nonce, sealed FROM vrs_vault.my_numbers WHERE municipality = $1 AND person_id = $2",
+            &[&mc(m), &person.as_str()],
+        )?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let nonce: Vec<u8> = row.get(0);
+        self.crypto
+            .open(m, person.as_str(), &nonce, row.get(1))
+            .map(Some)
+    }
+
+    fn create_token(&self, actor: &Principal, for_whom: &Principal) -> Result<String, StoreError> {
+        if *actor != Principal::System {
+            return Err(StoreError::Forbidden(
+                "tokens are made by the operator".into(),
+            ));
+        }
+        let (kind, m, subject) = match for_whom {
+            Principal::Staff { municipality, user } => ("staff", *municipality, user.clone()),
+            Principal::Device {
+                municipality,
+                device,
+            } => ("device", *municipality, device.to_string()),
+            Principal::System => {
+                return Err(StoreError::Invalid("the system needs no token".into()));
+            }
+        };
+        let mut raw = [0u8; 24];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+            .map_err(|_| StoreError::Crypto)?;
+        let token = format!("vrs_{}", hex::encode(raw));
+        let hash = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        self.main.get()?.execute(
+            "INSERT INTO vrs.api_tokens (token_hash, kind, municipality, subject, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&hash.as_ref(), &kind, &mc(m), &subject, &jst_now()],
+        )?;
+        Ok(token)
+    }
+
+    fn principal_for_token(&self, token: &str) -> Result<Option<Principal>, StoreError> {
+        let hash = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let row = self.main.get()?.query_opt(
+            "SELECT kind, municipality, subject FROM vrs.api_tokens WHERE token_hash = $1 AND NOT revoked",
+            &[&hash.as_ref()],
+        )?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let municipality = municipality_code(i64::from(row.get::<_, i32>(1)))?;
+        let subject: String = row.get(2);
+        Ok(Some(match row.get::<_, &str>(0) {
+            "device" => Principal::Device {
+                municipality,
+                device: vrs_domain::DeviceId(
+                    subject
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt("device id".into()))?,
+                ),
+            },
+            _ => Principal::Staff {
+                municipality,
+                user: subject,
+            },
+        }))
+    }
+}
+
+fn keep_history(
+    tx: &mut Transaction<'_>,
+    m: MunicipalityCode,
+    id: ClientRecordId,
+    actor: &Principal,
+    reason: &str,
+) -> Result<(i32, String), StoreError> {
+    let row = tx.query_opt(
+        "SELECT revision, state, json_build_object(
+             'voucher', voucher, 'dose_number', dose_number, 'vaccinated_on', vaccinated_on,
+             'vaccine', vaccine, 'lot', lot, 'state', state, 'hold_reason', hold_reason)::text
+         FROM vrs.doses WHERE municipality = $1 AND client_record_id = $2 FOR UPDATE",
+        &[&mc(m), &id.0],
+    )?;
+    let Some(row) = row else {
+        return Err(StoreError::NotFound(format!("record {id}")));
+    };
+    if reason.trim().is_empty() {
+        return Err(StoreError::Invalid(
+            "give a reason: it is kept with the record's history".into(),
+        ));
+    }
+    let revision: i32 = row.get(0);
+    let state: String = row.get(1);
+    let before: String = row.get(2);
+    tx.execute(
+        "INSERT INTO vrs.dose_history (municipality, client_record_id, revision, changed_at, actor, reason, before)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[&mc(m), &id.0, &revision, &jst_now(), &actor.to_string(), &reason, &before],
+    )?;
+    Ok((revision + 1, state))
+}
