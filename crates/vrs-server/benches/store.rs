@@ -3,8 +3,9 @@
 //!
 //! `cargo bench -p vrs-server --bench store`
 //! Sizes: VRS_BENCH_ROWS (register rows, default 1,000,000), VRS_BENCH_DOSES
-//! (default 100,000), VRS_BENCH_VAULT (people in the vault for the look-up, default
-//! the register size), VRS_BENCH_LOOKUPS (default 2,000).
+//! (default 100,000), VRS_BENCH_LOOKUPS (default 2,000). The embedded SQLite store
+//! by default; VRS_BENCH_DATABASE=postgres://… measures PostgreSQL instead (an empty
+//! database: the bench creates its schemas there).
 
 use std::time::Instant;
 
@@ -18,7 +19,7 @@ use vrs_domain::{
     VoucherKind, VoucherNumber,
 };
 use vrs_server::store::{ImportOptions, ImportOutcome};
-use vrs_server::{Keys, Principal, SqliteStore};
+use vrs_server::{Keys, Principal, SqliteStore, Store};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -42,7 +43,17 @@ fn main() {
     let doses = env("VRS_BENCH_DOSES", 100_000);
     let lookups = env("VRS_BENCH_LOOKUPS", 2_000);
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(dir.path(), Keys::generate().expect("keys")).expect("store");
+    let keys = Keys::generate().expect("keys");
+    let store: Box<dyn Store> = match std::env::var("VRS_BENCH_DATABASE") {
+        Ok(url) => {
+            println!("backend: PostgreSQL");
+            Box::new(vrs_server::pg::PgStore::open(&url, &url, &keys).expect("store"))
+        }
+        Err(_) => {
+            println!("backend: SQLite");
+            Box::new(SqliteStore::open(dir.path(), keys).expect("store"))
+        }
+    };
     let code: MunicipalityCode = "131016".parse().expect("code");
     let staff = Principal::Staff {
         municipality: code,
@@ -78,7 +89,7 @@ fn main() {
             .import_register(
                 &staff,
                 code,
-                std::fs::File::open(&path).expect("open"),
+                &mut std::io::BufReader::new(std::fs::File::open(&path).expect("open")),
                 &opts,
             )
             .expect("import");
@@ -138,7 +149,7 @@ fn main() {
             NaiveDate::from_ymd_opt(2021, 1, 1).expect("date"),
             today,
             OutputEncoding::Utf8Bom,
-            std::io::sink(),
+            &mut std::io::sink(),
         )
         .expect("export");
     let s = t.elapsed().as_secs_f64();
@@ -169,7 +180,7 @@ fn main() {
     let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
     println!(
         "  transfer: {lookups} look-ups with {} numbers in the vault: p50 {:.2} ms, p99 {:.2} ms",
-        store.vault().count().expect("count"),
+        store.vault_count().expect("count"),
         pct(0.5),
         pct(0.99)
     );

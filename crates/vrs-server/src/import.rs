@@ -34,6 +34,20 @@ pub trait RegisterSink {
     fn write_persons(&mut self, rows: &[(&str, &PersonFields)]) -> Result<(), StoreError>;
     /// Writes these numbers to the vault.
     fn write_numbers(&mut self, rows: &[(&str, &MyNumber, &LookupHash)]) -> Result<(), StoreError>;
+    /// Writes a chunk's people and numbers; a backend may do both at once.
+    fn write(
+        &mut self,
+        persons: &[(&str, &PersonFields)],
+        numbers: &[(&str, &MyNumber, &LookupHash)],
+    ) -> Result<(), StoreError> {
+        if !persons.is_empty() {
+            self.write_persons(persons)?;
+        }
+        if !numbers.is_empty() {
+            self.write_numbers(numbers)?;
+        }
+        Ok(())
+    }
 }
 
 /// The error CSV of an upload: line, key, field, problem and fix, never a マイナンバー.
@@ -278,9 +292,6 @@ fn apply_chunk(
         .iter()
         .filter_map(|pid| state.get(*pid).map(|f| (*pid, f)))
         .collect();
-    if !rows.is_empty() {
-        sink.write_persons(&rows)?;
-    }
     let mut last: HashMap<&str, (usize, LookupHash)> = HashMap::new();
     for (i, h) in numbers {
         last.insert(chunk[i].person_id.as_str(), (i, h));
@@ -289,10 +300,8 @@ fn apply_chunk(
         .into_iter()
         .filter_map(|(pid, (i, h))| chunk[i].my_number.as_ref().map(|n| (pid, n, h)))
         .collect();
-    if !nums.is_empty() {
-        let refs: Vec<(&str, &MyNumber, &LookupHash)> =
-            nums.iter().map(|(p, n, h)| (*p, *n, h)).collect();
-        sink.write_numbers(&refs)?;
-    }
+    let refs: Vec<(&str, &MyNumber, &LookupHash)> =
+        nums.iter().map(|(p, n, h)| (*p, *n, h)).collect();
+    sink.write(&rows, &refs)?;
     Ok(())
 }
