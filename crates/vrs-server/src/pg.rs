@@ -439,37 +439,47 @@ fn write_persons(
     now: NaiveDateTime,
     rows: &[(&str, &PersonFields)],
 ) -> Result<(), StoreError> {
-    {
-        let ids: Vec<&str> = rows.iter().map(|r| r.0).collect();
-        let fam: Vec<Option<&str>> = rows.iter().map(|r| r.1.family_name.as_deref()).collect();
-        let giv: Vec<Option<&str>> = rows.iter().map(|r| r.1.given_name.as_deref()).collect();
-        let fk: Vec<Option<&str>> = rows.iter().map(|r| r.1.family_kana.as_deref()).collect();
-        let gk: Vec<Option<&str>> = rows.iter().map(|r| r.1.given_kana.as_deref()).collect();
-        let bd: Vec<Option<NaiveDate>> = rows.iter().map(|r| r.1.birth_date).collect();
-        let sex: Vec<Option<i16>> = rows
-            .iter()
-            .map(|r| r.1.sex.map(|s| i16::from(s.code())))
-            .collect();
-        let vo: Vec<Option<i64>> = rows
-            .iter()
-            .map(|r| r.1.voucher.map(|v| v.get() as i64))
-            .collect();
-        let st: Vec<&str> = rows.iter().map(|r| status_text(r.1.status)).collect();
-        tx.execute(
-            "INSERT INTO vrs.persons (municipality, person_id, family_name, given_name, family_kana,
-                 given_kana, birth_date, sex, voucher, status, updated_at)
-             SELECT $1, u.*, $11 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[],
-                 $6::text[], $7::date[], $8::int2[], $9::int8[], $10::text[]) AS u
-             ON CONFLICT (municipality, person_id) DO UPDATE SET
-                 family_name = excluded.family_name, given_name = excluded.given_name,
-                 family_kana = excluded.family_kana, given_kana = excluded.given_kana,
-                 birth_date = excluded.birth_date, sex = excluded.sex,
-                 voucher = excluded.voucher, status = excluded.status,
-                 updated_at = excluded.updated_at",
-            &[&mc(municipality), &ids, &fam, &giv, &fk, &gk, &bd, &sex, &vo, &st, &now],
-        )?;
-        Ok(())
-    }
+    let ids: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    let fam: Vec<Option<&str>> = rows.iter().map(|r| r.1.family_name.as_deref()).collect();
+    let giv: Vec<Option<&str>> = rows.iter().map(|r| r.1.given_name.as_deref()).collect();
+    let fk: Vec<Option<&str>> = rows.iter().map(|r| r.1.family_kana.as_deref()).collect();
+    let gk: Vec<Option<&str>> = rows.iter().map(|r| r.1.given_kana.as_deref()).collect();
+    let bd: Vec<Option<NaiveDate>> = rows.iter().map(|r| r.1.birth_date).collect();
+    let sex: Vec<Option<i16>> = rows
+        .iter()
+        .map(|r| r.1.sex.map(|s| i16::from(s.code())))
+        .collect();
+    let vo: Vec<Option<i64>> = rows
+        .iter()
+        .map(|r| r.1.voucher.map(|v| v.get() as i64))
+        .collect();
+    let st: Vec<&str> = rows.iter().map(|r| status_text(r.1.status)).collect();
+    tx.execute(
+        "INSERT INTO vrs.persons (municipality, person_id, family_name, given_name, family_kana,
+             given_kana, birth_date, sex, voucher, status, updated_at)
+         SELECT $1, u.*, $11 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[],
+             $6::text[], $7::date[], $8::int2[], $9::int8[], $10::text[]) AS u
+         ON CONFLICT (municipality, person_id) DO UPDATE SET
+             family_name = excluded.family_name, given_name = excluded.given_name,
+             family_kana = excluded.family_kana, given_kana = excluded.given_kana,
+             birth_date = excluded.birth_date, sex = excluded.sex,
+             voucher = excluded.voucher, status = excluded.status,
+             updated_at = excluded.updated_at",
+        &[
+            &mc(municipality),
+            &ids,
+            &fam,
+            &giv,
+            &fk,
+            &gk,
+            &bd,
+            &sex,
+            &vo,
+            &st,
+            &now,
+        ],
+    )?;
+    Ok(())
 }
 
 fn write_numbers(
@@ -478,27 +488,25 @@ fn write_numbers(
     municipality: MunicipalityCode,
     rows: &[(&str, &MyNumber, &LookupHash)],
 ) -> Result<(), StoreError> {
-    {
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut lookups = Vec::with_capacity(rows.len());
-        let mut nonces = Vec::with_capacity(rows.len());
-        let mut sealed = Vec::with_capacity(rows.len());
-        for (pid, n, h) in rows {
-            let (nonce, s) = crypto.seal(municipality, pid, n)?;
-            ids.push(*pid);
-            lookups.push(h.to_vec());
-            nonces.push(nonce.to_vec());
-            sealed.push(s);
-        }
-        vtx.execute(
-            "INSERT INTO vrs_vault.my_numbers (municipality, person_id, lookup, nonce, sealed)
-             SELECT $1, u.* FROM UNNEST($2::text[], $3::bytea[], $4::bytea[], $5::bytea[]) AS u
-             ON CONFLICT (municipality, person_id) DO UPDATE
-             SET lookup = excluded.lookup, nonce = excluded.nonce, sealed = excluded.sealed",
-            &[&mc(municipality), &ids, &lookups, &nonces, &sealed],
-        )?;
-        Ok(())
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut lookups = Vec::with_capacity(rows.len());
+    let mut nonces = Vec::with_capacity(rows.len());
+    let mut sealed = Vec::with_capacity(rows.len());
+    for (pid, n, h) in rows {
+        let (nonce, s) = crypto.seal(municipality, pid, n)?;
+        ids.push(*pid);
+        lookups.push(h.to_vec());
+        nonces.push(nonce.to_vec());
+        sealed.push(s);
     }
+    vtx.execute(
+        "INSERT INTO vrs_vault.my_numbers (municipality, person_id, lookup, nonce, sealed)
+         SELECT $1, u.* FROM UNNEST($2::text[], $3::bytea[], $4::bytea[], $5::bytea[]) AS u
+         ON CONFLICT (municipality, person_id) DO UPDATE
+         SET lookup = excluded.lookup, nonce = excluded.nonce, sealed = excluded.sealed",
+        &[&mc(municipality), &ids, &lookups, &nonces, &sealed],
+    )?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
