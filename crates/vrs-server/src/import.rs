@@ -192,7 +192,14 @@ fn apply_chunk(
     errors: &mut ErrorCsv,
 ) -> Result<(), StoreError> {
     let ids: Vec<&str> = chunk.iter().map(|r| r.person_id.as_str()).collect();
-    let mut state: HashMap<String, PersonFields> = sink.persons(&ids)?;
+    let mut stored = sink.persons(&ids)?;
+    // Keyed by the chunk's own strings: no allocation per row.
+    let mut state: HashMap<&str, PersonFields> = HashMap::with_capacity(chunk.len());
+    for id in &ids {
+        if let Some(p) = stored.remove(*id) {
+            state.insert(id, p);
+        }
+    }
     let with_number: Vec<&str> = chunk
         .iter()
         .filter(|r| r.my_number.is_some() && state.contains_key(r.person_id.as_str()))
@@ -219,7 +226,7 @@ fn apply_chunk(
         sink.voucher_holders(&asked)?
     };
 
-    let mut written: Vec<String> = Vec::new();
+    let mut written: Vec<&str> = Vec::new();
     let mut numbers: Vec<(usize, LookupHash)> = Vec::new();
     for (i, row) in chunk.iter().enumerate() {
         let pid = row.person_id.as_str();
@@ -275,15 +282,15 @@ fn apply_chunk(
             stored_hash.insert(pid.to_owned(), h);
             numbers.push((i, h));
         }
-        state.insert(pid.to_owned(), fields);
-        written.push(pid.to_owned());
+        state.insert(pid, fields);
+        written.push(pid);
     }
     // Each person once, in their final state for the chunk; people whose voucher
     // moves away are written before those who take it.
     let mut seen = HashSet::new();
     let mut order: Vec<&str> = Vec::new();
     for pid in written.iter().rev() {
-        if seen.insert(pid.as_str()) {
+        if seen.insert(*pid) {
             order.push(pid);
         }
     }
