@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p vrs-server --bench store`
 //! Sizes: VRS_BENCH_ROWS (register rows, default 1,000,000), VRS_BENCH_DOSES
-//! (default 100,000), VRS_BENCH_LOOKUPS (default 2,000). The embedded SQLite store
+//! (default 100,000), VRS_BENCH_LOOKUPS (default 2,000); VRS_BENCH_REIMPORT=0 skips
+//! the re-import. The embedded SQLite store
 //! by default; VRS_BENCH_DATABASE=postgres://… measures PostgreSQL instead (an empty
 //! database: the bench creates its schemas there).
 
@@ -83,7 +84,9 @@ fn main() {
         std::fs::metadata(&path).map_or(0, |m| m.len()) as f64 / 1e6
     );
 
-    for label in ["import", "re-import"] {
+    // VRS_BENCH_REIMPORT=0 skips the second import (for very large vault sizes).
+    let passes = if env("VRS_BENCH_REIMPORT", 1) == 0 { 1 } else { 2 };
+    for label in ["import", "re-import"].into_iter().take(passes) {
         let t = Instant::now();
         let r = store
             .import_register(
