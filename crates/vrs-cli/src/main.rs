@@ -233,9 +233,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         let demo = vrs_server::demo::seed(store.as_ref(), args.demo_residents)?;
         std::fs::create_dir_all(&args.data.data)?;
         let tokens = args.data.data.join("demo-tokens.txt");
-        std::fs::write(
+        write_private(
             &tokens,
-            format!(
+            &format!(
                 "staff  {}\ntablet {}\n",
                 demo.staff_token, demo.tablet_token
             ),
@@ -264,6 +264,19 @@ fn serve(args: ServeArgs) -> Result<()> {
         vrs_server::serve(listener, store).await?;
         Ok(())
     })
+}
+
+/// Writes a file only its owner can read (it holds access tokens).
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
 }
 
 fn admin(cmd: AdminCommand) -> Result<()> {

@@ -85,7 +85,11 @@ fn main() {
     );
 
     // VRS_BENCH_REIMPORT=0 skips the second import (for very large vault sizes).
-    let passes = if env("VRS_BENCH_REIMPORT", 1) == 0 { 1 } else { 2 };
+    let passes = if env("VRS_BENCH_REIMPORT", 1) == 0 {
+        1
+    } else {
+        2
+    };
     for label in ["import", "re-import"].into_iter().take(passes) {
         let t = Instant::now();
         let r = store

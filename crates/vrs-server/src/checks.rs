@@ -2,7 +2,7 @@
 //! record that fails one is held for the municipality's review, never dropped.
 
 use chrono::NaiveDate;
-use vrs_domain::wire::HoldReason;
+use vrs_domain::wire::{HoldReason, Outcome};
 use vrs_domain::{DoseNumber, RegistrationStatus, RemovalReason};
 
 /// An accepted dose already on record for the person.
@@ -89,6 +89,30 @@ pub fn check(
     Ok(())
 }
 
+/// What a tablet may learn from a receipt: that a record was held and, for a
+/// problem with the record itself, which one; never a person's status (moved out,
+/// deceased) or dose history. Staff see the full reason in the review queue.
+pub fn for_tablet(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Held { reason, .. } => {
+            let reason = match reason {
+                HoldReason::PersonMovedOut
+                | HoldReason::PersonDeceased
+                | HoldReason::PersonRemoved => HoldReason::PersonRemoved,
+                other => other,
+            };
+            Outcome::Held {
+                reason,
+                detail: match reason {
+                    HoldReason::PersonRemoved => "自治体が登録状況を確認します".into(),
+                    other => other.describe_ja().into(),
+                },
+            }
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +128,30 @@ mod tests {
         Candidate,
         Option<HoldReason>,
     );
+
+    #[test]
+    fn tablets_learn_that_a_record_is_held_not_why_a_person_is_removed() {
+        let held = |reason| Outcome::Held {
+            reason,
+            detail: "dose 1 on 2021-06-01".into(),
+        };
+        for r in [HoldReason::PersonMovedOut, HoldReason::PersonDeceased] {
+            assert_eq!(
+                for_tablet(held(r)),
+                Outcome::Held {
+                    reason: HoldReason::PersonRemoved,
+                    detail: "自治体が登録状況を確認します".into()
+                }
+            );
+        }
+        let Outcome::Held { reason, detail } = for_tablet(held(HoldReason::BeforePreviousDose))
+        else {
+            panic!()
+        };
+        assert_eq!(reason, HoldReason::BeforePreviousDose);
+        assert!(!detail.contains("2021"), "no dose dates: {detail}");
+        assert_eq!(for_tablet(Outcome::Accepted), Outcome::Accepted);
+    }
 
     #[test]
     fn check_table() {

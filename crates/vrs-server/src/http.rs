@@ -594,13 +594,13 @@ async fn transfer_lookup_batch(
             let result = match num.parse::<MyNumber>() {
                 Ok(n) => TransferBatchResult {
                     line: line_no,
-                    person_id: pid.to_owned(),
+                    person_id: vrs_domain::csv::mask_if_my_number(pid),
                     error: None,
                     matches: store.transfer_lookup(&actor, &n)?,
                 },
                 Err(e) => TransferBatchResult {
                     line: line_no,
-                    person_id: pid.to_owned(),
+                    person_id: vrs_domain::csv::mask_if_my_number(pid),
                     error: Some(format!("マイナンバー: {}", e.detail())),
                     matches: Vec::new(),
                 },

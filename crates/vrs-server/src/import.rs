@@ -34,6 +34,9 @@ pub trait RegisterSink {
     fn write_persons(&mut self, rows: &[(&str, &PersonFields)]) -> Result<(), StoreError>;
     /// Writes these numbers to the vault.
     fn write_numbers(&mut self, rows: &[(&str, &MyNumber, &LookupHash)]) -> Result<(), StoreError>;
+    /// Clears the stored voucher of these people, whose voucher the chunk changes,
+    /// so that another person in the chunk can take it whatever the write order.
+    fn release_vouchers(&mut self, ids: &[&str]) -> Result<(), StoreError>;
     /// Writes a chunk's people and numbers; a backend may do both at once.
     fn write(
         &mut self,
@@ -64,9 +67,20 @@ impl Default for ErrorCsv {
     }
 }
 
+/// The error CSV stops growing here (a file of millions of bad rows); the report
+/// says how many problems were left out.
+const MAX_ERROR_CSV_BYTES: usize = 16 << 20;
+
 impl ErrorCsv {
     pub fn push(&mut self, e: &RowError) {
         let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        if self.text.len() >= MAX_ERROR_CSV_BYTES {
+            if !self.text.ends_with("(truncated)\r\n") {
+                self.text
+                    .push_str(",,,\"more problems are not listed: fix these and upload again\",(truncated)\r\n");
+            }
+            return;
+        }
         for p in &e.problems {
             self.text.push_str(&format!(
                 "{},{},{},{},{}\r\n",
@@ -226,6 +240,8 @@ fn apply_chunk(
         sink.voucher_holders(&asked)?
     };
 
+    let original_voucher: HashMap<&str, Option<VoucherNumber>> =
+        state.iter().map(|(k, v)| (*k, v.voucher)).collect();
     let mut written: Vec<&str> = Vec::new();
     let mut numbers: Vec<(usize, LookupHash)> = Vec::new();
     for (i, row) in chunk.iter().enumerate() {
@@ -285,8 +301,22 @@ fn apply_chunk(
         state.insert(pid, fields);
         written.push(pid);
     }
-    // Each person once, in their final state for the chunk; people whose voucher
-    // moves away are written before those who take it.
+    // People whose stored voucher changes let go of it first (a voucher can pass
+    // from one person to another within the chunk).
+    let releasing: Vec<&str> = written
+        .iter()
+        .copied()
+        .filter(|pid| {
+            let before = original_voucher.get(pid).copied().flatten();
+            before.is_some() && before != state.get(pid).and_then(|f| f.voucher)
+        })
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    if !releasing.is_empty() {
+        sink.release_vouchers(&releasing)?;
+    }
+    // Each person once, in their final state for the chunk.
     let mut seen = HashSet::new();
     let mut order: Vec<&str> = Vec::new();
     for pid in written.iter().rev() {

@@ -431,6 +431,14 @@ impl RegisterSink for PgSink<'_, '_> {
     fn write_numbers(&mut self, rows: &[(&str, &MyNumber, &LookupHash)]) -> Result<(), StoreError> {
         write_numbers(self.vtx, self.crypto, self.municipality, rows)
     }
+
+    fn release_vouchers(&mut self, ids: &[&str]) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE vrs.persons SET voucher = NULL WHERE municipality = $1 AND person_id = ANY($2)",
+            &[&mc(self.municipality), &ids],
+        )?;
+        Ok(())
+    }
 }
 
 fn write_persons(
@@ -552,8 +560,11 @@ impl Store for PgStore {
         lot: &Lot,
         expiry: NaiveDate,
     ) -> Result<(), StoreError> {
-        if !matches!(actor, Principal::System | Principal::Staff { .. }) {
-            return Err(StoreError::Forbidden("tablets cannot register lots".into()));
+        // The lot list is shared by every municipality: the operator keeps it.
+        if *actor != Principal::System {
+            return Err(StoreError::Forbidden(
+                "lots are registered by the operator (vrs admin)".into(),
+            ));
         }
         self.main.get()?.execute(
             "INSERT INTO vrs.lots (vaccine, lot, expiry) VALUES ($1, $2, $3)
@@ -591,6 +602,7 @@ impl Store for PgStore {
         let mut main = self.main.get()?;
         let mut vault = self.vault.get()?;
         let mut tx = main.transaction()?;
+        lock_municipality(&mut tx, m)?;
         let mut vtx = vault.transaction()?;
         let known: i64 = tx
             .query_one(
@@ -692,6 +704,12 @@ impl Store for PgStore {
         let vouchers: Vec<i64> = recs.iter().map(|r| r.voucher.get() as i64).collect();
         let mut conn = self.main.get()?;
         let mut tx = conn.transaction()?;
+        let mut touched: Vec<MunicipalityCode> = recs.iter().map(|r| r.municipality).collect();
+        touched.sort();
+        touched.dedup();
+        for m in touched {
+            lock_municipality(&mut tx, m)?;
+        }
         // What the batch needs, in five set-wise reads instead of five per record.
         let stored: std::collections::HashSet<(i32, uuid::Uuid)> = tx
             .query(
@@ -827,10 +845,10 @@ impl Store for PgStore {
             rows.detail.push(detail);
             receipts.push(Receipt {
                 client_record_id: rec.client_record_id,
-                outcome: match verdict {
+                outcome: checks::for_tablet(match verdict {
                     Ok(()) => Outcome::Accepted,
                     Err((reason, detail)) => Outcome::Held { reason, detail },
-                },
+                }),
             });
         }
         if !rows.id.is_empty() {
@@ -888,6 +906,7 @@ impl Store for PgStore {
         let now = jst_now();
         let mut conn = self.main.get()?;
         let mut tx = conn.transaction()?;
+        lock_municipality(&mut tx, m)?;
         for item in reader {
             let row = match item {
                 Ok(row) => row,
@@ -1025,6 +1044,7 @@ impl Store for PgStore {
         actor.require_staff_of(m)?;
         let mut conn = self.main.get()?;
         let mut tx = conn.transaction()?;
+        lock_municipality(&mut tx, m)?;
         let (revision, _) = keep_history(&mut tx, m, id, actor, reason)?;
         tx.execute(
             "UPDATE vrs.doses SET state = 'voided', revision = $3 WHERE municipality = $1 AND client_record_id = $2",
@@ -1046,6 +1066,7 @@ impl Store for PgStore {
         actor.require_staff_of(m)?;
         let mut conn = self.main.get()?;
         let mut tx = conn.transaction()?;
+        lock_municipality(&mut tx, m)?;
         let (revision, state) = keep_history(&mut tx, m, id, actor, reason)?;
         if state == "voided" {
             return Err(StoreError::Invalid(
@@ -1328,6 +1349,16 @@ impl Store for PgStore {
             },
         }))
     }
+}
+
+/// Serialises the writes of one municipality (imports, uploads, amendments): under
+/// READ COMMITTED two of them would otherwise read the same "before" and both write,
+/// losing an update or accepting the same dose twice. SQLite's single writer gives
+/// the same order for free.
+fn lock_municipality(tx: &mut Transaction<'_>, m: MunicipalityCode) -> Result<(), StoreError> {
+    // 0x565253 is "VRS": a namespace for this service's advisory locks.
+    tx.execute("SELECT pg_advisory_xact_lock(5657171, $1)", &[&mc(m)])?;
+    Ok(())
 }
 
 fn keep_history(

@@ -417,8 +417,11 @@ impl SqliteStore {
         lot: &Lot,
         expiry: NaiveDate,
     ) -> Result<(), StoreError> {
-        if !matches!(actor, Principal::System | Principal::Staff { .. }) {
-            return Err(StoreError::Forbidden("tablets cannot register lots".into()));
+        // The lot list is shared by every municipality: the operator keeps it.
+        if *actor != Principal::System {
+            return Err(StoreError::Forbidden(
+                "lots are registered by the operator (vrs admin)".into(),
+            ));
         }
         self.pool.get()?.execute(
             "INSERT INTO lots (vaccine, lot, expiry) VALUES (?1, ?2, ?3)
@@ -659,10 +662,10 @@ impl SqliteStore {
         )?;
         Ok(Receipt {
             client_record_id: rec.client_record_id,
-            outcome: match verdict {
+            outcome: checks::for_tablet(match verdict {
                 Ok(()) => Outcome::Accepted,
                 Err((reason, detail)) => Outcome::Held { reason, detail },
-            },
+            }),
         })
     }
 
@@ -1342,6 +1345,16 @@ impl import::RegisterSink for SqliteSink<'_> {
                 status_text(f.status),
                 self.now,
             ])?;
+        }
+        Ok(())
+    }
+
+    fn release_vouchers(&mut self, ids: &[&str]) -> Result<(), StoreError> {
+        let mut st = self.tx.prepare_cached(
+            "UPDATE persons SET voucher = NULL WHERE municipality = ?1 AND person_id = ?2",
+        )?;
+        for id in ids {
+            st.execute(params![self.municipality.get(), id])?;
         }
         Ok(())
     }

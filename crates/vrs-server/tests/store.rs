@@ -249,7 +249,8 @@ fn separate_files_fill_fields_and_flags_move_status_with_9_cancelling(f: Fixture
         .unwrap();
     assert_eq!(r.flagged, 1);
     let out = receipts(&f, vec![dose(1310160001, 1, "2021-06-01", "FA4597")]);
-    assert_eq!(held(&out[0]), Some(HoldReason::PersonMovedOut));
+    // The tablet learns the record is held, not that the person moved out.
+    assert_eq!(held(&out[0]), Some(HoldReason::PersonRemoved));
 
     let cancel = "個別宛名番号,転出/死亡フラグ\n1001,9\n";
     f.store
@@ -282,7 +283,7 @@ fn tablet_records_are_idempotent_and_checked(f: Fixture) {
         .unwrap();
     f.store
         .add_lot(
-            &s,
+            &Principal::System,
             Vaccine::Pfizer,
             &"EY0001".parse().unwrap(),
             NaiveDate::from_ymd_opt(2021, 5, 31).unwrap(),
@@ -611,6 +612,40 @@ fn a_voucher_can_move_between_people_within_one_file(f: Fixture) {
     assert_eq!(f.store.person_count(&s, m(CHIYODA)).unwrap(), 3);
 }
 
+fn a_voucher_passed_on_and_its_first_holder_seen_again_in_one_file(f: Fixture) {
+    let s = staff(CHIYODA);
+    let first = "個別宛名番号,券番号\n1001,1310160001\n";
+    f.store
+        .import_register(&s, m(CHIYODA), &mut first.as_bytes(), &opts())
+        .unwrap();
+    // 1001 lets go of ...0001, 1002 takes it, then 1001 appears again (a name).
+    let second = "個別宛名番号,券番号,氏名(姓)\n1001,1310160002,\n1002,1310160001,\n1001,,山田\n";
+    let r = f
+        .store
+        .import_register(&s, m(CHIYODA), &mut second.as_bytes(), &opts())
+        .unwrap();
+    assert_eq!(r.outcome, ImportOutcome::Applied, "{:?}", r.errors);
+    let req = |v: &str| NameLookupRequest {
+        municipality: m(CHIYODA),
+        voucher: v.parse().unwrap(),
+    };
+    assert_eq!(
+        f.store
+            .lookup_name(&tablet(CHIYODA), &req("1310160002"))
+            .unwrap()
+            .unwrap()
+            .family_name
+            .as_deref(),
+        Some("山田")
+    );
+    assert!(
+        f.store
+            .lookup_name(&tablet(CHIYODA), &req("1310160001"))
+            .unwrap()
+            .is_some()
+    );
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -635,7 +670,8 @@ on_both_backends!(
     the_transfer_look_up_finds_doses_held_by_other_municipalities_with_their_contact,
     scoping_staff_reach_only_their_municipality_and_tablets_only_names_and_uploads,
     the_vault_seals_each_number_to_its_person,
-    a_voucher_can_move_between_people_within_one_file
+    a_voucher_can_move_between_people_within_one_file,
+    a_voucher_passed_on_and_its_first_holder_seen_again_in_one_file
 );
 
 #[test]

@@ -213,6 +213,15 @@ impl fmt::Display for Problem {
     }
 }
 
+/// `s` masked when it is (or parses as) a valid マイナンバー, else `s` as it is.
+pub fn mask_if_my_number(s: &str) -> String {
+    if s.parse::<crate::MyNumber>().is_ok() {
+        "*".repeat(s.chars().count())
+    } else {
+        s.to_owned()
+    }
+}
+
 /// Masks every run of 11 or more digits (ASCII or full-width) in a message: a
 /// マイナンバー in the wrong column must not be repeated back in an error.
 pub fn redact_long_numbers(s: &str) -> String {
@@ -264,8 +273,10 @@ impl RowError {
         }
     }
 
+    /// Sets the row's key for the report. A key that is a valid マイナンバー (a file
+    /// whose first two columns are swapped) is masked like one.
     pub fn with_key(mut self, key: Option<String>) -> Self {
-        self.key = key;
+        self.key = key.map(|k| mask_if_my_number(&k));
         self
     }
 

@@ -747,6 +747,14 @@ mod tests {
     }
 
     #[test]
+    fn a_my_number_in_the_key_column_is_masked_in_the_report() {
+        // Columns swapped: the key column holds the number, the number column a name.
+        let rows = read_all("123456789018,山田,,,,,,,,\n".as_bytes());
+        let e = rows[0].as_ref().unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("************"));
+    }
+
+    #[test]
     fn an_unclosed_quote_stops_the_file_at_the_line_it_opens() {
         let mut csv = String::from("1001,,,,,,,,,\n1002,,\"山田,,,,,,,\n");
         for i in 0..200 {
