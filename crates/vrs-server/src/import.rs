@@ -342,3 +342,111 @@ fn apply_chunk(
     sink.write(&rows, &refs)?;
     Ok(())
 }
+
+/// What a backend does for a paper-record upload, inside its open transaction.
+pub trait PaperSink {
+    /// Whether a record with this id is stored already.
+    fn exists(&mut self, id: vrs_domain::ClientRecordId) -> Result<bool, StoreError>;
+    /// The person with this voucher, and their accepted doses.
+    fn find_match(&mut self, voucher: VoucherNumber) -> Result<crate::store::Match, StoreError>;
+    /// The lot's expiry, when the service knows the lot.
+    fn lot_expiry(
+        &mut self,
+        vaccine: vrs_domain::Vaccine,
+        lot: &vrs_domain::Lot,
+    ) -> Result<Option<chrono::NaiveDate>, StoreError>;
+    /// Stores one paper record with the checks' verdict.
+    fn insert(
+        &mut self,
+        id: vrs_domain::ClientRecordId,
+        row: &vrs_domain::csv::ledger::LedgerRow,
+        dose: Option<vrs_domain::DoseNumber>,
+        found: &crate::store::Match,
+        verdict: &Result<(), (vrs_domain::wire::HoldReason, String)>,
+    ) -> Result<(), StoreError>;
+}
+
+/// Runs a paper-record upload into `sink`: the same checks as tablet records, the
+/// same strict/partial rules as the register, and a stable id per record so that
+/// uploading the same file twice stores each record once. The caller commits or
+/// rolls back according to the report's outcome.
+pub fn run_paper(
+    input: impl Read,
+    municipality: vrs_domain::MunicipalityCode,
+    opts: &ImportOptions,
+    sink: &mut dyn PaperSink,
+) -> Result<(ImportReport, ErrorCsv), StoreError> {
+    use vrs_domain::csv::ledger::{LedgerReader, ReadOptions};
+    let reader = LedgerReader::new(
+        input,
+        ReadOptions {
+            encoding: opts.encoding,
+            today: Some(opts.today),
+        },
+    )?;
+    let mut report = empty_report(reader.encoding().name());
+    let mut errors = ErrorCsv::default();
+    for item in reader {
+        let row = match item {
+            Ok(row) => row,
+            Err(ReadError::File(e)) => return Err(e.into()),
+            Err(ReadError::Row(e)) => {
+                report.rows += 1;
+                reject(&mut report, &mut errors, e);
+                continue;
+            }
+        };
+        report.rows += 1;
+        let id = crate::store::paper_record_id(municipality, &row);
+        if sink.exists(id)? {
+            report.unchanged += 1;
+            continue;
+        }
+        let found = sink.find_match(row.voucher)?;
+        // An eight-column file has no dose number: the person's next dose.
+        let dose = row.dose_number.or_else(|| {
+            vrs_domain::DoseNumber::new(
+                found.prior.iter().map(|p| p.dose_number).max().unwrap_or(0) + 1,
+            )
+        });
+        let verdict = match dose {
+            Some(dose_number) => crate::checks::check(
+                found.status,
+                &found.prior,
+                &crate::checks::Candidate {
+                    dose_number,
+                    vaccinated_on: row.vaccinated_on,
+                    lot_expiry: sink.lot_expiry(row.vaccine, &row.lot)?,
+                },
+                opts.today,
+            ),
+            None => Err((
+                vrs_domain::wire::HoldReason::DoseAlreadyRecorded,
+                "the person already has nine doses on record".into(),
+            )),
+        };
+        if verdict.is_err() {
+            report.flagged += 1;
+        }
+        report.new += 1;
+        sink.insert(id, &row, dose, &found, &verdict)?;
+    }
+    report.outcome = if opts.dry_run {
+        ImportOutcome::DryRun
+    } else if report.rejected > 0 && opts.mode == crate::store::ImportMode::Strict {
+        ImportOutcome::Rejected
+    } else {
+        ImportOutcome::Applied
+    };
+    Ok((report, errors))
+}
+
+/// The summary kept with an upload in the `imports` table.
+pub fn summary(report: &ImportReport) -> String {
+    serde_json::json!({
+        "rows": report.rows, "new": report.new, "updated": report.updated,
+        "unchanged": report.unchanged, "flagged": report.flagged,
+        "rejected": report.rejected, "warnings": report.warnings, "encoding": report.encoding,
+    })
+    .to_string()
+}

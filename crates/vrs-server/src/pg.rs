@@ -12,8 +12,8 @@ use chrono::{NaiveDate, NaiveDateTime};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Transaction};
-use vrs_domain::csv::ledger::{LedgerReader, LedgerRow, LedgerWriter};
-use vrs_domain::csv::{OutputEncoding, ReadError};
+use vrs_domain::csv::OutputEncoding;
+use vrs_domain::csv::ledger::{LedgerRow, LedgerWriter};
 use vrs_domain::wire::{
     HoldReason, MAX_BATCH, NameLookupRequest, NameLookupResponse, Outcome, Receipt, UploadBatch,
 };
@@ -31,8 +31,8 @@ use crate::merge::PersonFields;
 use crate::principal::Principal;
 use crate::store::{
     Amendment, HeldRecord, ImportOptions, ImportOutcome, ImportReport, Match, TransferDose,
-    TransferMatch, hold_code, hold_of, jst_now, municipality_code, outcome_text, paper_record_id,
-    status_of, status_text, write_error,
+    TransferMatch, hold_code, hold_of, jst_now, municipality_code, outcome_text, status_of,
+    status_text, write_error,
 };
 use crate::vault::{LookupHash, VaultCrypto};
 
@@ -297,6 +297,60 @@ fn exists(
             &[&mc(m), &id.0],
         )?
         .get(0))
+}
+
+/// A paper upload's reads and writes on PostgreSQL.
+struct PgPaperSink<'a, 'b> {
+    tx: &'a mut Transaction<'b>,
+    municipality: MunicipalityCode,
+    now: NaiveDateTime,
+}
+
+impl import::PaperSink for PgPaperSink<'_, '_> {
+    fn exists(&mut self, id: ClientRecordId) -> Result<bool, StoreError> {
+        exists(self.tx, self.municipality, id)
+    }
+
+    fn find_match(&mut self, voucher: VoucherNumber) -> Result<Match, StoreError> {
+        find_match(self.tx, self.municipality, voucher)
+    }
+
+    fn lot_expiry(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>, StoreError> {
+        lot_expiry(self.tx, vaccine, lot)
+    }
+
+    fn insert(
+        &mut self,
+        id: ClientRecordId,
+        row: &LedgerRow,
+        dose: Option<DoseNumber>,
+        found: &Match,
+        verdict: &Result<(), (HoldReason, String)>,
+    ) -> Result<(), StoreError> {
+        insert_dose(
+            self.tx,
+            &NewDose {
+                municipality: self.municipality,
+                client_record_id: id,
+                voucher: row.voucher,
+                voucher_kind: None,
+                dose_number: dose.map(|d| i16::from(d.get())),
+                vaccinated_on: row.vaccinated_on,
+                vaccine: row.vaccine,
+                lot: &row.lot,
+                site_kind: None,
+                site_code: None,
+                site_municipality: row.site_municipality,
+                site_name: row.site_name.clone(),
+                doctor_name: row.doctor_name.as_deref(),
+                device_id: None,
+                source: "paper",
+            },
+            found,
+            verdict,
+            row.registered_at.unwrap_or(self.now),
+        )
+    }
 }
 
 /// A batch of tablet records as columns, for one `INSERT … SELECT FROM UNNEST`.
@@ -894,98 +948,17 @@ impl Store for PgStore {
         opts: &ImportOptions,
     ) -> Result<ImportReport, StoreError> {
         actor.require_staff_of(m)?;
-        let reader = LedgerReader::new(
-            input,
-            vrs_domain::csv::ledger::ReadOptions {
-                encoding: opts.encoding,
-                today: Some(opts.today),
-            },
-        )?;
-        let mut report = import::empty_report(reader.encoding().name());
-        let mut errors = ErrorCsv::default();
         let now = jst_now();
         let mut conn = self.main.get()?;
         let mut tx = conn.transaction()?;
         lock_municipality(&mut tx, m)?;
-        for item in reader {
-            let row = match item {
-                Ok(row) => row,
-                Err(ReadError::File(e)) => return Err(e.into()),
-                Err(ReadError::Row(e)) => {
-                    report.rows += 1;
-                    import::reject(&mut report, &mut errors, e);
-                    continue;
-                }
-            };
-            report.rows += 1;
-            let id = paper_record_id(m, &row);
-            if exists(&mut tx, m, id)? {
-                report.unchanged += 1;
-                continue;
-            }
-            let found = find_match(&mut tx, m, row.voucher)?;
-            let dose = row.dose_number.or_else(|| {
-                DoseNumber::new(found.prior.iter().map(|p| p.dose_number).max().unwrap_or(0) + 1)
-            });
-            let verdict = match dose {
-                Some(dose_number) => {
-                    let expiry = lot_expiry(&mut tx, row.vaccine, &row.lot)?;
-                    checks::check(
-                        found.status,
-                        &found.prior,
-                        &Candidate {
-                            dose_number,
-                            vaccinated_on: row.vaccinated_on,
-                            lot_expiry: expiry,
-                        },
-                        opts.today,
-                    )
-                }
-                None => Err((
-                    HoldReason::DoseAlreadyRecorded,
-                    "the person already has nine doses on record".into(),
-                )),
-            };
-            if verdict.is_err() {
-                report.flagged += 1;
-            }
-            report.new += 1;
-            insert_dose(
-                &mut tx,
-                &NewDose {
-                    municipality: m,
-                    client_record_id: id,
-                    voucher: row.voucher,
-                    voucher_kind: None,
-                    dose_number: dose.map(|d| i16::from(d.get())),
-                    vaccinated_on: row.vaccinated_on,
-                    vaccine: row.vaccine,
-                    lot: &row.lot,
-                    site_kind: None,
-                    site_code: None,
-                    site_municipality: row.site_municipality,
-                    site_name: row.site_name.clone(),
-                    doctor_name: row.doctor_name.as_deref(),
-                    device_id: None,
-                    source: "paper",
-                },
-                &found,
-                &verdict,
-                row.registered_at.unwrap_or(now),
-            )?;
-        }
-        report.outcome = if opts.dry_run {
-            ImportOutcome::DryRun
-        } else if report.rejected > 0 && opts.mode == crate::store::ImportMode::Strict {
-            ImportOutcome::Rejected
-        } else {
-            ImportOutcome::Applied
+        let mut sink = PgPaperSink {
+            tx: &mut tx,
+            municipality: m,
+            now,
         };
-        let summary = serde_json::json!({
-            "rows": report.rows, "new": report.new, "unchanged": report.unchanged,
-            "held": report.flagged, "rejected": report.rejected,
-        })
-        .to_string();
+        let (mut report, errors) = import::run_paper(input, m, opts, &mut sink)?;
+        let summary = import::summary(&report);
         if report.outcome == ImportOutcome::Applied {
             report.import_id =
                 record_import(&mut tx, m, "paper", actor, now, &report, summary, &errors)?;

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use chrono::{FixedOffset, NaiveDate, NaiveDateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
-use vrs_domain::csv::ledger::{LedgerReader, LedgerRow, LedgerWriter};
-use vrs_domain::csv::{Encoding, OutputEncoding, ReadError, RowError};
+use vrs_domain::csv::ledger::{LedgerRow, LedgerWriter};
+use vrs_domain::csv::{Encoding, OutputEncoding, RowError};
 use vrs_domain::wire::{
     HoldReason, MAX_BATCH, NameLookupRequest, NameLookupResponse, Outcome, Receipt, UploadBatch,
 };
@@ -209,10 +209,12 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 /// The (municipality, voucher) → person match and what the checks need.
-pub(crate) struct Match {
-    pub(crate) person_id: Option<String>,
-    pub(crate) status: Option<RegistrationStatus>,
-    pub(crate) prior: Vec<PriorDose>,
+/// The person a voucher belongs to, and what the checks need about them.
+#[derive(Debug)]
+pub struct Match {
+    pub person_id: Option<String>,
+    pub status: Option<RegistrationStatus>,
+    pub prior: Vec<PriorDose>,
 }
 
 fn find_match(
@@ -669,9 +671,8 @@ impl SqliteStore {
         })
     }
 
-    /// Imports paper records (the ledger CSV layout) for `municipality`, with the
-    /// same checks as tablet records and the same strict/partial rules as the
-    /// register. Uploading the same file twice stores each record once.
+    /// Imports paper records (the ledger CSV layout) for `municipality`: see
+    /// [`import::run_paper`].
     pub fn import_paper(
         &self,
         actor: &Principal,
@@ -680,137 +681,23 @@ impl SqliteStore {
         opts: &ImportOptions,
     ) -> Result<ImportReport, StoreError> {
         actor.require_staff_of(municipality)?;
-        let reader = LedgerReader::new(
-            input,
-            vrs_domain::csv::ledger::ReadOptions {
-                encoding: opts.encoding,
-                today: Some(opts.today),
-            },
-        )?;
-        let mut report = ImportReport {
-            import_id: 0,
-            outcome: ImportOutcome::DryRun,
-            encoding: reader.encoding().name(),
-            rows: 0,
-            new: 0,
-            updated: 0,
-            unchanged: 0,
-            flagged: 0,
-            rejected: 0,
-            warnings: Vec::new(),
-            errors: Vec::new(),
-            errors_truncated: false,
-        };
-        let mut errors = import::ErrorCsv::default();
         let now = jst_now().format("%Y-%m-%dT%H:%M:%S").to_string();
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for item in reader {
-            let row = match item {
-                Ok(row) => row,
-                Err(ReadError::File(e)) => return Err(e.into()),
-                Err(ReadError::Row(e)) => {
-                    report.rows += 1;
-                    report.rejected += 1;
-                    errors.push(&e);
-                    if report.errors.len() < MAX_REPORTED_ERRORS {
-                        report.errors.push(e);
-                    } else {
-                        report.errors_truncated = true;
-                    }
-                    continue;
-                }
-            };
-            report.rows += 1;
-            let id = paper_record_id(municipality, &row);
-            let exists: bool = tx
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM doses WHERE municipality = ?1 AND client_record_id = ?2)",
-                )?
-                .query_row(params![municipality.get(), id.to_string()], |r| r.get(0))?;
-            if exists {
-                report.unchanged += 1;
-                continue;
-            }
-            let found = find_match(&tx, municipality, row.voucher)?;
-            // An eight-column file has no dose number: the person's next dose.
-            let dose = row.dose_number.or_else(|| {
-                let next = found.prior.iter().map(|p| p.dose_number).max().unwrap_or(0) + 1;
-                DoseNumber::new(next)
-            });
-            let verdict = match dose {
-                Some(dose_number) => checks::check(
-                    found.status,
-                    &found.prior,
-                    &Candidate {
-                        dose_number,
-                        vaccinated_on: row.vaccinated_on,
-                        lot_expiry: lot_expiry(&tx, row.vaccine, &row.lot)?,
-                    },
-                    opts.today,
-                ),
-                None => Err((
-                    HoldReason::DoseAlreadyRecorded,
-                    "the person already has nine doses on record".into(),
-                )),
-            };
-            if verdict.is_err() {
-                report.flagged += 1;
-            }
-            report.new += 1;
-            let registered_at = row
-                .registered_at
-                .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
-                .unwrap_or_else(|| now.clone());
-            insert_dose(
-                &tx,
-                &NewDose {
-                    municipality,
-                    client_record_id: id,
-                    voucher: row.voucher,
-                    voucher_kind: None,
-                    dose_number: dose.map(|d| d.get()),
-                    vaccinated_on: row.vaccinated_on,
-                    vaccine: row.vaccine,
-                    lot: &row.lot,
-                    site_kind: None,
-                    site_code: None,
-                    site_municipality: row.site_municipality,
-                    site_name: row.site_name.clone(),
-                    doctor_name: row.doctor_name.as_deref(),
-                    device_id: None,
-                    source: "paper",
-                },
-                &found,
-                &verdict,
-                &registered_at,
-            )?;
-        }
-        report.outcome = if opts.dry_run {
-            ImportOutcome::DryRun
-        } else if report.rejected > 0 && opts.mode == ImportMode::Strict {
-            ImportOutcome::Rejected
-        } else {
-            ImportOutcome::Applied
+        let mut sink = SqlitePaperSink {
+            tx: &tx,
+            municipality,
+            now: &now,
         };
-        let summary = serde_json::json!({
-            "rows": report.rows, "new": report.new, "unchanged": report.unchanged,
-            "held": report.flagged, "rejected": report.rejected,
-        })
-        .to_string();
-        let outcome = match report.outcome {
-            ImportOutcome::Applied => "applied",
-            ImportOutcome::Rejected => "rejected",
-            ImportOutcome::DryRun => "dry_run",
-        };
+        let (mut report, errors) = import::run_paper(input, municipality, opts, &mut sink)?;
         let insert = "INSERT INTO imports (municipality, kind, actor, started_at, outcome, report, errors_csv)
                       VALUES (?1, 'paper', ?2, ?3, ?4, ?5, ?6)";
         let args = params![
             municipality.get(),
             actor.to_string(),
             now,
-            outcome,
-            summary,
+            outcome_text(report.outcome),
+            import::summary(&report),
             errors.text
         ];
         if report.outcome == ImportOutcome::Applied {
@@ -1237,6 +1124,69 @@ impl SqliteStore {
                 user: subject,
             },
         }))
+    }
+}
+
+/// A paper upload's reads and writes on SQLite.
+struct SqlitePaperSink<'a> {
+    tx: &'a Transaction<'a>,
+    municipality: MunicipalityCode,
+    now: &'a str,
+}
+
+impl import::PaperSink for SqlitePaperSink<'_> {
+    fn exists(&mut self, id: ClientRecordId) -> Result<bool, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM doses WHERE municipality = ?1 AND client_record_id = ?2)",
+            )?
+            .query_row(params![self.municipality.get(), id.to_string()], |r| r.get(0))?)
+    }
+
+    fn find_match(&mut self, voucher: VoucherNumber) -> Result<Match, StoreError> {
+        find_match(self.tx, self.municipality, voucher)
+    }
+
+    fn lot_expiry(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>, StoreError> {
+        lot_expiry(self.tx, vaccine, lot)
+    }
+
+    fn insert(
+        &mut self,
+        id: ClientRecordId,
+        row: &LedgerRow,
+        dose: Option<DoseNumber>,
+        found: &Match,
+        verdict: &Result<(), (HoldReason, String)>,
+    ) -> Result<(), StoreError> {
+        let registered_at = row
+            .registered_at
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
+            .unwrap_or_else(|| self.now.to_owned());
+        insert_dose(
+            self.tx,
+            &NewDose {
+                municipality: self.municipality,
+                client_record_id: id,
+                voucher: row.voucher,
+                voucher_kind: None,
+                dose_number: dose.map(|d| d.get()),
+                vaccinated_on: row.vaccinated_on,
+                vaccine: row.vaccine,
+                lot: &row.lot,
+                site_kind: None,
+                site_code: None,
+                site_municipality: row.site_municipality,
+                site_name: row.site_name.clone(),
+                doctor_name: row.doctor_name.as_deref(),
+                device_id: None,
+                source: "paper",
+            },
+            found,
+            verdict,
+            &registered_at,
+        )
     }
 }
 
