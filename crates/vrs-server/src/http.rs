@@ -215,17 +215,14 @@ async fn import_register(
     ApiQuery(params): ApiQuery<UploadParams>,
     body: Body,
 ) -> Result<Json<ImportReport>, ApiError> {
-    let actor = principal(&state, &headers).await?;
-    let municipality = actor.staff_of().map_err(ApiError::from)?;
-    let opts = params.options()?;
-    let reader = body_reader(body);
-    let store = state.store.clone();
-    let report = blocking(move || {
-        let mut reader = reader;
-        store.import_register(&actor, municipality, &mut reader, &opts)
-    })
-    .await?;
-    Ok(Json(report))
+    upload(
+        state,
+        headers,
+        params,
+        body,
+        |store, actor, m, input, opts| store.import_register(actor, m, input, opts),
+    )
+    .await
 }
 
 /// Upload paper dose records (the ledger CSV layout).
@@ -243,16 +240,39 @@ async fn import_paper(
     ApiQuery(params): ApiQuery<UploadParams>,
     body: Body,
 ) -> Result<Json<ImportReport>, ApiError> {
+    upload(
+        state,
+        headers,
+        params,
+        body,
+        |store, actor, m, input, opts| store.import_paper(actor, m, input, opts),
+    )
+    .await
+}
+
+/// The body of an upload handler: a staff member's file, streamed into `import`.
+async fn upload(
+    state: AppState,
+    headers: HeaderMap,
+    params: UploadParams,
+    body: Body,
+    import: impl FnOnce(
+        &dyn Store,
+        &Principal,
+        vrs_domain::MunicipalityCode,
+        &mut dyn io::Read,
+        &ImportOptions,
+    ) -> Result<ImportReport, StoreError>
+    + Send
+    + 'static,
+) -> Result<Json<ImportReport>, ApiError> {
     let actor = principal(&state, &headers).await?;
     let municipality = actor.staff_of().map_err(ApiError::from)?;
     let opts = params.options()?;
-    let reader = body_reader(body);
+    let mut reader = body_reader(body);
     let store = state.store.clone();
-    let report = blocking(move || {
-        let mut reader = reader;
-        store.import_paper(&actor, municipality, &mut reader, &opts)
-    })
-    .await?;
+    let report =
+        blocking(move || import(store.as_ref(), &actor, municipality, &mut reader, &opts)).await?;
     Ok(Json(report))
 }
 

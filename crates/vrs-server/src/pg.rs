@@ -1268,59 +1268,31 @@ impl Store for PgStore {
     }
 
     fn create_token(&self, actor: &Principal, for_whom: &Principal) -> Result<String, StoreError> {
-        if *actor != Principal::System {
-            return Err(StoreError::Forbidden(
-                "tokens are made by the operator".into(),
-            ));
-        }
-        let (kind, m, subject) = match for_whom {
-            Principal::Staff { municipality, user } => ("staff", *municipality, user.clone()),
-            Principal::Device {
-                municipality,
-                device,
-            } => ("device", *municipality, device.to_string()),
-            Principal::System => {
-                return Err(StoreError::Invalid("the system needs no token".into()));
-            }
-        };
-        let mut raw = [0u8; 24];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
-            .map_err(|_| StoreError::Crypto)?;
-        let token = format!("vrs_{}", hex::encode(raw));
-        let hash = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let t = crate::principal::new_token(actor, for_whom)?;
         self.main.get()?.execute(
             "INSERT INTO vrs.api_tokens (token_hash, kind, municipality, subject, created_at)
              VALUES ($1, $2, $3, $4, $5)",
-            &[&hash.as_ref(), &kind, &mc(m), &subject, &jst_now()],
+            &[
+                &t.hash,
+                &t.kind,
+                &mc(t.municipality),
+                &t.subject,
+                &jst_now(),
+            ],
         )?;
-        Ok(token)
+        Ok(t.token)
     }
 
     fn principal_for_token(&self, token: &str) -> Result<Option<Principal>, StoreError> {
-        let hash = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let row = self.main.get()?.query_opt(
             "SELECT kind, municipality, subject FROM vrs.api_tokens WHERE token_hash = $1 AND NOT revoked",
-            &[&hash.as_ref()],
+            &[&crate::principal::token_hash(token)],
         )?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let municipality = municipality_code(i64::from(row.get::<_, i32>(1)))?;
-        let subject: String = row.get(2);
-        Ok(Some(match row.get::<_, &str>(0) {
-            "device" => Principal::Device {
-                municipality,
-                device: vrs_domain::DeviceId(
-                    subject
-                        .parse()
-                        .map_err(|_| StoreError::Corrupt("device id".into()))?,
-                ),
-            },
-            _ => Principal::Staff {
-                municipality,
-                user: subject,
-            },
-        }))
+        row.map(|r| {
+            let m = municipality_code(i64::from(r.get::<_, i32>(1)))?;
+            crate::principal::token_principal(r.get(0), m, r.get(2))
+        })
+        .transpose()
     }
 }
 

@@ -74,3 +74,70 @@ impl fmt::Display for Principal {
         }
     }
 }
+
+/// A new bearer token for `for_whom`, made by `actor` (the operator only): the token
+/// (shown once), the SHA-256 kept instead of it, and the row's kind, municipality
+/// and subject.
+pub(crate) struct NewToken {
+    pub token: String,
+    pub hash: Vec<u8>,
+    pub kind: &'static str,
+    pub municipality: MunicipalityCode,
+    pub subject: String,
+}
+
+pub(crate) fn new_token(actor: &Principal, for_whom: &Principal) -> Result<NewToken, StoreError> {
+    if *actor != Principal::System {
+        return Err(StoreError::Forbidden(
+            "tokens are made by the operator".into(),
+        ));
+    }
+    let (kind, municipality, subject) = match for_whom {
+        Principal::Staff { municipality, user } => ("staff", *municipality, user.clone()),
+        Principal::Device {
+            municipality,
+            device,
+        } => ("device", *municipality, device.to_string()),
+        Principal::System => return Err(StoreError::Invalid("the system needs no token".into())),
+    };
+    let mut raw = [0u8; 24];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+        .map_err(|_| StoreError::Crypto)?;
+    let token = format!("vrs_{}", hex::encode(raw));
+    Ok(NewToken {
+        hash: token_hash(&token),
+        token,
+        kind,
+        municipality,
+        subject,
+    })
+}
+
+/// The hash a token is stored and found by.
+pub(crate) fn token_hash(token: &str) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+/// The principal a stored token row stands for.
+pub(crate) fn token_principal(
+    kind: &str,
+    municipality: MunicipalityCode,
+    subject: String,
+) -> Result<Principal, StoreError> {
+    Ok(match kind {
+        "device" => Principal::Device {
+            municipality,
+            device: DeviceId(
+                subject
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("device id".into()))?,
+            ),
+        },
+        _ => Principal::Staff {
+            municipality,
+            user: subject,
+        },
+    })
+}

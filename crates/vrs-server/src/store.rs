@@ -1060,43 +1060,23 @@ impl SqliteStore {
         actor: &Principal,
         for_whom: &Principal,
     ) -> Result<String, StoreError> {
-        if *actor != Principal::System {
-            return Err(StoreError::Forbidden(
-                "tokens are made by the operator".into(),
-            ));
-        }
-        let (kind, municipality, subject) = match for_whom {
-            Principal::Staff { municipality, user } => ("staff", *municipality, user.clone()),
-            Principal::Device {
-                municipality,
-                device,
-            } => ("device", *municipality, device.to_string()),
-            Principal::System => {
-                return Err(StoreError::Invalid("the system needs no token".into()));
-            }
-        };
-        let mut raw = [0u8; 24];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
-            .map_err(|_| StoreError::Crypto)?;
-        let token = format!("vrs_{}", hex::encode(raw));
-        let hash = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let t = crate::principal::new_token(actor, for_whom)?;
         self.pool.get()?.execute(
             "INSERT INTO api_tokens (token_hash, kind, municipality, subject, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
-                hash.as_ref(),
-                kind,
-                municipality.get(),
-                subject,
+                t.hash,
+                t.kind,
+                t.municipality.get(),
+                t.subject,
                 jst_now().format("%Y-%m-%dT%H:%M:%S").to_string()
             ],
         )?;
-        Ok(token)
+        Ok(t.token)
     }
 
     /// Who a bearer token stands for, if it is known and not revoked.
     pub fn principal_for_token(&self, token: &str) -> Result<Option<Principal>, StoreError> {
-        let hash = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let row: Option<(String, i64, String)> = self
             .pool
             .get()?
@@ -1104,26 +1084,14 @@ impl SqliteStore {
                 "SELECT kind, municipality, subject FROM api_tokens
                  WHERE token_hash = ?1 AND revoked = 0",
             )?
-            .query_row([hash.as_ref()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row([crate::principal::token_hash(token)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
-        let Some((kind, m, subject)) = row else {
-            return Ok(None);
-        };
-        let municipality = municipality_code(m)?;
-        Ok(Some(match kind.as_str() {
-            "device" => Principal::Device {
-                municipality,
-                device: vrs_domain::DeviceId(
-                    subject
-                        .parse()
-                        .map_err(|_| StoreError::Corrupt("device id".into()))?,
-                ),
-            },
-            _ => Principal::Staff {
-                municipality,
-                user: subject,
-            },
-        }))
+        row.map(|(kind, m, subject)| {
+            crate::principal::token_principal(&kind, municipality_code(m)?, subject)
+        })
+        .transpose()
     }
 }
 
