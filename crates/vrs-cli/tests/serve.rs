@@ -4,13 +4,37 @@
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+/// Where a server keeps its data: a folder (SQLite), and a PostgreSQL URL or none.
+struct Backend {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    database: Option<String>,
+}
+
+fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    Backend {
+        data: dir.path().to_owned(),
+        _dir: dir,
+        database: None,
+    }
+}
+
+fn postgres() -> Backend {
+    let db = vrs_testkit::pg::database();
+    let port = vrs_testkit::pg::cluster().port;
+    let mut b = sqlite();
+    b.database = Some(vrs_testkit::pg::url(port, "postgres", &db));
+    b
+}
 
 struct Server {
     child: Child,
@@ -19,7 +43,8 @@ struct Server {
 }
 
 impl Server {
-    fn start(data: &Path, residents: u64) -> Server {
+    fn start(backend: &Backend, residents: u64) -> Server {
+        let data = backend.data.as_path();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -29,6 +54,12 @@ impl Server {
             .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--demo-residents", &residents.to_string(), "--data"])
             .arg(data)
+            .args(
+                backend
+                    .database
+                    .iter()
+                    .flat_map(|d| ["--database", d.as_str()]),
+            )
             .env_remove("VRS_VAULT_KEY")
             .env("VRS_LOG", "warn")
             .stdout(Stdio::null())
@@ -165,10 +196,8 @@ fn generated_register(rows: u64, first_person: u64, first_voucher: u64) -> Vec<u
     out.stdout
 }
 
-#[test]
-fn the_api_end_to_end_on_a_running_server() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), 300);
+fn the_api_end_to_end_on_a_running_server(backend: Backend) {
+    let server = Server::start(&backend, 300);
     let (staff, tablet) = server.tokens();
     let base = &server.base;
 
@@ -259,10 +288,8 @@ fn the_api_end_to_end_on_a_running_server() {
     }
 }
 
-#[test]
-fn malformed_csv_or_json_never_gets_a_5xx() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), 10);
+fn malformed_csv_or_json_never_gets_a_5xx(backend: Backend) {
+    let server = Server::start(&backend, 10);
     let (staff, tablet) = server.tokens();
     let base = &server.base;
     let jsons = [
@@ -335,10 +362,8 @@ fn malformed_csv_or_json_never_gets_a_5xx() {
     }
 }
 
-#[test]
-fn kill_9_during_an_import_leaves_no_half_applied_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(dir.path(), 10);
+fn kill_9_during_an_import_leaves_no_half_applied_file(backend: Backend) {
+    let mut server = Server::start(&backend, 10);
     let (staff, _) = server.tokens();
     let rows = 300_000;
     let file = generated_register(rows, 200_000_001, 2_000_000_001);
@@ -361,7 +386,7 @@ fn kill_9_during_an_import_leaves_no_half_applied_file() {
         "the upload finished before the kill: make the file larger"
     );
 
-    let server = Server::start(dir.path(), 10);
+    let server = Server::start(&backend, 10);
     let (staff, _) = server.tokens();
     let (s, report) = upload(
         &server.base,
@@ -381,11 +406,9 @@ fn kill_9_during_an_import_leaves_no_half_applied_file() {
     );
 }
 
-#[test]
-fn kill_9_during_ingest_loses_nothing_and_doubles_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+fn kill_9_during_ingest_loses_nothing_and_doubles_nothing(backend: Backend) {
     let residents = 3000u64;
-    let mut server = Server::start(dir.path(), residents);
+    let mut server = Server::start(&backend, residents);
     let (_, tablet) = server.tokens();
     let batches: Vec<Value> = (0..residents / 200)
         .map(|b| {
@@ -427,7 +450,7 @@ fn kill_9_during_ingest_loses_nothing_and_doubles_nothing() {
     );
 
     // The tablet resends everything it holds no receipt for (here: all of it).
-    let server = Server::start(dir.path(), residents);
+    let server = Server::start(&backend, residents);
     let (staff, tablet) = server.tokens();
     for batch in batches.iter() {
         let (s, r) = post_json(&server.base, "/api/tablet/records", &tablet, batch);
@@ -472,3 +495,21 @@ fn post_json_result(base: &str, token: &str, body: &Value) -> Result<u16, ureq::
     r.body_mut().as_reader().read_to_end(&mut sink)?;
     Ok(r.status().as_u16())
 }
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $( #[test] fn $name() { super::$name(super::sqlite()) } )*
+        }
+        mod on_postgres {
+            $( #[test] fn $name() { super::$name(super::postgres()) } )*
+        }
+    };
+}
+
+on_both_backends!(
+    the_api_end_to_end_on_a_running_server,
+    malformed_csv_or_json_never_gets_a_5xx,
+    kill_9_during_an_import_leaves_no_half_applied_file,
+    kill_9_during_ingest_loses_nothing_and_doubles_nothing
+);

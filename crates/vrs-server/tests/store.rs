@@ -15,7 +15,7 @@ use vrs_server::pg::PgStore;
 use vrs_server::store::{Amendment, ImportMode, ImportOptions, ImportOutcome};
 use vrs_server::{Keys, Principal, SqliteStore, Store};
 
-mod support;
+use vrs_testkit::pg as support;
 
 const CHIYODA: &str = "131016";
 const SAPPORO: &str = "011002";

@@ -2,7 +2,7 @@
 //! started on first use (initdb + postgres from Debian's packages, as the
 //! `postgres` user when the tests run as root), stopped by a watchdog when the test
 //! process ends. Each test gets a database of its own.
-#![allow(dead_code, clippy::unwrap_used, clippy::zombie_processes)] // the watchdog outlives us on purpose
+#![allow(clippy::unwrap_used, clippy::zombie_processes)] // test support; the watchdog outlives us on purpose
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+#[derive(Debug)]
 pub struct Cluster {
     pub port: u16,
     _dir: PathBuf,
