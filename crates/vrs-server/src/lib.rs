@@ -16,6 +16,7 @@ pub mod demo;
 pub mod error;
 pub mod http;
 pub mod import;
+pub mod ingest;
 pub mod keys;
 pub mod merge;
 pub mod pg;

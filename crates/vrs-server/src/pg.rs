@@ -15,10 +15,10 @@ use postgres::{Client, NoTls, Transaction};
 use vrs_domain::csv::OutputEncoding;
 use vrs_domain::csv::ledger::{LedgerRow, LedgerWriter};
 use vrs_domain::wire::{
-    HoldReason, MAX_BATCH, NameLookupRequest, NameLookupResponse, Outcome, Receipt, UploadBatch,
+    HoldReason, NameLookupRequest, NameLookupResponse, Outcome, Receipt, UploadBatch,
 };
 use vrs_domain::{
-    ClientRecordId, DoseNumber, Lot, MunicipalityCode, MyNumber, PersonId, Sex, SiteRef, Vaccine,
+    ClientRecordId, DoseNumber, Lot, MunicipalityCode, MyNumber, PersonId, Sex, Vaccine,
     VoucherNumber,
 };
 
@@ -350,6 +350,183 @@ impl import::PaperSink for PgPaperSink<'_, '_> {
             verdict,
             row.registered_at.unwrap_or(self.now),
         )
+    }
+}
+
+/// A tablet batch's reads and writes on PostgreSQL: five set-wise reads and one
+/// insert per batch, instead of five round trips per record.
+struct PgDoseSink<'a, 'b> {
+    tx: &'a mut Transaction<'b>,
+    now: NaiveDateTime,
+}
+
+impl crate::ingest::DoseSink for PgDoseSink<'_, '_> {
+    fn stored(
+        &mut self,
+        keys: &[(MunicipalityCode, ClientRecordId)],
+    ) -> Result<std::collections::HashSet<(MunicipalityCode, ClientRecordId)>, StoreError> {
+        let ms: Vec<i32> = keys.iter().map(|(m, _)| mc(*m)).collect();
+        let ids: Vec<uuid::Uuid> = keys.iter().map(|(_, id)| id.0).collect();
+        self.tx
+            .query(
+                "SELECT d.municipality, d.client_record_id FROM vrs.doses d
+                 JOIN UNNEST($1::int4[], $2::uuid[]) AS u(m, id)
+                   ON d.municipality = u.m AND d.client_record_id = u.id",
+                &[&ms, &ids],
+            )?
+            .into_iter()
+            .map(|r| {
+                Ok((
+                    municipality_code(i64::from(r.get::<_, i32>(0)))?,
+                    ClientRecordId(r.get(1)),
+                ))
+            })
+            .collect()
+    }
+
+    fn people(
+        &mut self,
+        vouchers: &[(MunicipalityCode, VoucherNumber)],
+    ) -> Result<HashMap<(MunicipalityCode, VoucherNumber), crate::ingest::Person>, StoreError> {
+        let ms: Vec<i32> = vouchers.iter().map(|(m, _)| mc(*m)).collect();
+        let vs: Vec<i64> = vouchers.iter().map(|(_, v)| v.get() as i64).collect();
+        let mut out = HashMap::new();
+        for r in self.tx.query(
+            "SELECT p.municipality, p.voucher, p.person_id, p.status FROM vrs.persons p
+             JOIN UNNEST($1::int4[], $2::int8[]) AS u(m, v) ON p.municipality = u.m AND p.voucher = u.v",
+            &[&ms, &vs],
+        )? {
+            let m = municipality_code(i64::from(r.get::<_, i32>(0)))?;
+            let v = VoucherNumber::new(r.get::<_, i64>(1) as u64)
+                .ok_or_else(|| StoreError::Corrupt("voucher".into()))?;
+            out.insert(
+                (m, v),
+                crate::ingest::Person {
+                    person_id: r.get(2),
+                    status: status_of(r.get(3)),
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    fn prior(
+        &mut self,
+        people: &[(MunicipalityCode, &str)],
+    ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError> {
+        let ms: Vec<i32> = people.iter().map(|(m, _)| mc(*m)).collect();
+        let ps: Vec<&str> = people.iter().map(|(_, p)| *p).collect();
+        let mut out: HashMap<(MunicipalityCode, String), Vec<PriorDose>> = HashMap::new();
+        for r in self.tx.query(
+            "SELECT d.municipality, d.person_id, d.dose_number, d.vaccinated_on FROM vrs.doses d
+             JOIN UNNEST($1::int4[], $2::text[]) AS u(m, p) ON d.municipality = u.m AND d.person_id = u.p
+             WHERE d.state = 'accepted' AND d.dose_number IS NOT NULL",
+            &[&ms, &ps],
+        )? {
+            let m = municipality_code(i64::from(r.get::<_, i32>(0)))?;
+            out.entry((m, r.get(1))).or_default().push(PriorDose {
+                dose_number: r.get::<_, i16>(2) as u8,
+                vaccinated_on: r.get(3),
+            });
+        }
+        Ok(out)
+    }
+
+    fn expiries(
+        &mut self,
+        lots: &[(Vaccine, &Lot)],
+    ) -> Result<HashMap<(Vaccine, String), NaiveDate>, StoreError> {
+        let vs: Vec<&str> = lots.iter().map(|(v, _)| v.code()).collect();
+        let ls: Vec<&str> = lots.iter().map(|(_, l)| l.as_str()).collect();
+        let mut out = HashMap::new();
+        for r in self.tx.query(
+            "SELECT l.vaccine, l.lot, l.expiry FROM vrs.lots l
+             JOIN UNNEST($1::text[], $2::text[]) AS u(v, l) ON l.vaccine = u.v AND l.lot = u.l",
+            &[&vs, &ls],
+        )? {
+            let code: &str = r.get(0);
+            if let Some(v) = Vaccine::ALL.into_iter().find(|v| v.code() == code) {
+                out.insert((v, r.get(1)), r.get(2));
+            }
+        }
+        Ok(out)
+    }
+
+    fn site_names(
+        &mut self,
+        municipality: MunicipalityCode,
+        codes: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        Ok(self
+            .tx
+            .query(
+                "SELECT code, name FROM vrs.sites WHERE municipality = $1 AND code = ANY($2)",
+                &[&mc(municipality), &codes],
+            )?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    fn insert(
+        &mut self,
+        site_municipality: MunicipalityCode,
+        rows: &[crate::ingest::Decided<'_>],
+    ) -> Result<(), StoreError> {
+        let mut c = DoseColumns::default();
+        for d in rows {
+            let rec = d.record;
+            let (state, reason, detail) = match &d.verdict {
+                Ok(()) => ("accepted", None, None),
+                Err((r, detail)) => ("held", Some(hold_code(*r)), Some(detail.clone())),
+            };
+            c.municipality.push(mc(rec.municipality));
+            c.id.push(rec.client_record_id.0);
+            c.voucher.push(rec.voucher.get() as i64);
+            c.kind.push(i16::from(rec.voucher_kind.get()));
+            c.dose.push(i16::from(rec.dose_number.get()));
+            c.date.push(rec.vaccinated_on);
+            c.vaccine.push(rec.vaccine.code());
+            c.lot.push(rec.lot.as_str());
+            c.site_kind.push(d.site_kind);
+            c.site_code.push(d.site_code.clone());
+            c.site_name.push(d.site_name.clone());
+            c.device.push(rec.device_id.to_string());
+            c.person.push(d.person_id.clone());
+            c.state.push(state);
+            c.reason.push(reason);
+            c.detail.push(detail);
+        }
+        self.tx.execute(
+            "INSERT INTO vrs.doses (municipality, client_record_id, voucher, voucher_kind, dose_number,
+                 vaccinated_on, vaccine, lot, site_kind, site_code, site_name, device_id, person_id,
+                 state, hold_reason, hold_detail, site_municipality, source, registered_at)
+             SELECT u.*, $17, 'tablet', $18 FROM UNNEST($1::int4[], $2::uuid[], $3::int8[],
+                 $4::int2[], $5::int2[], $6::date[], $7::text[], $8::text[], $9::text[],
+                 $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                 $16::text[]) AS u",
+            &[
+                &c.municipality,
+                &c.id,
+                &c.voucher,
+                &c.kind,
+                &c.dose,
+                &c.date,
+                &c.vaccine,
+                &c.lot,
+                &c.site_kind,
+                &c.site_code,
+                &c.site_name,
+                &c.device,
+                &c.person,
+                &c.state,
+                &c.reason,
+                &c.detail,
+                &mc(site_municipality),
+                &self.now,
+            ],
+        )?;
+        Ok(())
     }
 }
 
@@ -739,203 +916,25 @@ impl Store for PgStore {
         today: NaiveDate,
     ) -> Result<Vec<Receipt>, StoreError> {
         let (site_m, device) = actor.device()?;
-        if batch.records.len() > MAX_BATCH {
-            return Err(StoreError::Invalid(format!(
-                "{} records in one batch; send at most {MAX_BATCH}",
-                batch.records.len()
-            )));
-        }
-        if let Some(r) = batch.records.iter().find(|r| r.device_id != device) {
-            return Err(StoreError::Invalid(format!(
-                "record {} names device {}, but this is device {device}",
-                r.client_record_id, r.device_id
-            )));
-        }
-        let now = jst_now();
-        let recs = &batch.records;
-        let ms: Vec<i32> = recs.iter().map(|r| mc(r.municipality)).collect();
-        let ids: Vec<uuid::Uuid> = recs.iter().map(|r| r.client_record_id.0).collect();
-        let vouchers: Vec<i64> = recs.iter().map(|r| r.voucher.get() as i64).collect();
         let mut conn = self.main.get()?;
         let mut tx = conn.transaction()?;
-        let mut touched: Vec<MunicipalityCode> = recs.iter().map(|r| r.municipality).collect();
+        let mut touched: Vec<MunicipalityCode> =
+            batch.records.iter().map(|r| r.municipality).collect();
         touched.sort();
         touched.dedup();
         for m in touched {
             lock_municipality(&mut tx, m)?;
         }
-        // What the batch needs, in five set-wise reads instead of five per record.
-        let stored: std::collections::HashSet<(i32, uuid::Uuid)> = tx
-            .query(
-                "SELECT d.municipality, d.client_record_id FROM vrs.doses d
-                 JOIN UNNEST($1::int4[], $2::uuid[]) AS u(m, id)
-                   ON d.municipality = u.m AND d.client_record_id = u.id",
-                &[&ms, &ids],
-            )?
-            .into_iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        let people: HashMap<(i32, i64), (String, String)> = tx
-            .query(
-                "SELECT p.municipality, p.voucher, p.person_id, p.status FROM vrs.persons p
-                 JOIN (SELECT DISTINCT * FROM UNNEST($1::int4[], $2::int8[])) AS u(m, v)
-                   ON p.municipality = u.m AND p.voucher = u.v",
-                &[&ms, &vouchers],
-            )?
-            .into_iter()
-            .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3))))
-            .collect();
-        let (pm, pp): (Vec<i32>, Vec<&str>) = people
-            .iter()
-            .map(|((m, _), (p, _))| (*m, p.as_str()))
-            .unzip();
-        let mut prior: HashMap<(i32, String), Vec<PriorDose>> = HashMap::new();
-        for r in tx.query(
-            "SELECT d.municipality, d.person_id, d.dose_number, d.vaccinated_on FROM vrs.doses d
-             JOIN UNNEST($1::int4[], $2::text[]) AS u(m, p) ON d.municipality = u.m AND d.person_id = u.p
-             WHERE d.state = 'accepted' AND d.dose_number IS NOT NULL",
-            &[&pm, &pp],
-        )? {
-            prior
-                .entry((r.get(0), r.get(1)))
-                .or_default()
-                .push(PriorDose {
-                    dose_number: r.get::<_, i16>(2) as u8,
-                    vaccinated_on: r.get(3),
-                });
-        }
-        let vaccines: Vec<&str> = recs.iter().map(|r| r.vaccine.code()).collect();
-        let lots: Vec<&str> = recs.iter().map(|r| r.lot.as_str()).collect();
-        let expiry: HashMap<(String, String), NaiveDate> = tx
-            .query(
-                "SELECT l.vaccine, l.lot, l.expiry FROM vrs.lots l
-                 JOIN (SELECT DISTINCT * FROM UNNEST($1::text[], $2::text[])) AS u(v, l)
-                   ON l.vaccine = u.v AND l.lot = u.l",
-                &[&vaccines, &lots],
-            )?
-            .into_iter()
-            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-            .collect();
-        let codes: Vec<String> = recs
-            .iter()
-            .map(|r| match &r.site {
-                SiteRef::Clinic(c) => c.to_string(),
-                SiteRef::Site(s) => s.to_string(),
-            })
-            .collect();
-        let site_names: HashMap<String, String> = tx
-            .query(
-                "SELECT code, name FROM vrs.sites WHERE municipality = $1 AND code = ANY($2)",
-                &[&mc(site_m), &codes],
-            )?
-            .into_iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-
-        // Decide record by record, in order: a later record sees the earlier ones.
-        let mut seen = std::collections::HashSet::new();
-        let mut receipts = Vec::with_capacity(recs.len());
-        let mut rows = DoseColumns::default();
-        for (rec, code) in recs.iter().zip(&codes) {
-            let m = mc(rec.municipality);
-            if stored.contains(&(m, rec.client_record_id.0))
-                || !seen.insert((m, rec.client_record_id.0))
-            {
-                receipts.push(Receipt {
-                    client_record_id: rec.client_record_id,
-                    outcome: Outcome::Duplicate,
-                });
-                continue;
-            }
-            let person = people.get(&(m, rec.voucher.get() as i64));
-            let key = person.map(|(p, _)| (m, p.clone()));
-            let verdict = checks::check(
-                person.map(|(_, s)| status_of(s)),
-                key.as_ref()
-                    .and_then(|k| prior.get(k))
-                    .map_or(&[][..], Vec::as_slice),
-                &Candidate {
-                    dose_number: rec.dose_number,
-                    vaccinated_on: rec.vaccinated_on,
-                    lot_expiry: expiry
-                        .get(&(rec.vaccine.code().to_owned(), rec.lot.as_str().to_owned()))
-                        .copied(),
-                },
-                today,
-            );
-            if let (Ok(()), Some(k)) = (&verdict, key) {
-                prior.entry(k).or_default().push(PriorDose {
-                    dose_number: rec.dose_number.get(),
-                    vaccinated_on: rec.vaccinated_on,
-                });
-            }
-            let (state, reason, detail) = match &verdict {
-                Ok(()) => ("accepted", None, None),
-                Err((r, d)) => ("held", Some(hold_code(*r)), Some(d.clone())),
-            };
-            rows.municipality.push(m);
-            rows.id.push(rec.client_record_id.0);
-            rows.voucher.push(rec.voucher.get() as i64);
-            rows.kind.push(i16::from(rec.voucher_kind.get()));
-            rows.dose.push(i16::from(rec.dose_number.get()));
-            rows.date.push(rec.vaccinated_on);
-            rows.vaccine.push(rec.vaccine.code());
-            rows.lot.push(rec.lot.as_str());
-            rows.site_kind.push(match rec.site {
-                SiteRef::Clinic(_) => "clinic",
-                SiteRef::Site(_) => "site",
-            });
-            rows.site_code.push(code.clone());
-            rows.site_name.push(
-                site_names
-                    .get(code)
-                    .cloned()
-                    .unwrap_or_else(|| code.clone()),
-            );
-            rows.device.push(rec.device_id.to_string());
-            rows.person.push(person.map(|(p, _)| p.clone()));
-            rows.state.push(state);
-            rows.reason.push(reason);
-            rows.detail.push(detail);
-            receipts.push(Receipt {
-                client_record_id: rec.client_record_id,
-                outcome: checks::for_tablet(match verdict {
-                    Ok(()) => Outcome::Accepted,
-                    Err((reason, detail)) => Outcome::Held { reason, detail },
-                }),
-            });
-        }
-        if !rows.id.is_empty() {
-            tx.execute(
-                "INSERT INTO vrs.doses (municipality, client_record_id, voucher, voucher_kind, dose_number,
-                     vaccinated_on, vaccine, lot, site_kind, site_code, site_name, device_id, person_id,
-                     state, hold_reason, hold_detail, site_municipality, source, registered_at)
-                 SELECT u.*, $17, 'tablet', $18 FROM UNNEST($1::int4[], $2::uuid[], $3::int8[],
-                     $4::int2[], $5::int2[], $6::date[], $7::text[], $8::text[], $9::text[],
-                     $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-                     $16::text[]) AS u",
-                &[
-                    &rows.municipality,
-                    &rows.id,
-                    &rows.voucher,
-                    &rows.kind,
-                    &rows.dose,
-                    &rows.date,
-                    &rows.vaccine,
-                    &rows.lot,
-                    &rows.site_kind,
-                    &rows.site_code,
-                    &rows.site_name,
-                    &rows.device,
-                    &rows.person,
-                    &rows.state,
-                    &rows.reason,
-                    &rows.detail,
-                    &mc(site_m),
-                    &now,
-                ],
-            )?;
-        }
+        let receipts = crate::ingest::run(
+            batch,
+            site_m,
+            device,
+            today,
+            &mut PgDoseSink {
+                tx: &mut tx,
+                now: jst_now(),
+            },
+        )?;
         tx.commit()?;
         Ok(receipts)
     }

@@ -14,11 +14,11 @@ use serde::Serialize;
 use vrs_domain::csv::ledger::{LedgerRow, LedgerWriter};
 use vrs_domain::csv::{Encoding, OutputEncoding, RowError};
 use vrs_domain::wire::{
-    HoldReason, MAX_BATCH, NameLookupRequest, NameLookupResponse, Outcome, Receipt, UploadBatch,
+    HoldReason, NameLookupRequest, NameLookupResponse, Outcome, Receipt, UploadBatch,
 };
 use vrs_domain::{
-    ClientRecordId, DoseNumber, DoseRecord, Lot, MunicipalityCode, MyNumber, PersonId,
-    RegistrationStatus, RemovalReason, Sex, SiteRef, Vaccine, VoucherNumber,
+    ClientRecordId, DoseNumber, Lot, MunicipalityCode, MyNumber, PersonId, RegistrationStatus,
+    RemovalReason, Sex, Vaccine, VoucherNumber,
 };
 
 use crate::checks::{self, Candidate, PriorDose};
@@ -237,29 +237,37 @@ fn find_match(
             prior: Vec::new(),
         });
     };
+    let prior = prior_doses(tx, m, &person_id)?;
+    Ok(Match {
+        person_id: Some(person_id),
+        status: Some(status_of(&status)),
+        prior,
+    })
+}
+
+/// A person's accepted doses, for the checks.
+fn prior_doses(
+    tx: &Transaction<'_>,
+    m: MunicipalityCode,
+    person_id: &str,
+) -> Result<Vec<PriorDose>, StoreError> {
     let mut st = tx.prepare_cached(
         // Without INDEXED BY, SQLite's planner (no statistics) walks the whole
         // municipality's doses by primary key.
         "SELECT dose_number, vaccinated_on FROM doses INDEXED BY doses_by_person
          WHERE municipality = ?1 AND person_id = ?2 AND state = 'accepted' AND dose_number IS NOT NULL",
     )?;
-    let prior = st
-        .query_map(params![m.get(), person_id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })?
-        .map(|r| {
-            let (n, d) = r?;
-            Ok(PriorDose {
-                dose_number: n as u8,
-                vaccinated_on: date_of(&d)?,
-            })
+    st.query_map(params![m.get(), person_id], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    })?
+    .map(|r| {
+        let (n, d) = r?;
+        Ok(PriorDose {
+            dose_number: n as u8,
+            vaccinated_on: date_of(&d)?,
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(Match {
-        person_id: Some(person_id),
-        status: Some(status_of(&status)),
-        prior,
     })
+    .collect()
 }
 
 fn lot_expiry(
@@ -565,9 +573,10 @@ impl SqliteStore {
         Ok(name)
     }
 
-    /// Stores a tablet's batch, one receipt per record, in order. The batch is one
-    /// transaction: after a crash either all of it is stored or none, and re-sending
-    /// it gives `duplicate` for what was stored.
+    /// Stores a tablet's batch, one receipt per record, in order (see
+    /// [`crate::ingest::run`]). The batch is one transaction: after a crash either
+    /// all of it is stored or none, and re-sending it gives `duplicate` for what was
+    /// stored.
     pub fn ingest(
         &self,
         actor: &Principal,
@@ -575,100 +584,21 @@ impl SqliteStore {
         today: NaiveDate,
     ) -> Result<Vec<Receipt>, StoreError> {
         let (site_m, device) = actor.device()?;
-        if batch.records.len() > MAX_BATCH {
-            return Err(StoreError::Invalid(format!(
-                "{} records in one batch; send at most {MAX_BATCH}",
-                batch.records.len()
-            )));
-        }
-        if let Some(r) = batch.records.iter().find(|r| r.device_id != device) {
-            return Err(StoreError::Invalid(format!(
-                "record {} names device {}, but this is device {device}",
-                r.client_record_id, r.device_id
-            )));
-        }
         let registered_at = jst_now().format("%Y-%m-%dT%H:%M:%S").to_string();
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut receipts = Vec::with_capacity(batch.records.len());
-        for rec in &batch.records {
-            receipts.push(self.ingest_one(&tx, rec, site_m, &registered_at, today)?);
-        }
+        let receipts = crate::ingest::run(
+            batch,
+            site_m,
+            device,
+            today,
+            &mut SqliteDoseSink {
+                tx: &tx,
+                registered_at: &registered_at,
+            },
+        )?;
         tx.commit()?;
         Ok(receipts)
-    }
-
-    fn ingest_one(
-        &self,
-        tx: &Transaction<'_>,
-        rec: &DoseRecord,
-        site_m: MunicipalityCode,
-        registered_at: &str,
-        today: NaiveDate,
-    ) -> Result<Receipt, StoreError> {
-        let m = rec.municipality;
-        let exists: bool = tx
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM doses WHERE municipality = ?1 AND client_record_id = ?2)",
-            )?
-            .query_row(params![m.get(), rec.client_record_id.to_string()], |r| {
-                r.get(0)
-            })?;
-        if exists {
-            return Ok(Receipt {
-                client_record_id: rec.client_record_id,
-                outcome: Outcome::Duplicate,
-            });
-        }
-        let found = find_match(tx, m, rec.voucher)?;
-        let verdict = checks::check(
-            found.status,
-            &found.prior,
-            &Candidate {
-                dose_number: rec.dose_number,
-                vaccinated_on: rec.vaccinated_on,
-                lot_expiry: lot_expiry(tx, rec.vaccine, &rec.lot)?,
-            },
-            today,
-        );
-        let (kind, code) = match &rec.site {
-            SiteRef::Clinic(c) => ("clinic", c.to_string()),
-            SiteRef::Site(s) => ("site", s.to_string()),
-        };
-        let site_name: Option<String> = tx
-            .prepare_cached("SELECT name FROM sites WHERE municipality = ?1 AND code = ?2")?
-            .query_row(params![site_m.get(), code], |r| r.get(0))
-            .optional()?;
-        insert_dose(
-            tx,
-            &NewDose {
-                municipality: m,
-                client_record_id: rec.client_record_id,
-                voucher: rec.voucher,
-                voucher_kind: Some(rec.voucher_kind.get()),
-                dose_number: Some(rec.dose_number.get()),
-                vaccinated_on: rec.vaccinated_on,
-                vaccine: rec.vaccine,
-                lot: &rec.lot,
-                site_kind: Some(kind),
-                site_name: site_name.unwrap_or_else(|| code.clone()),
-                site_code: Some(code),
-                site_municipality: site_m,
-                doctor_name: None,
-                device_id: Some(rec.device_id.to_string()),
-                source: "tablet",
-            },
-            &found,
-            &verdict,
-            registered_at,
-        )?;
-        Ok(Receipt {
-            client_record_id: rec.client_record_id,
-            outcome: checks::for_tablet(match verdict {
-                Ok(()) => Outcome::Accepted,
-                Err((reason, detail)) => Outcome::Held { reason, detail },
-            }),
-        })
     }
 
     /// Imports paper records (the ledger CSV layout) for `municipality`: see
@@ -1092,6 +1022,144 @@ impl SqliteStore {
             crate::principal::token_principal(&kind, municipality_code(m)?, subject)
         })
         .transpose()
+    }
+}
+
+/// A tablet batch's reads and writes on SQLite (a statement per item: in process, a
+/// round trip costs nothing).
+struct SqliteDoseSink<'a> {
+    tx: &'a Transaction<'a>,
+    registered_at: &'a str,
+}
+
+impl crate::ingest::DoseSink for SqliteDoseSink<'_> {
+    fn stored(
+        &mut self,
+        keys: &[(MunicipalityCode, ClientRecordId)],
+    ) -> Result<std::collections::HashSet<(MunicipalityCode, ClientRecordId)>, StoreError> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM doses WHERE municipality = ?1 AND client_record_id = ?2)",
+        )?;
+        let mut out = std::collections::HashSet::new();
+        for (m, id) in keys {
+            if st.query_row(params![m.get(), id.to_string()], |r| r.get::<_, bool>(0))? {
+                out.insert((*m, *id));
+            }
+        }
+        Ok(out)
+    }
+
+    fn people(
+        &mut self,
+        vouchers: &[(MunicipalityCode, VoucherNumber)],
+    ) -> Result<
+        std::collections::HashMap<(MunicipalityCode, VoucherNumber), crate::ingest::Person>,
+        StoreError,
+    > {
+        let mut st = self.tx.prepare_cached(
+            "SELECT person_id, status FROM persons WHERE municipality = ?1 AND voucher = ?2",
+        )?;
+        let mut out = std::collections::HashMap::new();
+        for (m, v) in vouchers {
+            let found: Option<(String, String)> = st
+                .query_row(params![m.get(), v.get() as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            if let Some((person_id, status)) = found {
+                out.insert(
+                    (*m, *v),
+                    crate::ingest::Person {
+                        person_id,
+                        status: status_of(&status),
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    fn prior(
+        &mut self,
+        people: &[(MunicipalityCode, &str)],
+    ) -> Result<std::collections::HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError>
+    {
+        let mut out = std::collections::HashMap::new();
+        for (m, p) in people {
+            out.insert((*m, (*p).to_owned()), prior_doses(self.tx, *m, p)?);
+        }
+        Ok(out)
+    }
+
+    fn expiries(
+        &mut self,
+        lots: &[(Vaccine, &Lot)],
+    ) -> Result<std::collections::HashMap<(Vaccine, String), NaiveDate>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        for (v, l) in lots {
+            if let Some(e) = lot_expiry(self.tx, *v, l)? {
+                out.insert((*v, l.as_str().to_owned()), e);
+            }
+        }
+        Ok(out)
+    }
+
+    fn site_names(
+        &mut self,
+        municipality: MunicipalityCode,
+        codes: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT name FROM sites WHERE municipality = ?1 AND code = ?2")?;
+        let mut out = std::collections::HashMap::new();
+        for code in codes {
+            if let Some(name) = st
+                .query_row(params![municipality.get(), code], |r| r.get::<_, String>(0))
+                .optional()?
+            {
+                out.insert(code.clone(), name);
+            }
+        }
+        Ok(out)
+    }
+
+    fn insert(
+        &mut self,
+        site_municipality: MunicipalityCode,
+        rows: &[crate::ingest::Decided<'_>],
+    ) -> Result<(), StoreError> {
+        for d in rows {
+            let rec = d.record;
+            insert_dose(
+                self.tx,
+                &NewDose {
+                    municipality: rec.municipality,
+                    client_record_id: rec.client_record_id,
+                    voucher: rec.voucher,
+                    voucher_kind: Some(rec.voucher_kind.get()),
+                    dose_number: Some(rec.dose_number.get()),
+                    vaccinated_on: rec.vaccinated_on,
+                    vaccine: rec.vaccine,
+                    lot: &rec.lot,
+                    site_kind: Some(d.site_kind),
+                    site_code: Some(d.site_code.clone()),
+                    site_municipality,
+                    site_name: d.site_name.clone(),
+                    doctor_name: None,
+                    device_id: Some(rec.device_id.to_string()),
+                    source: "tablet",
+                },
+                &Match {
+                    person_id: d.person_id.clone(),
+                    status: None,
+                    prior: Vec::new(),
+                },
+                &d.verdict,
+                self.registered_at,
+            )?;
+        }
+        Ok(())
     }
 }
 

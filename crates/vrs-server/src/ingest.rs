@@ -1,0 +1,194 @@
+//! A tablet's batch of dose records, once for every backend: the backend answers a
+//! few set-wise questions about the batch ([`DoseSink`]), the records are decided in
+//! order here (a later record sees the earlier ones: a dose 2 after the batch's own
+//! dose 1, the same record sent twice), and the backend stores the result.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDate;
+use vrs_domain::wire::{HoldReason, MAX_BATCH, Outcome, Receipt, UploadBatch};
+use vrs_domain::{
+    ClientRecordId, DeviceId, DoseRecord, Lot, MunicipalityCode, RegistrationStatus, SiteRef,
+    Vaccine, VoucherNumber,
+};
+
+use crate::checks::{self, Candidate, PriorDose};
+use crate::error::StoreError;
+
+/// A registered person, as the checks need them.
+#[derive(Clone, Debug)]
+pub struct Person {
+    pub person_id: String,
+    pub status: RegistrationStatus,
+}
+
+/// One record as decided, for the backend to store.
+#[derive(Debug)]
+pub struct Decided<'a> {
+    pub record: &'a DoseRecord,
+    pub site_kind: &'static str,
+    pub site_code: String,
+    pub site_name: String,
+    pub person_id: Option<String>,
+    pub verdict: Result<(), (HoldReason, String)>,
+}
+
+/// What a backend answers and stores for a batch, inside its open transaction.
+pub trait DoseSink {
+    /// Which of these records are stored already.
+    fn stored(
+        &mut self,
+        keys: &[(MunicipalityCode, ClientRecordId)],
+    ) -> Result<HashSet<(MunicipalityCode, ClientRecordId)>, StoreError>;
+    /// The people these vouchers belong to.
+    fn people(
+        &mut self,
+        vouchers: &[(MunicipalityCode, VoucherNumber)],
+    ) -> Result<HashMap<(MunicipalityCode, VoucherNumber), Person>, StoreError>;
+    /// These people's accepted doses.
+    fn prior(
+        &mut self,
+        people: &[(MunicipalityCode, &str)],
+    ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError>;
+    /// The expiry of those of these lots the service knows.
+    fn expiries(
+        &mut self,
+        lots: &[(Vaccine, &Lot)],
+    ) -> Result<HashMap<(Vaccine, String), NaiveDate>, StoreError>;
+    /// The names of these sites of the device's municipality.
+    fn site_names(
+        &mut self,
+        municipality: MunicipalityCode,
+        codes: &[String],
+    ) -> Result<HashMap<String, String>, StoreError>;
+    /// Stores the decided records.
+    fn insert(
+        &mut self,
+        site_municipality: MunicipalityCode,
+        rows: &[Decided<'_>],
+    ) -> Result<(), StoreError>;
+}
+
+/// Decides and stores a batch from the tablet `device` of `site_municipality`; one
+/// receipt per record, in order. The caller commits.
+pub fn run(
+    batch: &UploadBatch,
+    site_municipality: MunicipalityCode,
+    device: DeviceId,
+    today: NaiveDate,
+    sink: &mut dyn DoseSink,
+) -> Result<Vec<Receipt>, StoreError> {
+    let recs = &batch.records;
+    if recs.len() > MAX_BATCH {
+        return Err(StoreError::Invalid(format!(
+            "{} records in one batch; send at most {MAX_BATCH}",
+            recs.len()
+        )));
+    }
+    if let Some(r) = recs.iter().find(|r| r.device_id != device) {
+        return Err(StoreError::Invalid(format!(
+            "record {} names device {}, but this is device {device}",
+            r.client_record_id, r.device_id
+        )));
+    }
+    if recs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<_> = recs
+        .iter()
+        .map(|r| (r.municipality, r.client_record_id))
+        .collect();
+    let stored = sink.stored(&keys)?;
+    let vouchers: Vec<_> = recs
+        .iter()
+        .map(|r| (r.municipality, r.voucher))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let people = sink.people(&vouchers)?;
+    let who: Vec<(MunicipalityCode, &str)> = people
+        .iter()
+        .map(|((m, _), p)| (*m, p.person_id.as_str()))
+        .collect();
+    let mut prior = if who.is_empty() {
+        HashMap::new()
+    } else {
+        sink.prior(&who)?
+    };
+    let lots: Vec<(Vaccine, &Lot)> = recs
+        .iter()
+        .map(|r| (r.vaccine, &r.lot))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let expiry = sink.expiries(&lots)?;
+    let codes: Vec<String> = recs
+        .iter()
+        .map(|r| match &r.site {
+            SiteRef::Clinic(c) => c.to_string(),
+            SiteRef::Site(s) => s.to_string(),
+        })
+        .collect();
+    let names = sink.site_names(site_municipality, &codes)?;
+
+    let mut seen = HashSet::new();
+    let mut receipts = Vec::with_capacity(recs.len());
+    let mut rows = Vec::with_capacity(recs.len());
+    for (rec, code) in recs.iter().zip(codes) {
+        let key = (rec.municipality, rec.client_record_id);
+        if stored.contains(&key) || !seen.insert(key) {
+            receipts.push(Receipt {
+                client_record_id: rec.client_record_id,
+                outcome: Outcome::Duplicate,
+            });
+            continue;
+        }
+        let person = people.get(&(rec.municipality, rec.voucher));
+        let pkey = person.map(|p| (rec.municipality, p.person_id.clone()));
+        let verdict = checks::check(
+            person.map(|p| p.status),
+            pkey.as_ref()
+                .and_then(|k| prior.get(k))
+                .map_or(&[][..], Vec::as_slice),
+            &Candidate {
+                dose_number: rec.dose_number,
+                vaccinated_on: rec.vaccinated_on,
+                lot_expiry: expiry
+                    .get(&(rec.vaccine, rec.lot.as_str().to_owned()))
+                    .copied(),
+            },
+            today,
+        );
+        if let (Ok(()), Some(k)) = (&verdict, pkey) {
+            prior.entry(k).or_default().push(PriorDose {
+                dose_number: rec.dose_number.get(),
+                vaccinated_on: rec.vaccinated_on,
+            });
+        }
+        receipts.push(Receipt {
+            client_record_id: rec.client_record_id,
+            outcome: checks::for_tablet(match &verdict {
+                Ok(()) => Outcome::Accepted,
+                Err((reason, detail)) => Outcome::Held {
+                    reason: *reason,
+                    detail: detail.clone(),
+                },
+            }),
+        });
+        rows.push(Decided {
+            record: rec,
+            site_kind: match rec.site {
+                SiteRef::Clinic(_) => "clinic",
+                SiteRef::Site(_) => "site",
+            },
+            site_name: names.get(&code).cloned().unwrap_or_else(|| code.clone()),
+            site_code: code,
+            person_id: person.map(|p| p.person_id.clone()),
+            verdict,
+        });
+    }
+    if !rows.is_empty() {
+        sink.insert(site_municipality, &rows)?;
+    }
+    Ok(receipts)
+}
