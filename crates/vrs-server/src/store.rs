@@ -471,7 +471,6 @@ impl SqliteStore {
         actor.require_staff_of(municipality)?;
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let vtx = self.vault.begin()?;
         let m = municipality.get();
         let known: i64 = tx.query_row(
             "SELECT count(*) FROM persons WHERE municipality = ?1",
@@ -479,21 +478,36 @@ impl SqliteStore {
             |r| r.get(0),
         )?;
         let now = jst_now().format("%Y-%m-%dT%H:%M:%S").to_string();
-        let mut sink = SqliteSink {
-            tx: &tx,
-            vtx: &vtx,
-            municipality,
-            now: &now,
-        };
-        let hash = |n: &MyNumber| self.vault.lookup_hash(n);
-        let (mut report, errors) = import::run(input, opts, known as u64, &hash, &mut sink)?;
+        // The vault is written on a second thread, beside the register: half an
+        // import's time is the vault's own inserts.
+        let vault = &self.vault;
+        let (mut report, errors, vault_done) = std::thread::scope(|scope| {
+            // Made inside the scope: if the import stops early, `jobs` is dropped
+            // here, the worker's loop ends (rolling back), and the scope can join it.
+            let (jobs, inbox) = std::sync::mpsc::channel::<VaultJob>();
+            scope.spawn(move || vault_worker(vault, municipality, inbox));
+            let mut sink = SqliteSink {
+                tx: &tx,
+                vault: &self.vault,
+                jobs: &jobs,
+                municipality,
+                now: &now,
+            };
+            let hash = |n: &MyNumber| self.vault.lookup_hash(n);
+            let (report, errors) = import::run(input, opts, known as u64, &hash, &mut sink)?;
+            // The vault first: a crash between the two commits leaves numbers for
+            // rows the register does not show yet, which a re-upload then finds
+            // unchanged; the other order could leave people without their number.
+            let (reply, answer) = std::sync::mpsc::channel();
+            let commit = report.outcome == ImportOutcome::Applied;
+            jobs.send(VaultJob::Finish(commit, reply))
+                .map_err(|_| StoreError::Invalid("the vault writer stopped".into()))?;
+            let vault_done = answer
+                .recv()
+                .unwrap_or_else(|_| Err(StoreError::Invalid("the vault writer stopped".into())));
+            Ok::<_, StoreError>((report, errors, vault_done))
+        })?;
         let record = |c: &rusqlite::Connection, report: &ImportReport| -> Result<i64, StoreError> {
-            let summary = serde_json::json!({
-                "rows": report.rows, "new": report.new, "updated": report.updated,
-                "unchanged": report.unchanged, "flagged": report.flagged,
-                "rejected": report.rejected, "warnings": report.warnings,
-                "encoding": report.encoding,
-            });
             c.execute(
                 "INSERT INTO imports (municipality, kind, actor, started_at, outcome, report, errors_csv)
                  VALUES (?1, 'register', ?2, ?3, ?4, ?5, ?6)",
@@ -502,21 +516,17 @@ impl SqliteStore {
                     actor.to_string(),
                     now,
                     outcome_text(report.outcome),
-                    summary.to_string(),
+                    import::summary(report),
                     errors.text
                 ],
             )?;
             Ok(c.last_insert_rowid())
         };
         if report.outcome == ImportOutcome::Applied {
+            vault_done?;
             report.import_id = record(&tx, &report)?;
-            // The vault first: a crash between the two commits leaves numbers for
-            // rows the register does not show yet, which a re-upload then finds
-            // unchanged; the other order could leave people without their number.
-            vtx.commit()?;
             tx.commit()?;
         } else {
-            drop(vtx);
             tx.rollback()?;
             report.import_id = record(&conn, &report)?;
         }
@@ -1230,9 +1240,106 @@ impl import::PaperSink for SqlitePaperSink<'_> {
 /// process, a round trip costs nothing).
 struct SqliteSink<'a> {
     tx: &'a Transaction<'a>,
-    vtx: &'a crate::vault::VaultTx<'a>,
+    vault: &'a Vault,
+    jobs: &'a std::sync::mpsc::Sender<VaultJob>,
     municipality: MunicipalityCode,
     now: &'a str,
+}
+
+/// Work for the vault thread of an import.
+enum VaultJob {
+    /// The stored hashes of these people, answered on the channel.
+    Hashes(
+        Vec<String>,
+        std::sync::mpsc::Sender<
+            Result<std::collections::HashMap<String, crate::vault::LookupHash>, StoreError>,
+        >,
+    ),
+    /// Sealed numbers to store: (person, hash, nonce, sealed).
+    Put(Vec<(String, crate::vault::LookupHash, Vec<u8>, Vec<u8>)>),
+    /// Commit (true) or roll back, and say how it went.
+    Finish(bool, std::sync::mpsc::Sender<Result<(), StoreError>>),
+}
+
+/// Holds the vault's write transaction for one import, on its own thread. Jobs run
+/// in order, so a question about hashes sees every earlier write. If the import
+/// stops early, the channel closes and the transaction rolls back.
+fn vault_worker(
+    vault: &Vault,
+    municipality: MunicipalityCode,
+    jobs: std::sync::mpsc::Receiver<VaultJob>,
+) {
+    let vtx = vault.begin();
+    let mut failed: Option<StoreError> = None;
+    let stopped = || StoreError::Invalid("the vault write failed earlier in this import".into());
+    let vtx = match vtx {
+        Ok(t) => t,
+        Err(e) => {
+            failed = Some(e);
+            // Answer what comes, with the failure.
+            for job in jobs {
+                match job {
+                    VaultJob::Hashes(_, reply) => {
+                        let _ = reply.send(Err(stopped()));
+                    }
+                    VaultJob::Put(_) => {}
+                    VaultJob::Finish(_, reply) => {
+                        let _ = reply.send(Err(failed.take().unwrap_or_else(stopped)));
+                        return;
+                    }
+                }
+            }
+            return;
+        }
+    };
+    for job in jobs {
+        match job {
+            VaultJob::Hashes(ids, reply) => {
+                let answer = if failed.is_some() {
+                    Err(stopped())
+                } else {
+                    let mut out = std::collections::HashMap::new();
+                    let mut err = None;
+                    for id in ids {
+                        match vtx.hash_of(municipality, &id) {
+                            Ok(Some(h)) => {
+                                out.insert(id, h);
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                err = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    match err {
+                        Some(e) => Err(e),
+                        None => Ok(out),
+                    }
+                };
+                let _ = reply.send(answer);
+            }
+            VaultJob::Put(rows) => {
+                if failed.is_none() {
+                    for (pid, hash, nonce, sealed) in rows {
+                        if let Err(e) = vtx.put_sealed(municipality, &pid, &hash, &nonce, &sealed) {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            VaultJob::Finish(commit, reply) => {
+                let result = match failed.take() {
+                    Some(e) => Err(e),
+                    None if commit => vtx.commit(),
+                    None => Ok(()), // dropping the transaction rolls it back
+                };
+                let _ = reply.send(result);
+                return;
+            }
+        }
+    }
 }
 
 impl import::RegisterSink for SqliteSink<'_> {
@@ -1296,13 +1403,16 @@ impl import::RegisterSink for SqliteSink<'_> {
         &mut self,
         ids: &[&str],
     ) -> Result<std::collections::HashMap<String, crate::vault::LookupHash>, StoreError> {
-        let mut out = std::collections::HashMap::new();
-        for id in ids {
-            if let Some(h) = self.vtx.hash_of(self.municipality, id)? {
-                out.insert((*id).to_owned(), h);
-            }
-        }
-        Ok(out)
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.jobs
+            .send(VaultJob::Hashes(
+                ids.iter().map(|s| (*s).to_owned()).collect(),
+                reply,
+            ))
+            .map_err(|_| StoreError::Invalid("the vault writer stopped".into()))?;
+        answer
+            .recv()
+            .unwrap_or_else(|_| Err(StoreError::Invalid("the vault writer stopped".into())))
     }
 
     fn write_persons(&mut self, rows: &[(&str, &PersonFields)]) -> Result<(), StoreError> {
@@ -1349,10 +1459,15 @@ impl import::RegisterSink for SqliteSink<'_> {
         &mut self,
         rows: &[(&str, &MyNumber, &crate::vault::LookupHash)],
     ) -> Result<(), StoreError> {
+        // Sealed here, so that no マイナンバー crosses to the other thread.
+        let mut sealed = Vec::with_capacity(rows.len());
         for (pid, n, h) in rows {
-            self.vtx.put(self.municipality, pid, n, h)?;
+            let (nonce, buf) = self.vault.seal(self.municipality, pid, n)?;
+            sealed.push(((*pid).to_owned(), **h, nonce.to_vec(), buf));
         }
-        Ok(())
+        self.jobs
+            .send(VaultJob::Put(sealed))
+            .map_err(|_| StoreError::Invalid("the vault writer stopped".into()))
     }
 }
 

@@ -140,6 +140,16 @@ impl Vault {
         self.crypto.lookup_hash(n)
     }
 
+    /// Seals a number to its person, for [`VaultTx::put_sealed`].
+    pub fn seal(
+        &self,
+        municipality: MunicipalityCode,
+        person: &str,
+        n: &MyNumber,
+    ) -> Result<([u8; NONCE_LEN], Vec<u8>), StoreError> {
+        self.crypto.seal(municipality, person, n)
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         self.conn.lock().map_err(|_| StoreError::Poisoned)
     }
@@ -244,19 +254,25 @@ impl VaultTx<'_> {
         hash: &LookupHash,
     ) -> Result<(), StoreError> {
         let (nonce, buf) = self.vault.crypto.seal(municipality, person, n)?;
+        self.put_sealed(municipality, person, hash, &nonce, &buf)
+    }
+
+    /// Stores a number sealed already (by [`Vault::seal`]).
+    pub fn put_sealed(
+        &self,
+        municipality: MunicipalityCode,
+        person: &str,
+        hash: &LookupHash,
+        nonce: &[u8],
+        buf: &[u8],
+    ) -> Result<(), StoreError> {
         let mut st = self.conn.prepare_cached(
             "INSERT INTO my_numbers (municipality, person_id, lookup, nonce, sealed)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (municipality, person_id) DO UPDATE
              SET lookup = excluded.lookup, nonce = excluded.nonce, sealed = excluded.sealed",
         )?;
-        st.execute(params![
-            municipality.get(),
-            person,
-            &hash[..],
-            &nonce[..],
-            &buf
-        ])?;
+        st.execute(params![municipality.get(), person, &hash[..], nonce, buf])?;
         Ok(())
     }
 

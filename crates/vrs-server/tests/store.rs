@@ -646,6 +646,41 @@ fn a_voucher_passed_on_and_its_first_holder_seen_again_in_one_file(f: Fixture) {
     );
 }
 
+fn a_file_that_breaks_off_midway_changes_nothing(f: Fixture) {
+    // 3000 good rows (more than one chunk), then a quote that never closes.
+    let mut csv = String::from("個別宛名番号,マイナンバー\n");
+    for i in 0..3000u64 {
+        let mut d = [0u8; 11];
+        let mut x = 10_000_000_000 + i * 7;
+        for slot in d.iter_mut().rev() {
+            *slot = (x % 10) as u8;
+            x /= 10;
+        }
+        let n = MyNumber::from_first_eleven(d).unwrap();
+        csv.push_str(&format!(
+            "{},{}\n",
+            5000 + i,
+            std::str::from_utf8(n.expose_for_vault()).unwrap()
+        ));
+    }
+    csv.push_str("9999,\"never closed\n");
+    for i in 0..200 {
+        csv.push_str(&format!("{},\n", 20000 + i));
+    }
+    let r = f
+        .store
+        .import_register(&staff(CHIYODA), m(CHIYODA), &mut csv.as_bytes(), &opts());
+    assert!(
+        r.is_err(),
+        "a file that cannot be read to the end is refused"
+    );
+    assert_eq!(
+        f.store.person_count(&staff(CHIYODA), m(CHIYODA)).unwrap(),
+        0
+    );
+    assert_eq!(f.store.vault_count().unwrap(), 0);
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -671,7 +706,8 @@ on_both_backends!(
     scoping_staff_reach_only_their_municipality_and_tablets_only_names_and_uploads,
     the_vault_seals_each_number_to_its_person,
     a_voucher_can_move_between_people_within_one_file,
-    a_voucher_passed_on_and_its_first_holder_seen_again_in_one_file
+    a_voucher_passed_on_and_its_first_holder_seen_again_in_one_file,
+    a_file_that_breaks_off_midway_changes_nothing
 );
 
 #[test]
