@@ -30,6 +30,12 @@ pub trait RegisterSink {
     ) -> Result<HashMap<VoucherNumber, String>, StoreError>;
     /// The vault's look-up hashes of those of `ids` who have a number.
     fn vault_hashes(&mut self, ids: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError>;
+    /// Says early which hashes [`RegisterSink::vault_hashes`] will be asked for, so
+    /// that a backend with the vault on another thread can look them up meanwhile.
+    /// The next `vault_hashes` may then answer for all of `ids`.
+    fn prefetch_vault_hashes(&mut self, _ids: &[&str]) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Writes (inserts or replaces) these people.
     fn write_persons(&mut self, rows: &[(&str, &PersonFields)]) -> Result<(), StoreError>;
     /// Writes these numbers to the vault.
@@ -169,7 +175,7 @@ pub fn run(
             None => {}
         }
         if chunk.len() >= CHUNK || (end && !chunk.is_empty()) {
-            apply_chunk(&mut chunk, hash, sink, &mut report, &mut errors)?;
+            apply_chunk(&mut chunk, known > 0, hash, sink, &mut report, &mut errors)?;
             chunk.clear();
         }
         if end {
@@ -200,12 +206,27 @@ pub fn run(
 
 fn apply_chunk(
     chunk: &mut [RegisterRow],
+    updating: bool,
     hash: &dyn Fn(&MyNumber) -> LookupHash,
     sink: &mut dyn RegisterSink,
     report: &mut ImportReport,
     errors: &mut ErrorCsv,
 ) -> Result<(), StoreError> {
     let ids: Vec<&str> = chunk.iter().map(|r| r.person_id.as_str()).collect();
+    // On an update most people are known: their hashes are wanted, so ask at once.
+    // (On a first upload nobody is, and the look-ups would only cost.)
+    let mut prefetched = false;
+    if updating {
+        let numbered: Vec<&str> = chunk
+            .iter()
+            .filter(|r| r.my_number.is_some())
+            .map(|r| r.person_id.as_str())
+            .collect();
+        if !numbered.is_empty() {
+            sink.prefetch_vault_hashes(&numbered)?;
+            prefetched = true;
+        }
+    }
     let mut stored = sink.persons(&ids)?;
     // Keyed by the chunk's own strings: no allocation per row.
     let mut state: HashMap<&str, PersonFields> = HashMap::with_capacity(chunk.len());
@@ -219,7 +240,8 @@ fn apply_chunk(
         .filter(|r| r.my_number.is_some() && state.contains_key(r.person_id.as_str()))
         .map(|r| r.person_id.as_str())
         .collect();
-    let mut stored_hash = if with_number.is_empty() {
+    // A prefetch is always collected, so that no answer is left for a later chunk.
+    let mut stored_hash = if with_number.is_empty() && !prefetched {
         HashMap::new()
     } else {
         sink.vault_hashes(&with_number)?

@@ -490,6 +490,7 @@ impl SqliteStore {
                 tx: &tx,
                 vault: &self.vault,
                 jobs: &jobs,
+                pending: None,
                 municipality,
                 now: &now,
             };
@@ -1242,9 +1243,15 @@ struct SqliteSink<'a> {
     tx: &'a Transaction<'a>,
     vault: &'a Vault,
     jobs: &'a std::sync::mpsc::Sender<VaultJob>,
+    /// The answer to a prefetch of hashes, still on its way.
+    pending: Option<HashesAnswer>,
     municipality: MunicipalityCode,
     now: &'a str,
 }
+
+type HashesAnswer = std::sync::mpsc::Receiver<
+    Result<std::collections::HashMap<String, crate::vault::LookupHash>, StoreError>,
+>;
 
 /// Work for the vault thread of an import.
 enum VaultJob {
@@ -1342,6 +1349,19 @@ fn vault_worker(
     }
 }
 
+impl SqliteSink<'_> {
+    fn ask_hashes(&self, ids: &[&str]) -> Result<HashesAnswer, StoreError> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.jobs
+            .send(VaultJob::Hashes(
+                ids.iter().map(|s| (*s).to_owned()).collect(),
+                reply,
+            ))
+            .map_err(|_| StoreError::Invalid("the vault writer stopped".into()))?;
+        Ok(answer)
+    }
+}
+
 impl import::RegisterSink for SqliteSink<'_> {
     fn persons(
         &mut self,
@@ -1403,16 +1423,18 @@ impl import::RegisterSink for SqliteSink<'_> {
         &mut self,
         ids: &[&str],
     ) -> Result<std::collections::HashMap<String, crate::vault::LookupHash>, StoreError> {
-        let (reply, answer) = std::sync::mpsc::channel();
-        self.jobs
-            .send(VaultJob::Hashes(
-                ids.iter().map(|s| (*s).to_owned()).collect(),
-                reply,
-            ))
-            .map_err(|_| StoreError::Invalid("the vault writer stopped".into()))?;
+        let answer = match self.pending.take() {
+            Some(answer) => answer,
+            None => self.ask_hashes(ids)?,
+        };
         answer
             .recv()
             .unwrap_or_else(|_| Err(StoreError::Invalid("the vault writer stopped".into())))
+    }
+
+    fn prefetch_vault_hashes(&mut self, ids: &[&str]) -> Result<(), StoreError> {
+        self.pending = Some(self.ask_hashes(ids)?);
+        Ok(())
     }
 
     fn write_persons(&mut self, rows: &[(&str, &PersonFields)]) -> Result<(), StoreError> {
