@@ -383,6 +383,12 @@ impl SqliteStore {
     /// Opens the store in `data_dir` (creating it), with its keys.
     pub fn open(data_dir: &Path, keys: Keys) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;
+        // The folder holds the key file and the (encrypted) databases: its owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+        }
         let path = data_dir.join("vrs.db");
         let mut conn = db::open(&path, &keys.database)?;
         db::migrate(&mut conn, MIGRATIONS)?;

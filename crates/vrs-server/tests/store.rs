@@ -550,6 +550,12 @@ fn neither_file_on_disk_shows_names_or_numbers_in_clear() {
             .import_register(&staff(CHIYODA), m(CHIYODA), &mut csv.as_bytes(), &opts())
             .unwrap();
     }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the data folder is its owner's only");
+    }
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         let hay = String::from_utf8_lossy(&bytes);
