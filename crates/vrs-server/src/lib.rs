@@ -4,10 +4,13 @@
 //! held records, download the ledger and look up a newcomer's earlier doses by
 //! マイナンバー; tablets look up a name and upload dose records.
 //!
-//! Where to start: [`store::SqliteStore`] holds every operation (each takes the
-//! acting [`Principal`]); the decisions inside them are plain functions in
-//! [`merge`] (register rows) and [`checks`] (dose records). [`vault`] keeps the
-//! マイナンバー apart, encrypted; [`keys`] says where keys come from.
+//! Where to start: [`backend::Store`] lists every operation (each takes the acting
+//! [`Principal`]); [`SqliteStore`] and [`pg::PgStore`] implement it. The rules live
+//! once, above the backends: [`import`] (register and paper uploads) and [`ingest`]
+//! (tablet batches) are engines over small backend "sinks", and the decisions inside
+//! them are plain functions in [`merge`] (register rows) and [`checks`] (dose
+//! records). [`vault`] keeps the マイナンバー apart, encrypted; [`keys`] says where keys
+//! come from; [`http`] is the axum API over a `dyn Store`.
 
 pub mod backend;
 pub mod checks;

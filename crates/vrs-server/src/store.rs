@@ -245,6 +245,19 @@ fn find_match(
     })
 }
 
+/// Whether a record with this id is stored already (uploads are idempotent on it).
+fn dose_stored(
+    tx: &Transaction<'_>,
+    m: MunicipalityCode,
+    id: ClientRecordId,
+) -> Result<bool, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM doses WHERE municipality = ?1 AND client_record_id = ?2)",
+        )?
+        .query_row(params![m.get(), id.to_string()], |r| r.get(0))?)
+}
+
 /// A person's accepted doses, for the checks.
 fn prior_doses(
     tx: &Transaction<'_>,
@@ -1054,12 +1067,9 @@ impl crate::ingest::DoseSink for SqliteDoseSink<'_> {
         &mut self,
         keys: &[(MunicipalityCode, ClientRecordId)],
     ) -> Result<std::collections::HashSet<(MunicipalityCode, ClientRecordId)>, StoreError> {
-        let mut st = self.tx.prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM doses WHERE municipality = ?1 AND client_record_id = ?2)",
-        )?;
         let mut out = std::collections::HashSet::new();
         for (m, id) in keys {
-            if st.query_row(params![m.get(), id.to_string()], |r| r.get::<_, bool>(0))? {
+            if dose_stored(self.tx, *m, *id)? {
                 out.insert((*m, *id));
             }
         }
@@ -1189,12 +1199,7 @@ struct SqlitePaperSink<'a> {
 
 impl import::PaperSink for SqlitePaperSink<'_> {
     fn exists(&mut self, id: ClientRecordId) -> Result<bool, StoreError> {
-        Ok(self
-            .tx
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM doses WHERE municipality = ?1 AND client_record_id = ?2)",
-            )?
-            .query_row(params![self.municipality.get(), id.to_string()], |r| r.get(0))?)
+        dose_stored(self.tx, self.municipality, id)
     }
 
     fn find_match(&mut self, voucher: VoucherNumber) -> Result<Match, StoreError> {

@@ -162,11 +162,7 @@ impl Vault {
     pub fn begin(&self) -> Result<VaultTx<'_>, StoreError> {
         let conn = self.lock()?;
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(VaultTx {
-            vault: self,
-            conn,
-            open: true,
-        })
+        Ok(VaultTx { conn, open: true })
     }
 
     /// Everyone registered with this number, in any municipality.
@@ -224,7 +220,6 @@ impl Vault {
 /// A write transaction on the vault.
 #[allow(missing_debug_implementations)] // holds a connection guard; nothing to show
 pub struct VaultTx<'v> {
-    vault: &'v Vault,
     conn: MutexGuard<'v, Connection>,
     open: bool,
 }
@@ -245,19 +240,7 @@ impl VaultTx<'_> {
         Ok(v.and_then(|v| v.try_into().ok()))
     }
 
-    /// Stores (or replaces) a person's number.
-    pub fn put(
-        &self,
-        municipality: MunicipalityCode,
-        person: &str,
-        n: &MyNumber,
-        hash: &LookupHash,
-    ) -> Result<(), StoreError> {
-        let (nonce, buf) = self.vault.crypto.seal(municipality, person, n)?;
-        self.put_sealed(municipality, person, hash, &nonce, &buf)
-    }
-
-    /// Stores a number sealed already (by [`Vault::seal`]).
+    /// Stores (or replaces) a person's number, sealed already by [`Vault::seal`].
     pub fn put_sealed(
         &self,
         municipality: MunicipalityCode,
