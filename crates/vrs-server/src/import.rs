@@ -37,7 +37,7 @@ pub trait RegisterSink {
         Ok(())
     }
     /// Writes (inserts or replaces) these people.
-    fn write_persons(&mut self, rows: &[(&str, &PersonFields)]) -> Result<(), StoreError>;
+    fn write_persons(&mut self, rows: &[PersonRow<'_>]) -> Result<(), StoreError>;
     /// Writes these numbers to the vault.
     fn write_numbers(&mut self, rows: &[(&str, &MyNumber, &LookupHash)]) -> Result<(), StoreError>;
     /// Clears the stored voucher of these people, whose voucher the chunk changes,
@@ -46,7 +46,7 @@ pub trait RegisterSink {
     /// Writes a chunk's people and numbers; a backend may do both at once.
     fn write(
         &mut self,
-        persons: &[(&str, &PersonFields)],
+        persons: &[PersonRow<'_>],
         numbers: &[(&str, &MyNumber, &LookupHash)],
     ) -> Result<(), StoreError> {
         if !persons.is_empty() {
@@ -57,6 +57,16 @@ pub trait RegisterSink {
         }
         Ok(())
     }
+}
+
+/// A person to write, in their final state for the chunk.
+#[derive(Debug, Clone, Copy)]
+pub struct PersonRow<'a> {
+    pub id: &'a str,
+    pub fields: &'a PersonFields,
+    /// Whether the person was stored when the chunk began (else they are new: no
+    /// row with this key exists in the transaction, and a plain insert will do).
+    pub stored: bool,
 }
 
 /// The error CSV of an upload: line, key, field, problem and fix, never a マイナンバー.
@@ -347,9 +357,15 @@ fn apply_chunk(
         }
     }
     order.reverse();
-    let rows: Vec<(&str, &PersonFields)> = order
+    let rows: Vec<PersonRow<'_>> = order
         .iter()
-        .filter_map(|pid| state.get(*pid).map(|f| (*pid, f)))
+        .filter_map(|pid| {
+            state.get(*pid).map(|fields| PersonRow {
+                id: pid,
+                fields,
+                stored: original_voucher.contains_key(pid),
+            })
+        })
         .collect();
     let mut last: HashMap<&str, (usize, LookupHash)> = HashMap::new();
     for (i, h) in numbers {

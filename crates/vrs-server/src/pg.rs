@@ -2,15 +2,20 @@
 //! schema, with the マイナンバー vault in the `vrs_vault` schema reached through its
 //! own connection (and, in production, its own role and URL).
 //!
-//! Set-wise SQL (`= ANY($n)`, `UNNEST`) keeps round trips per chunk, not per row.
+//! Set-wise SQL keeps round trips per chunk, not per row. Look-ups by key are written
+//! as `UNNEST($keys) CROSS JOIN LATERAL (… WHERE key = u.key OFFSET 0)`: one index
+//! probe per key whatever the statistics say (see [`by_index`]). (`key = ANY($keys)` let the planner, with
+//! statistics that lag a large import in progress, scan the whole partition once
+//! per chunk: a 1,000,000-row import took 140 s.)
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
-use std::sync::Mutex;
+use std::sync::{Mutex, mpsc};
 
 use chrono::{NaiveDate, NaiveDateTime};
+use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::types::ToSql;
+use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls, Transaction};
 use vrs_domain::csv::OutputEncoding;
 use vrs_domain::csv::ledger::{LedgerRow, LedgerWriter};
@@ -25,7 +30,7 @@ use vrs_domain::{
 use crate::backend::Store;
 use crate::checks::{self, Candidate, PriorDose};
 use crate::error::StoreError;
-use crate::import::{self, ErrorCsv, RegisterSink};
+use crate::import::{self, ErrorCsv, PersonRow, RegisterSink};
 use crate::keys::Keys;
 use crate::merge::PersonFields;
 use crate::principal::Principal;
@@ -46,8 +51,14 @@ impl From<postgres::Error> for StoreError {
     }
 }
 
-const MAIN_MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/pg_0001_init.sql"))];
-const VAULT_MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/pg_vault_0001.sql"))];
+const MAIN_MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/pg_0001_init.sql")),
+    (2, include_str!("migrations/pg_0002_person_id_c.sql")),
+];
+const VAULT_MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/pg_vault_0001.sql")),
+    (2, include_str!("migrations/pg_vault_0002_person_id_c.sql")),
+];
 
 /// Applies a schema's migrations, under an advisory lock so that two servers
 /// starting together do not race.
@@ -369,9 +380,10 @@ impl crate::ingest::DoseSink for PgDoseSink<'_, '_> {
         let ids: Vec<uuid::Uuid> = keys.iter().map(|(_, id)| id.0).collect();
         self.tx
             .query(
-                "SELECT d.municipality, d.client_record_id FROM vrs.doses d
-                 JOIN UNNEST($1::int4[], $2::uuid[]) AS u(m, id)
-                   ON d.municipality = u.m AND d.client_record_id = u.id",
+                "SELECT d.municipality, d.client_record_id
+                 FROM UNNEST($1::int4[], $2::uuid[]) AS u(m, id)
+                 CROSS JOIN LATERAL (SELECT municipality, client_record_id FROM vrs.doses
+                     WHERE municipality = u.m AND client_record_id = u.id OFFSET 0) d",
                 &[&ms, &ids],
             )?
             .into_iter()
@@ -392,8 +404,10 @@ impl crate::ingest::DoseSink for PgDoseSink<'_, '_> {
         let vs: Vec<i64> = vouchers.iter().map(|(_, v)| v.get() as i64).collect();
         let mut out = HashMap::new();
         for r in self.tx.query(
-            "SELECT p.municipality, p.voucher, p.person_id, p.status FROM vrs.persons p
-             JOIN UNNEST($1::int4[], $2::int8[]) AS u(m, v) ON p.municipality = u.m AND p.voucher = u.v",
+            "SELECT p.municipality, p.voucher, p.person_id, p.status
+             FROM UNNEST($1::int4[], $2::int8[]) AS u(m, v)
+             CROSS JOIN LATERAL (SELECT municipality, voucher, person_id, status FROM vrs.persons
+                 WHERE municipality = u.m AND voucher = u.v OFFSET 0) p",
             &[&ms, &vs],
         )? {
             let m = municipality_code(i64::from(r.get::<_, i32>(0)))?;
@@ -418,9 +432,11 @@ impl crate::ingest::DoseSink for PgDoseSink<'_, '_> {
         let ps: Vec<&str> = people.iter().map(|(_, p)| *p).collect();
         let mut out: HashMap<(MunicipalityCode, String), Vec<PriorDose>> = HashMap::new();
         for r in self.tx.query(
-            "SELECT d.municipality, d.person_id, d.dose_number, d.vaccinated_on FROM vrs.doses d
-             JOIN UNNEST($1::int4[], $2::text[]) AS u(m, p) ON d.municipality = u.m AND d.person_id = u.p
-             WHERE d.state = 'accepted' AND d.dose_number IS NOT NULL",
+            "SELECT d.municipality, d.person_id, d.dose_number, d.vaccinated_on
+             FROM UNNEST($1::int4[], $2::text[]) AS u(m, p)
+             CROSS JOIN LATERAL (SELECT municipality, person_id, dose_number, vaccinated_on
+                 FROM vrs.doses WHERE municipality = u.m AND person_id = u.p
+                 AND state = 'accepted' AND dose_number IS NOT NULL OFFSET 0) d",
             &[&ms, &ps],
         )? {
             let m = municipality_code(i64::from(r.get::<_, i32>(0)))?;
@@ -551,44 +567,115 @@ struct DoseColumns<'a> {
     detail: Vec<Option<String>>,
 }
 
-/// The register import's reads and writes on PostgreSQL: one statement per chunk.
+/// The register import's reads and writes on PostgreSQL: a few statements per chunk.
+/// The register is written here; the vault by [`vault_worker`] on its own
+/// connection (so its own server process), which goes on writing one chunk while
+/// this thread reads and merges the next.
 struct PgSink<'a, 'b> {
     tx: &'a mut Transaction<'b>,
-    vtx: &'a mut Transaction<'b>,
+    vault: mpsc::SyncSender<VaultJob>,
     crypto: &'a VaultCrypto,
     municipality: MunicipalityCode,
     now: NaiveDateTime,
+    /// The answer to a prefetch of hashes, still on its way.
+    pending: Option<mpsc::Receiver<Result<HashMap<String, LookupHash>, StoreError>>>,
+}
+
+/// A number sealed on the import's thread (no マイナンバー crosses to the worker).
+struct SealedNumber {
+    person: String,
+    lookup: LookupHash,
+    nonce: [u8; 12],
+    sealed: Vec<u8>,
+}
+
+enum VaultJob {
+    Hashes(
+        Vec<String>,
+        mpsc::Sender<Result<HashMap<String, LookupHash>, StoreError>>,
+    ),
+    Put(Vec<SealedNumber>),
+    /// Commit (or roll back) and say how it went; the worker then stops.
+    Finish(bool, mpsc::Sender<Result<(), StoreError>>),
+}
+
+impl PgSink<'_, '_> {
+    fn ask_hashes(
+        &self,
+        ids: &[&str],
+    ) -> Result<mpsc::Receiver<Result<HashMap<String, LookupHash>, StoreError>>, StoreError> {
+        let (reply, answer) = mpsc::channel();
+        self.vault
+            .send(VaultJob::Hashes(
+                ids.iter().map(|s| (*s).to_owned()).collect(),
+                reply,
+            ))
+            .map_err(|_| vault_stopped())?;
+        Ok(answer)
+    }
+}
+
+fn vault_stopped() -> StoreError {
+    StoreError::Invalid("the vault writer stopped".into())
+}
+
+/// Owns the import's vault transaction: answers hash look-ups and writes sealed
+/// numbers in the order they were sent. After a failed write it answers every
+/// later job with that failure, and rolls back.
+fn vault_worker(
+    mut conn: PgConn<'_>,
+    m: MunicipalityCode,
+    jobs: mpsc::Receiver<VaultJob>,
+) -> Result<(), StoreError> {
+    let mut vtx = conn.transaction()?;
+    by_index(&mut vtx)?;
+    // With no number held for the municipality, none needs to be looked for before
+    // an insert.
+    let mut empty = vtx
+        .query_one(
+            "SELECT NOT EXISTS (SELECT 1 FROM vrs_vault.my_numbers WHERE municipality = $1)",
+            &[&mc(m)],
+        )?
+        .get::<_, bool>(0);
+    let mut failed: Option<String> = None;
+    for job in jobs {
+        match job {
+            VaultJob::Hashes(ids, reply) => {
+                let answer = match &failed {
+                    Some(e) => Err(StoreError::Postgres(e.clone())),
+                    None => {
+                        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                        stored_hashes(&mut vtx, m, &ids)
+                    }
+                };
+                let _ = reply.send(answer);
+            }
+            VaultJob::Put(rows) => {
+                if failed.is_none() {
+                    if let Err(e) = put_numbers(&mut vtx, m, &rows, empty) {
+                        failed = Some(e.to_string());
+                    }
+                    empty = false;
+                }
+            }
+            VaultJob::Finish(commit, reply) => {
+                let done = match failed {
+                    Some(e) => Err(StoreError::Postgres(e)),
+                    None if commit => vtx.commit().map_err(StoreError::from),
+                    None => vtx.rollback().map_err(StoreError::from),
+                };
+                let _ = reply.send(done);
+                return Ok(());
+            }
+        }
+    }
+    // The import ended without a word (an error on its side): roll back.
+    Ok(())
 }
 
 impl RegisterSink for PgSink<'_, '_> {
     fn persons(&mut self, ids: &[&str]) -> Result<HashMap<String, PersonFields>, StoreError> {
-        let rows = self.tx.query(
-            "SELECT person_id, family_name, given_name, family_kana, given_kana, birth_date, sex, voucher, status
-             FROM vrs.persons WHERE municipality = $1 AND person_id = ANY($2)",
-            &[&mc(self.municipality), &ids],
-        )?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                (
-                    r.get::<_, String>(0),
-                    PersonFields {
-                        family_name: r.get(1),
-                        given_name: r.get(2),
-                        family_kana: r.get(3),
-                        given_kana: r.get(4),
-                        birth_date: r.get(5),
-                        sex: r
-                            .get::<_, Option<i16>>(6)
-                            .and_then(|c| c.to_string().parse::<Sex>().ok()),
-                        voucher: r
-                            .get::<_, Option<i64>>(7)
-                            .and_then(|v| VoucherNumber::new(v as u64)),
-                        status: status_of(r.get(8)),
-                    },
-                )
-            })
-            .collect())
+        stored_persons(self.tx, self.municipality, ids)
     }
 
     fn voucher_holders(
@@ -597,7 +684,9 @@ impl RegisterSink for PgSink<'_, '_> {
     ) -> Result<HashMap<VoucherNumber, String>, StoreError> {
         let v: Vec<i64> = vouchers.iter().map(|v| v.get() as i64).collect();
         let rows = self.tx.query(
-            "SELECT voucher, person_id FROM vrs.persons WHERE municipality = $1 AND voucher = ANY($2)",
+            "SELECT p.voucher, p.person_id FROM UNNEST($2::int8[]) AS u(v)
+             CROSS JOIN LATERAL (SELECT voucher, person_id FROM vrs.persons
+                 WHERE municipality = $1 AND voucher = u.v OFFSET 0) p",
             &[&mc(self.municipality), &v],
         )?;
         Ok(rows
@@ -607,60 +696,51 @@ impl RegisterSink for PgSink<'_, '_> {
     }
 
     fn vault_hashes(&mut self, ids: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError> {
-        let rows = self.vtx.query(
-            "SELECT person_id, lookup FROM vrs_vault.my_numbers WHERE municipality = $1 AND person_id = ANY($2)",
-            &[&mc(self.municipality), &ids],
-        )?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| {
-                let h: Vec<u8> = r.get(1);
-                Some((r.get::<_, String>(0), h.try_into().ok()?))
-            })
-            .collect())
+        let answer = match self.pending.take() {
+            Some(answer) => answer,
+            None => self.ask_hashes(ids)?,
+        };
+        answer.recv().unwrap_or_else(|_| Err(vault_stopped()))
     }
 
-    fn write_persons(&mut self, rows: &[(&str, &PersonFields)]) -> Result<(), StoreError> {
+    fn prefetch_vault_hashes(&mut self, ids: &[&str]) -> Result<(), StoreError> {
+        self.pending = Some(self.ask_hashes(ids)?);
+        Ok(())
+    }
+
+    fn write_persons(&mut self, rows: &[PersonRow<'_>]) -> Result<(), StoreError> {
         write_persons(self.tx, self.municipality, self.now, rows)
     }
 
-    /// The register and the vault are two connections (two server processes): write
-    /// both at once.
-    fn write(
-        &mut self,
-        persons: &[(&str, &PersonFields)],
-        numbers: &[(&str, &MyNumber, &LookupHash)],
-    ) -> Result<(), StoreError> {
-        let PgSink {
-            tx,
-            vtx,
-            crypto,
-            municipality,
-            now,
-        } = self;
-        let (m, now, crypto) = (*municipality, *now, *crypto);
-        std::thread::scope(|scope| {
-            let vault = scope.spawn(|| {
-                if numbers.is_empty() {
-                    Ok(())
-                } else {
-                    write_numbers(vtx, crypto, m, numbers)
-                }
+    fn write_numbers(&mut self, rows: &[(&str, &MyNumber, &LookupHash)]) -> Result<(), StoreError> {
+        let mut sealed = Vec::with_capacity(rows.len());
+        for (pid, n, h) in rows {
+            let (nonce, buf) = self.crypto.seal(self.municipality, pid, n)?;
+            sealed.push(SealedNumber {
+                person: (*pid).to_owned(),
+                lookup: **h,
+                nonce,
+                sealed: buf,
             });
-            let main = if persons.is_empty() {
-                Ok(())
-            } else {
-                write_persons(tx, m, now, persons)
-            };
-            let vault = vault
-                .join()
-                .unwrap_or(Err(StoreError::Invalid("the vault writer failed".into())));
-            main.and(vault)
-        })
+        }
+        self.vault
+            .send(VaultJob::Put(sealed))
+            .map_err(|_| vault_stopped())
     }
 
-    fn write_numbers(&mut self, rows: &[(&str, &MyNumber, &LookupHash)]) -> Result<(), StoreError> {
-        write_numbers(self.vtx, self.crypto, self.municipality, rows)
+    /// The numbers go to the vault worker first, so that both are written at once.
+    fn write(
+        &mut self,
+        persons: &[PersonRow<'_>],
+        numbers: &[(&str, &MyNumber, &LookupHash)],
+    ) -> Result<(), StoreError> {
+        if !numbers.is_empty() {
+            self.write_numbers(numbers)?;
+        }
+        if !persons.is_empty() {
+            self.write_persons(persons)?;
+        }
+        Ok(())
     }
 
     fn release_vouchers(&mut self, ids: &[&str]) -> Result<(), StoreError> {
@@ -672,27 +752,153 @@ impl RegisterSink for PgSink<'_, '_> {
     }
 }
 
+fn stored_persons(
+    tx: &mut Transaction<'_>,
+    m: MunicipalityCode,
+    ids: &[&str],
+) -> Result<HashMap<String, PersonFields>, StoreError> {
+    let rows = tx.query(
+        "SELECT p.person_id, p.family_name, p.given_name, p.family_kana, p.given_kana,
+             p.birth_date, p.sex, p.voucher, p.status
+         FROM UNNEST($2::text[]) AS u(id)
+         CROSS JOIN LATERAL (SELECT * FROM vrs.persons
+             WHERE municipality = $1 AND person_id = u.id OFFSET 0) p",
+        &[&mc(m), &ids],
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.get::<_, String>(0),
+                PersonFields {
+                    family_name: r.get(1),
+                    given_name: r.get(2),
+                    family_kana: r.get(3),
+                    given_kana: r.get(4),
+                    birth_date: r.get(5),
+                    sex: r
+                        .get::<_, Option<i16>>(6)
+                        .and_then(|c| c.to_string().parse::<Sex>().ok()),
+                    voucher: r
+                        .get::<_, Option<i64>>(7)
+                        .and_then(|v| VoucherNumber::new(v as u64)),
+                    status: status_of(r.get(8)),
+                },
+            )
+        })
+        .collect())
+}
+
+fn stored_hashes(
+    vtx: &mut Transaction<'_>,
+    m: MunicipalityCode,
+    ids: &[&str],
+) -> Result<HashMap<String, LookupHash>, StoreError> {
+    let rows = vtx.query(
+        "SELECT n.person_id, n.lookup FROM UNNEST($2::text[]) AS u(id)
+         CROSS JOIN LATERAL (SELECT person_id, lookup FROM vrs_vault.my_numbers
+             WHERE municipality = $1 AND person_id = u.id OFFSET 0) n",
+        &[&mc(m), &ids],
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let h: Vec<u8> = r.get(1);
+            Some((r.get::<_, String>(0), h.try_into().ok()?))
+        })
+        .collect())
+}
+
+/// New people go in by binary COPY (several times faster than an upsert: no
+/// conflict check, pages filled in bulk); people already stored are upserted.
 fn write_persons(
     tx: &mut Transaction<'_>,
     municipality: MunicipalityCode,
     now: NaiveDateTime,
-    rows: &[(&str, &PersonFields)],
+    rows: &[PersonRow<'_>],
 ) -> Result<(), StoreError> {
-    let ids: Vec<&str> = rows.iter().map(|r| r.0).collect();
-    let fam: Vec<Option<&str>> = rows.iter().map(|r| r.1.family_name.as_deref()).collect();
-    let giv: Vec<Option<&str>> = rows.iter().map(|r| r.1.given_name.as_deref()).collect();
-    let fk: Vec<Option<&str>> = rows.iter().map(|r| r.1.family_kana.as_deref()).collect();
-    let gk: Vec<Option<&str>> = rows.iter().map(|r| r.1.given_kana.as_deref()).collect();
-    let bd: Vec<Option<NaiveDate>> = rows.iter().map(|r| r.1.birth_date).collect();
+    let (new, stored): (Vec<&PersonRow<'_>>, Vec<&PersonRow<'_>>) =
+        rows.iter().partition(|r| !r.stored);
+    if !stored.is_empty() {
+        upsert_persons(tx, municipality, now, &stored)?;
+    }
+    if !new.is_empty() {
+        let sink = tx.copy_in(
+            "COPY vrs.persons (municipality, person_id, family_name, given_name, family_kana,
+                 given_kana, birth_date, sex, voucher, status, updated_at)
+             FROM STDIN (FORMAT binary)",
+        )?;
+        let mut w = BinaryCopyInWriter::new(
+            sink,
+            &[
+                Type::INT4,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::DATE,
+                Type::INT2,
+                Type::INT8,
+                Type::TEXT,
+                Type::TIMESTAMP,
+            ],
+        );
+        let m = mc(municipality);
+        for r in new {
+            let f = r.fields;
+            w.write(&[
+                &m,
+                &r.id,
+                &f.family_name,
+                &f.given_name,
+                &f.family_kana,
+                &f.given_kana,
+                &f.birth_date,
+                &f.sex.map(|s| i16::from(s.code())),
+                &f.voucher.map(|v| v.get() as i64),
+                &status_text(f.status),
+                &now,
+            ])?;
+        }
+        w.finish()?;
+    }
+    Ok(())
+}
+
+fn upsert_persons(
+    tx: &mut Transaction<'_>,
+    municipality: MunicipalityCode,
+    now: NaiveDateTime,
+    rows: &[&PersonRow<'_>],
+) -> Result<(), StoreError> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.id).collect();
+    let fam: Vec<Option<&str>> = rows
+        .iter()
+        .map(|r| r.fields.family_name.as_deref())
+        .collect();
+    let giv: Vec<Option<&str>> = rows
+        .iter()
+        .map(|r| r.fields.given_name.as_deref())
+        .collect();
+    let fk: Vec<Option<&str>> = rows
+        .iter()
+        .map(|r| r.fields.family_kana.as_deref())
+        .collect();
+    let gk: Vec<Option<&str>> = rows
+        .iter()
+        .map(|r| r.fields.given_kana.as_deref())
+        .collect();
+    let bd: Vec<Option<NaiveDate>> = rows.iter().map(|r| r.fields.birth_date).collect();
     let sex: Vec<Option<i16>> = rows
         .iter()
-        .map(|r| r.1.sex.map(|s| i16::from(s.code())))
+        .map(|r| r.fields.sex.map(|s| i16::from(s.code())))
         .collect();
     let vo: Vec<Option<i64>> = rows
         .iter()
-        .map(|r| r.1.voucher.map(|v| v.get() as i64))
+        .map(|r| r.fields.voucher.map(|v| v.get() as i64))
         .collect();
-    let st: Vec<&str> = rows.iter().map(|r| status_text(r.1.status)).collect();
+    let st: Vec<&str> = rows.iter().map(|r| status_text(r.fields.status)).collect();
     tx.execute(
         "INSERT INTO vrs.persons (municipality, person_id, family_name, given_name, family_kana,
              given_kana, birth_date, sex, voucher, status, updated_at)
@@ -721,30 +927,66 @@ fn write_persons(
     Ok(())
 }
 
-fn write_numbers(
+/// Numbers whose person has none in the vault yet go in by binary COPY; the others
+/// are replaced. Which is which is asked here (unless the vault held nothing for the
+/// municipality), not taken from the engine: the vault commits before the register,
+/// so a crash between the two can leave a number whose person the register lacks.
+fn put_numbers(
     vtx: &mut Transaction<'_>,
-    crypto: &VaultCrypto,
     municipality: MunicipalityCode,
-    rows: &[(&str, &MyNumber, &LookupHash)],
+    rows: &[SealedNumber],
+    vault_empty: bool,
 ) -> Result<(), StoreError> {
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut lookups = Vec::with_capacity(rows.len());
-    let mut nonces = Vec::with_capacity(rows.len());
-    let mut sealed = Vec::with_capacity(rows.len());
-    for (pid, n, h) in rows {
-        let (nonce, s) = crypto.seal(municipality, pid, n)?;
-        ids.push(*pid);
-        lookups.push(h.to_vec());
-        nonces.push(nonce.to_vec());
-        sealed.push(s);
+    let m = mc(municipality);
+    let present: HashSet<String> = if vault_empty {
+        HashSet::new()
+    } else {
+        let ids: Vec<&str> = rows.iter().map(|r| r.person.as_str()).collect();
+        vtx.query(
+            "SELECT n.person_id FROM UNNEST($2::text[]) AS u(id)
+             CROSS JOIN LATERAL (SELECT person_id FROM vrs_vault.my_numbers
+                 WHERE municipality = $1 AND person_id = u.id OFFSET 0) n",
+            &[&m, &ids],
+        )?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect()
+    };
+    let (replaced, fresh): (Vec<&SealedNumber>, Vec<&SealedNumber>) =
+        rows.iter().partition(|r| present.contains(&r.person));
+    if !fresh.is_empty() {
+        let sink = vtx.copy_in(
+            "COPY vrs_vault.my_numbers (municipality, person_id, lookup, nonce, sealed)
+             FROM STDIN (FORMAT binary)",
+        )?;
+        let mut w = BinaryCopyInWriter::new(
+            sink,
+            &[
+                Type::INT4,
+                Type::TEXT,
+                Type::BYTEA,
+                Type::BYTEA,
+                Type::BYTEA,
+            ],
+        );
+        for r in &fresh {
+            w.write(&[&m, &r.person, &&r.lookup[..], &&r.nonce[..], &r.sealed])?;
+        }
+        w.finish()?;
     }
-    vtx.execute(
-        "INSERT INTO vrs_vault.my_numbers (municipality, person_id, lookup, nonce, sealed)
-         SELECT $1, u.* FROM UNNEST($2::text[], $3::bytea[], $4::bytea[], $5::bytea[]) AS u
-         ON CONFLICT (municipality, person_id) DO UPDATE
-         SET lookup = excluded.lookup, nonce = excluded.nonce, sealed = excluded.sealed",
-        &[&mc(municipality), &ids, &lookups, &nonces, &sealed],
-    )?;
+    if !replaced.is_empty() {
+        let ids: Vec<&str> = replaced.iter().map(|r| r.person.as_str()).collect();
+        let lookups: Vec<&[u8]> = replaced.iter().map(|r| &r.lookup[..]).collect();
+        let nonces: Vec<&[u8]> = replaced.iter().map(|r| &r.nonce[..]).collect();
+        let sealed: Vec<&[u8]> = replaced.iter().map(|r| &r.sealed[..]).collect();
+        vtx.execute(
+            "INSERT INTO vrs_vault.my_numbers (municipality, person_id, lookup, nonce, sealed)
+             SELECT $1, u.* FROM UNNEST($2::text[], $3::bytea[], $4::bytea[], $5::bytea[]) AS u
+             ON CONFLICT (municipality, person_id) DO UPDATE
+             SET lookup = excluded.lookup, nonce = excluded.nonce, sealed = excluded.sealed",
+            &[&m, &ids, &lookups, &nonces, &sealed],
+        )?;
+    }
     Ok(())
 }
 
@@ -831,46 +1073,58 @@ impl Store for PgStore {
         actor.require_staff_of(m)?;
         let now = jst_now();
         let mut main = self.main.get()?;
-        let mut vault = self.vault.get()?;
-        let mut tx = main.transaction()?;
-        lock_municipality(&mut tx, m)?;
-        let mut vtx = vault.transaction()?;
-        let known: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM vrs.persons WHERE municipality = $1",
-                &[&mc(m)],
-            )?
-            .get(0);
-        let mut sink = PgSink {
-            tx: &mut tx,
-            vtx: &mut vtx,
-            crypto: &self.crypto,
-            municipality: m,
-            now,
-        };
-        let hash = |n: &MyNumber| self.crypto.lookup_hash(n);
-        let (mut report, errors) = import::run(input, opts, known as u64, &hash, &mut sink)?;
-        let summary = serde_json::json!({
-            "rows": report.rows, "new": report.new, "updated": report.updated,
-            "unchanged": report.unchanged, "flagged": report.flagged,
-            "rejected": report.rejected, "warnings": report.warnings, "encoding": report.encoding,
+        let vault = self.vault.get()?;
+        // Bounded: a vault slower than the file waits the reader, rather than
+        // queueing the file's numbers in memory.
+        let (jobs, work) = mpsc::sync_channel(4);
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(move || vault_worker(vault, m, work));
+            let mut tx = main.transaction()?;
+            lock_municipality(&mut tx, m)?;
+            by_index(&mut tx)?;
+            let known: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM vrs.persons WHERE municipality = $1",
+                    &[&mc(m)],
+                )?
+                .get(0);
+            let mut sink = PgSink {
+                tx: &mut tx,
+                vault: jobs,
+                crypto: &self.crypto,
+                municipality: m,
+                now,
+                pending: None,
+            };
+            let hash = |n: &MyNumber| self.crypto.lookup_hash(n);
+            let (mut report, errors) = import::run(input, opts, known as u64, &hash, &mut sink)?;
+            let summary = import::summary(&report);
+            let applied = report.outcome == ImportOutcome::Applied;
+            // The vault commits first, as in the SQLite store; a failed vault write
+            // comes back here, and the register is rolled back with it.
+            let (reply, done) = mpsc::channel();
+            sink.vault
+                .send(VaultJob::Finish(applied, reply))
+                .map_err(|_| vault_stopped())?;
+            drop(sink);
+            let vault_done = done.recv().unwrap_or_else(|_| Err(vault_stopped()));
+            let worker_done = worker
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Invalid("the vault writer failed".into())));
+            vault_done.and(worker_done)?;
+            if applied {
+                report.import_id = record_import(
+                    &mut tx, m, "register", actor, now, &report, summary, &errors,
+                )?;
+                tx.commit()?;
+            } else {
+                tx.rollback()?;
+                report.import_id = record_import(
+                    &mut *main, m, "register", actor, now, &report, summary, &errors,
+                )?;
+            }
+            Ok(report)
         })
-        .to_string();
-        if report.outcome == ImportOutcome::Applied {
-            report.import_id = record_import(
-                &mut tx, m, "register", actor, now, &report, summary, &errors,
-            )?;
-            // The vault first, as in the SQLite store.
-            vtx.commit()?;
-            tx.commit()?;
-        } else {
-            vtx.rollback()?;
-            tx.rollback()?;
-            report.import_id = record_import(
-                &mut *main, m, "register", actor, now, &report, summary, &errors,
-            )?;
-        }
-        Ok(report)
     }
 
     fn import_errors_csv(&self, actor: &Principal, import_id: i64) -> Result<String, StoreError> {
@@ -925,6 +1179,7 @@ impl Store for PgStore {
         for m in touched {
             lock_municipality(&mut tx, m)?;
         }
+        by_index(&mut tx)?;
         let receipts = crate::ingest::run(
             batch,
             site_m,
@@ -951,6 +1206,7 @@ impl Store for PgStore {
         let mut conn = self.main.get()?;
         let mut tx = conn.transaction()?;
         lock_municipality(&mut tx, m)?;
+        by_index(&mut tx)?;
         let mut sink = PgPaperSink {
             tx: &mut tx,
             municipality: m,
@@ -1299,6 +1555,17 @@ impl Store for PgStore {
 /// READ COMMITTED two of them would otherwise read the same "before" and both write,
 /// losing an update or accepting the same dose twice. SQLite's single writer gives
 /// the same order for free.
+/// Bulk work (import, ingest, paper) looks rows up by key, in tables its own
+/// transaction is filling: the statistics lag behind (an empty partition at the start
+/// of a first import), and a planner that believes them would scan a "small" table
+/// for each key. One index probe per key is always right here, so say so for this
+/// transaction. (The look-ups' `LATERAL (… OFFSET 0)` keeps each probe a probe: without
+/// the fence the planner flattens them into a join that reads the whole partition.)
+fn by_index(tx: &mut Transaction<'_>) -> Result<(), StoreError> {
+    tx.batch_execute("SET LOCAL enable_seqscan = off")?;
+    Ok(())
+}
+
 fn lock_municipality(tx: &mut Transaction<'_>, m: MunicipalityCode) -> Result<(), StoreError> {
     // 0x565253 is "VRS": a namespace for this service's advisory locks.
     tx.execute("SELECT pg_advisory_xact_lock(5657171, $1)", &[&mc(m)])?;

@@ -24,7 +24,7 @@ use vrs_domain::{
 use crate::checks::{self, Candidate, PriorDose};
 use crate::db::{self, Migration, Pool};
 use crate::error::StoreError;
-use crate::import;
+use crate::import::{self, PersonRow};
 use crate::keys::Keys;
 use crate::merge::PersonFields;
 use crate::principal::Principal;
@@ -1448,7 +1448,7 @@ impl import::RegisterSink for SqliteSink<'_> {
         Ok(())
     }
 
-    fn write_persons(&mut self, rows: &[(&str, &PersonFields)]) -> Result<(), StoreError> {
+    fn write_persons(&mut self, rows: &[PersonRow<'_>]) -> Result<(), StoreError> {
         let mut write = self.tx.prepare_cached(
             "INSERT INTO persons (municipality, person_id, family_name, given_name, family_kana,
                  given_kana, birth_date, sex, voucher, status, updated_at)
@@ -1460,10 +1460,10 @@ impl import::RegisterSink for SqliteSink<'_> {
                  voucher = excluded.voucher, status = excluded.status,
                  updated_at = excluded.updated_at",
         )?;
-        for (pid, f) in rows {
+        for PersonRow { id, fields: f, .. } in rows {
             write.execute(params![
                 self.municipality.get(),
-                pid,
+                id,
                 f.family_name,
                 f.given_name,
                 f.family_kana,
