@@ -10,6 +10,7 @@ use vrs_domain::synth::{RegisterSpec, write_register};
 use vrs_domain::wire::{HoldReason, NameLookupRequest, Outcome, UploadBatch};
 use vrs_domain::{
     ClientRecordId, DeviceId, DoseNumber, DoseRecord, MunicipalityCode, MyNumber, SiteRef, Vaccine,
+    VoucherNumber,
 };
 use vrs_server::pg::PgStore;
 use vrs_server::store::{Amendment, ImportMode, ImportOptions, ImportOutcome};
@@ -274,6 +275,48 @@ fn a_voucher_already_held_by_someone_else_rejects_the_row(f: Fixture) {
             .to_string()
             .contains("already belongs to 個別宛名番号 1001")
     );
+}
+
+/// A first upload skips the look-ups for keys no earlier chunk wrote: a person and a
+/// voucher seen again thousands of rows later must still be found.
+fn a_first_upload_sees_its_own_earlier_chunks(f: Fixture) {
+    let s = staff(CHIYODA);
+    let mut csv = String::from("個別宛名番号,氏名(姓),氏名(名),券番号\n");
+    for i in 0..4500u64 {
+        csv.push_str(&format!(
+            "{},山田,太郎,{:010}\n",
+            10_000 + i,
+            1_310_160_000 + i
+        ));
+    }
+    // Person 10000 again, renamed; then someone new taking 10001's voucher.
+    csv.push_str("10000,山田,花子,\n");
+    csv.push_str("99999,佐藤,一郎,1310160001\n");
+    let mut partial = opts();
+    partial.mode = ImportMode::Partial;
+    let r = f
+        .store
+        .import_register(&s, m(CHIYODA), &mut csv.as_bytes(), &partial)
+        .unwrap();
+    assert_eq!((r.new, r.updated, r.rejected), (4500, 1, 1), "{r:?}");
+    assert_eq!(r.errors[0].line, 4503);
+    assert!(
+        r.errors[0]
+            .to_string()
+            .contains("already belongs to 個別宛名番号 10001")
+    );
+    let name = f
+        .store
+        .lookup_name(
+            &tablet(CHIYODA),
+            &NameLookupRequest {
+                municipality: m(CHIYODA),
+                voucher: VoucherNumber::new(1_310_160_000).unwrap(),
+            },
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(name.given_name.as_deref(), Some("花子"));
 }
 
 fn tablet_records_are_idempotent_and_checked(f: Fixture) {
@@ -713,7 +756,8 @@ on_both_backends!(
     the_vault_seals_each_number_to_its_person,
     a_voucher_can_move_between_people_within_one_file,
     a_voucher_passed_on_and_its_first_holder_seen_again_in_one_file,
-    a_file_that_breaks_off_midway_changes_nothing
+    a_file_that_breaks_off_midway_changes_nothing,
+    a_first_upload_sees_its_own_earlier_chunks
 );
 
 #[test]
