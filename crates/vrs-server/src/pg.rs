@@ -54,6 +54,10 @@ impl From<postgres::Error> for StoreError {
 const MAIN_MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/pg_0001_init.sql")),
     (2, include_str!("migrations/pg_0002_person_id_c.sql")),
+    (
+        3,
+        include_str!("migrations/pg_0003_no_municipality_statistics.sql"),
+    ),
 ];
 const VAULT_MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/pg_vault_0001.sql")),
