@@ -406,6 +406,46 @@ fn kill_9_during_an_import_leaves_no_half_applied_file(backend: Backend) {
     );
 }
 
+/// A register upload on a slow line: while half the file is still to come, a
+/// tablet's records go through (the upload is received whole before the import
+/// takes its write lock), and then the upload completes.
+fn a_slow_upload_does_not_hold_up_the_tablets(backend: Backend) {
+    use std::io::{BufRead, Write};
+    let server = Server::start(&backend, 300);
+    let (staff, tablet) = server.tokens();
+    let file = generated_register(20_000, 300_000_001, 3_000_000_001);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    write!(
+        conn,
+        "POST /api/register/import HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {staff}\r\n\
+         Content-Type: text/csv\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        file.len()
+    )
+    .unwrap();
+    let half = file.len() / 2;
+    conn.write_all(&file[..half]).unwrap();
+    conn.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let batch = json!({"records": [record(77, 1310160001, 1, "2021-06-01")]});
+    let (s, r) = post_json(&server.base, "/api/tablet/records", &tablet, &batch);
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["receipts"][0]["outcome"], "accepted", "{r}");
+
+    conn.write_all(&file[half..]).unwrap();
+    let mut reader = std::io::BufReader::new(conn);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("\"outcome\":\"applied\""), "{rest}");
+    assert!(rest.contains("\"new\":20000"), "{rest}");
+}
+
 fn kill_9_during_ingest_loses_nothing_and_doubles_nothing(backend: Backend) {
     let residents = 3000u64;
     let mut server = Server::start(&backend, residents);
@@ -511,5 +551,6 @@ on_both_backends!(
     the_api_end_to_end_on_a_running_server,
     malformed_csv_or_json_never_gets_a_5xx,
     kill_9_during_an_import_leaves_no_half_applied_file,
-    kill_9_during_ingest_loses_nothing_and_doubles_nothing
+    kill_9_during_ingest_loses_nothing_and_doubles_nothing,
+    a_slow_upload_does_not_hold_up_the_tablets
 );

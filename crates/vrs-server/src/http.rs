@@ -27,6 +27,7 @@ use vrs_domain::{ClientRecordId, MyNumber};
 use crate::backend::Store;
 use crate::error::StoreError;
 use crate::principal::Principal;
+use crate::spool::SpoolError;
 use crate::store::{
     Amendment, HeldRecord, ImportMode, ImportOptions, ImportReport, TransferMatch, today_jst,
 };
@@ -250,7 +251,10 @@ async fn import_paper(
     .await
 }
 
-/// The body of an upload handler: a staff member's file, streamed into `import`.
+/// The largest upload accepted: a register of about 25 million rows.
+const MAX_UPLOAD: u64 = 2 << 30;
+
+/// The body of an upload handler: a staff member's file, spooled, then imported.
 async fn upload(
     state: AppState,
     headers: HeaderMap,
@@ -271,8 +275,29 @@ async fn upload(
     let opts = params.options()?;
     let mut reader = body_reader(body);
     let store = state.store.clone();
+    // The whole file first (encrypted, in a temporary file), then the import: a slow
+    // upload must not hold the import's write lock.
+    let mut spooled = tokio::task::spawn_blocking(move || {
+        crate::spool::spool(&mut reader, &std::env::temp_dir(), MAX_UPLOAD)
+    })
+    .await
+    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the service failed"))?
+    .map_err(|e| match e {
+        SpoolError::Input(_) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the upload broke off before the end of the file: send it again",
+        ),
+        SpoolError::TooLarge(max) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the file is larger than {} MiB: split it into several files (each is applied on its own)", max >> 20),
+        ),
+        SpoolError::Local(e) => {
+            tracing::error!("spooling an upload failed: {e}");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the upload could not be received")
+        }
+    })?;
     let report =
-        blocking(move || import(store.as_ref(), &actor, municipality, &mut reader, &opts)).await?;
+        blocking(move || import(store.as_ref(), &actor, municipality, &mut spooled, &opts)).await?;
     Ok(Json(report))
 }
 

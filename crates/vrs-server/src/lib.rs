@@ -24,6 +24,7 @@ pub mod keys;
 pub mod merge;
 pub mod pg;
 pub mod principal;
+pub mod spool;
 pub mod store;
 pub mod vault;
 
