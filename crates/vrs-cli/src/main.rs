@@ -64,6 +64,19 @@ struct DataArgs {
     /// The key file, when the keys are not in the environment.
     #[arg(long, env = "VRS_KEY_FILE", value_name = "FILE")]
     key_file: Option<PathBuf>,
+    /// A PostgreSQL URL (postgres://…) to keep the data there instead of the data
+    /// folder (the `vrs` schema).
+    #[arg(long, env = "VRS_DATABASE", value_name = "URL")]
+    database: Option<String>,
+    /// The PostgreSQL URL of the マイナンバー vault (the `vrs_vault` schema), with a role
+    /// of its own. Defaults to --database.
+    #[arg(
+        long,
+        env = "VRS_VAULT_DATABASE",
+        value_name = "URL",
+        requires = "database"
+    )]
+    vault_database: Option<String>,
 }
 
 impl DataArgs {
@@ -79,10 +92,22 @@ impl DataArgs {
         })
     }
 
-    fn open(&self) -> Result<vrs_server::SqliteStore> {
+    /// The store: PostgreSQL when --database is given, else SQLite in the data folder.
+    fn open(&self) -> Result<std::sync::Arc<dyn vrs_server::Store>> {
         let keys = self.keys()?;
-        vrs_server::SqliteStore::open(&self.data, keys)
-            .with_context(|| format!("cannot open the store in {}", self.data.display()))
+        Ok(match &self.database {
+            Some(url) => {
+                let vault = self.vault_database.as_deref().unwrap_or(url);
+                std::sync::Arc::new(
+                    vrs_server::pg::PgStore::open(url, vault, &keys)
+                        .context("cannot open the PostgreSQL store (check --database)")?,
+                )
+            }
+            None => std::sync::Arc::new(
+                vrs_server::SqliteStore::open(&self.data, keys)
+                    .with_context(|| format!("cannot open the store in {}", self.data.display()))?,
+            ),
+        })
     }
 }
 
@@ -93,19 +118,6 @@ struct ServeArgs {
     listen: std::net::SocketAddr,
     #[command(flatten)]
     data: DataArgs,
-    /// A PostgreSQL URL (postgres://…) to keep the data there instead of the data
-    /// folder (the `vrs` schema).
-    #[arg(long, env = "VRS_DATABASE", value_name = "URL")]
-    database: Option<String>,
-    /// The PostgreSQL URL of the マイナンバー vault (the `vrs_vault` schema), with a role
-    /// of its own. Defaults to --database.
-    #[arg(
-        long,
-        env = "VRS_VAULT_DATABASE",
-        value_name = "URL",
-        requires = "database"
-    )]
-    vault_database: Option<String>,
     /// Seed the demo municipality (Chiyoda, 131016) and print its staff and tablet tokens.
     #[arg(long, env = "VRS_DEMO")]
     demo: bool,
@@ -218,17 +230,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         )
         .with_writer(io::stderr)
         .init();
-    let store: std::sync::Arc<dyn vrs_server::Store> = match &args.database {
-        Some(url) => {
-            let keys = args.data.keys()?;
-            let vault = args.vault_database.as_deref().unwrap_or(url);
-            std::sync::Arc::new(
-                vrs_server::pg::PgStore::open(url, vault, &keys)
-                    .context("cannot open the PostgreSQL store (check --database)")?,
-            )
-        }
-        None => std::sync::Arc::new(args.data.open()?),
-    };
+    let store = args.data.open()?;
     if args.demo {
         let demo = vrs_server::demo::seed(store.as_ref(), args.demo_residents)?;
         std::fs::create_dir_all(&args.data.data)?;

@@ -446,6 +446,63 @@ fn a_slow_upload_does_not_hold_up_the_tablets(backend: Backend) {
     assert!(rest.contains("\"new\":20000"), "{rest}");
 }
 
+/// Nobody harvests names by trying voucher numbers: a tablet that keeps missing is
+/// stopped (429 with Retry-After), even for a voucher that exists, while another
+/// tablet goes on.
+fn a_tablet_guessing_vouchers_is_stopped(backend: Backend) {
+    let server = Server::start(&backend, 300);
+    let (_, tablet) = server.tokens();
+    let base = &server.base;
+    let ask = |token: &str, voucher: u64| {
+        let r = agent()
+            .post(format!("{base}/api/tablet/name"))
+            .header("Authorization", bearer(token))
+            .send_json(json!({"municipality": "131016", "voucher": format!("{voucher:010}")}))
+            .unwrap();
+        let retry = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (r.status().as_u16(), retry)
+    };
+    let mut statuses = Vec::new();
+    for guess in 0..25u64 {
+        statuses.push(ask(&tablet, 1_310_190_000 + guess).0);
+    }
+    assert_eq!(statuses[..20], [404; 20]);
+    assert_eq!(statuses[20..], [429; 5]);
+    let (status, retry) = ask(&tablet, 1_310_160_001);
+    assert_eq!(status, 429, "a real voucher too, once the misses are spent");
+    assert!(retry.unwrap().parse::<u64>().unwrap() > 0);
+    // Another device (a second enrolled tablet) is not held back.
+    let mut admin = Command::new(env!("CARGO_BIN_EXE_vrs"));
+    admin
+        .args(["admin", "token", "--data"])
+        .arg(&server.data)
+        .args(
+            backend
+                .database
+                .iter()
+                .flat_map(|d| ["--database", d.as_str()]),
+        )
+        .args(["--municipality", "131016"])
+        .args(["--device", "7ab1e700-0000-0000-0000-000000000002"])
+        .env_remove("VRS_VAULT_KEY");
+    let out = admin.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    assert_eq!(ask(&other, 1_310_160_001).0, 200);
+}
+
 fn kill_9_during_ingest_loses_nothing_and_doubles_nothing(backend: Backend) {
     let residents = 3000u64;
     let mut server = Server::start(&backend, residents);
@@ -552,5 +609,6 @@ on_both_backends!(
     malformed_csv_or_json_never_gets_a_5xx,
     kill_9_during_an_import_leaves_no_half_applied_file,
     kill_9_during_ingest_loses_nothing_and_doubles_nothing,
-    a_slow_upload_does_not_hold_up_the_tablets
+    a_slow_upload_does_not_hold_up_the_tablets,
+    a_tablet_guessing_vouchers_is_stopped
 );

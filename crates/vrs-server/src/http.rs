@@ -27,6 +27,7 @@ use vrs_domain::{ClientRecordId, MyNumber};
 use crate::backend::Store;
 use crate::error::StoreError;
 use crate::principal::Principal;
+use crate::ratelimit::NameLimits;
 use crate::spool::SpoolError;
 use crate::store::{
     Amendment, HeldRecord, ImportMode, ImportOptions, ImportReport, TransferMatch, today_jst,
@@ -36,6 +37,17 @@ use crate::store::{
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Per-tablet limits on the name look-up.
+    pub names: Arc<NameLimits>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        AppState {
+            store,
+            names: Arc::new(NameLimits::default()),
+        }
+    }
 }
 
 /// An error response: a status and a message for a person.
@@ -45,6 +57,9 @@ pub struct ApiError {
     status: StatusCode,
     /// What went wrong and what to do.
     error: String,
+    /// Seconds to wait (a 429's Retry-After).
+    #[serde(skip)]
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -52,13 +67,29 @@ impl ApiError {
         ApiError {
             status,
             error: error.into(),
+            retry_after: None,
+        }
+    }
+
+    fn too_many(what: &str, wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: format!("too many {what} from this device: try again in {secs} s"),
+            retry_after: Some(secs),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self)).into_response()
+        let retry = self.retry_after;
+        let mut r = (self.status, Json(self)).into_response();
+        if let Some(secs) = retry {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        r
     }
 }
 
@@ -338,7 +369,8 @@ fn csv_response(body: impl Into<Body>, filename: &str) -> Response {
     responses((status = 200, body = NameLookupResponse),
         (status = 400, body = ApiError), (status = 401, body = ApiError),
         (status = 403, body = ApiError), (status = 404, description = "No one is registered with this voucher", body = ApiError),
-        (status = 422, body = ApiError)),
+        (status = 422, body = ApiError),
+        (status = 429, description = "Too many look-ups (or misses) from this device: see Retry-After", body = ApiError)),
     security(("bearer" = [])))]
 async fn tablet_name(
     State(state): State<AppState>,
@@ -346,16 +378,23 @@ async fn tablet_name(
     ApiJson(req): ApiJson<NameLookupRequest>,
 ) -> Result<Json<NameLookupResponse>, ApiError> {
     let actor = principal(&state, &headers).await?;
+    let who = actor.to_string();
+    if let Err(wait) = state.names.take(&who, std::time::Instant::now()) {
+        tracing::warn!(principal = %who, "name look-ups refused: over the limit");
+        return Err(ApiError::too_many("name look-ups", wait));
+    }
     let store = state.store.clone();
-    blocking(move || store.lookup_name(&actor, &req))
-        .await?
-        .map(Json)
-        .ok_or_else(|| {
-            ApiError::new(
+    let found = blocking(move || store.lookup_name(&actor, &req)).await?;
+    match found {
+        Some(name) => Ok(Json(name)),
+        None => {
+            state.names.missed(&who);
+            Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "no one is registered with this voucher",
-            )
-        })
+            ))
+        }
+    }
 }
 
 /// A tablet uploads a batch of dose records; one receipt per record, in order.

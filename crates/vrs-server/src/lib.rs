@@ -24,6 +24,7 @@ pub mod keys;
 pub mod merge;
 pub mod pg;
 pub mod principal;
+pub mod ratelimit;
 pub mod spool;
 pub mod store;
 pub mod vault;
@@ -39,7 +40,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     store: std::sync::Arc<dyn Store>,
 ) -> std::io::Result<()> {
-    let app = http::router(http::AppState { store })
+    let app = http::router(http::AppState::new(store))
         .layer(axum::middleware::from_fn(http::security_headers));
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
