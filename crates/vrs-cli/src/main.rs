@@ -127,7 +127,28 @@ struct ServeArgs {
 }
 
 #[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Check every chain of the access log; exit 1 naming each break.
+    Verify {
+        #[command(flatten)]
+        data: DataArgs,
+        /// A head printed earlier by `vrs admin audit head` (CHAIN:SEQ:HASH), to
+        /// catch entries cut off the end. Repeatable.
+        #[arg(long = "head", value_name = "CHAIN:SEQ:HASH")]
+        heads: Vec<String>,
+    },
+    /// Print each chain's last entry as CHAIN:SEQ:HASH, to keep somewhere else.
+    Head {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum AdminCommand {
+    /// The access log: verify its chains, or print their heads.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Add or update a municipality and its transfer contact (転出入連絡先).
     Municipality {
         #[command(flatten)]
@@ -209,7 +230,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
-        Command::Admin(cmd) => admin(cmd).map(|()| ExitCode::SUCCESS),
+        Command::Admin(cmd) => admin(cmd),
         Command::ValidateRegister(args) => validate_register(&args),
         Command::Fixtures(cmd) => fixtures(cmd).map(|()| ExitCode::SUCCESS),
     };
@@ -281,9 +302,57 @@ fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-fn admin(cmd: AdminCommand) -> Result<()> {
+fn audit(cmd: AuditCommand) -> Result<ExitCode> {
+    match cmd {
+        AuditCommand::Head { data } => {
+            for (chain, seq, hash) in data.open()?.audit().heads()? {
+                println!("{chain}:{seq}:{}", hex::encode(hash));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify { data, heads } => {
+            let heads = heads
+                .iter()
+                .map(|h| {
+                    let mut parts = h.splitn(3, ':');
+                    let (c, s, x) = (parts.next(), parts.next(), parts.next());
+                    let parsed = (|| {
+                        let mut hash = [0u8; 32];
+                        hex::decode_to_slice(x?, &mut hash).ok()?;
+                        Some((c?.parse().ok()?, s?.parse().ok()?, hash))
+                    })();
+                    parsed.with_context(|| {
+                        format!("--head {h}: expected CHAIN:SEQ:HASH as `vrs admin audit head` prints it")
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let r = data.open()?.audit().verify(&heads)?;
+            for (chain, seq, what) in &r.problems {
+                println!("chain {chain}, entry {seq}: {what}");
+            }
+            println!(
+                "{} chains, {} entries: {}",
+                r.chains,
+                r.entries,
+                if r.problems.is_empty() {
+                    "intact".to_owned()
+                } else {
+                    format!("{} problems", r.problems.len())
+                }
+            );
+            Ok(if r.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+fn admin(cmd: AdminCommand) -> Result<ExitCode> {
     let system = vrs_server::Principal::System;
     match cmd {
+        AdminCommand::Audit(cmd) => return audit(cmd),
         AdminCommand::Municipality {
             data,
             code,
@@ -315,11 +384,20 @@ fn admin(cmd: AdminCommand) -> Result<()> {
                 }
                 (None, None) => anyhow::bail!("give --staff EMAIL or --device"),
             };
-            let token = data.open()?.create_token(&system, &whom)?;
+            let store = data.open()?;
+            let token = store.create_token(&system, &whom)?;
+            store.audit().append(&vrs_server::audit::AuditEvent {
+                chain: i64::from(municipality.get()),
+                at: vrs_server::store::jst_now(),
+                actor: "system (vrs admin)".into(),
+                action: "token.create".into(),
+                object: whom.to_string(),
+                outcome: "ok".into(),
+            })?;
             println!("{whom}\n{token}");
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Default)]

@@ -503,6 +503,154 @@ fn a_tablet_guessing_vouchers_is_stopped(backend: Backend) {
     assert_eq!(ask(&other, 1_310_160_001).0, 200);
 }
 
+fn vrs_admin(backend: &Backend, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vrs"))
+        .arg("admin")
+        .args(args)
+        .arg("--data")
+        .arg(&backend.data)
+        .args(
+            backend
+                .database
+                .iter()
+                .flat_map(|d| ["--database", d.as_str()]),
+        )
+        .env_remove("VRS_VAULT_KEY")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// Reads and writes of personal data land in the municipality's access log, which
+/// staff can search; `vrs admin audit verify` passes, then names the entry someone
+/// edited behind the service's back.
+fn the_access_log_records_each_access_and_shows_an_edit(backend: Backend) {
+    let server = Server::start(&backend, 300);
+    let (staff, tablet) = server.tokens();
+    let base = &server.base;
+    let (s, _) = post_json(
+        base,
+        "/api/tablet/name",
+        &tablet,
+        &json!({"municipality": "131016", "voucher": "1310160001"}),
+    );
+    assert_eq!(s, 200);
+    let batch = json!({"records": [record(5, 1310160001, 1, "2021-06-01")]});
+    assert_eq!(
+        post_json(base, "/api/tablet/records", &tablet, &batch).0,
+        200
+    );
+    let file = generated_register(50, 400_000_001, 4_000_000_001);
+    let (s, report) = upload(base, &staff, "/api/register/import", "", file);
+    assert_eq!(s, 200, "{report}");
+    let (s, _) = post_json(
+        base,
+        "/api/transfer/lookup",
+        &staff,
+        &json!({"my_number": "123456789018"}),
+    );
+    assert_eq!(s, 200);
+
+    let mut r = agent()
+        .get(format!("{base}/api/audit?limit=50"))
+        .header("Authorization", bearer(&staff))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let log: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for wanted in [
+        "name.lookup",
+        "records.upload",
+        "transfer.lookup",
+        "register.import",
+    ] {
+        assert!(
+            actions.contains(&wanted),
+            "{wanted} missing from {actions:?}"
+        );
+    }
+    let lookup = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "name.lookup")
+        .unwrap();
+    assert_eq!(lookup["object"], "131016 1310160001");
+    assert!(
+        lookup["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("device:131016:")
+    );
+    // The log never holds the number a transfer look-up was asked for.
+    assert!(!log.to_string().contains("123456789018"));
+    // A tablet cannot read the log.
+    let r = agent()
+        .get(format!("{base}/api/audit"))
+        .header("Authorization", bearer(&tablet))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let (code, out) = vrs_admin(&backend, &["audit", "verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("intact"), "{out}");
+    let (code, heads) = vrs_admin(&backend, &["audit", "head"]);
+    assert_eq!(code, 0, "{heads}");
+    let head = heads
+        .lines()
+        .find(|l| l.starts_with("131016:"))
+        .unwrap()
+        .to_owned();
+
+    // Someone with the database (not the keys) rewrites entry 2 of Chiyoda's chain.
+    let edit = "UPDATE audit_log SET object = '131016 1310169999' WHERE chain = 131016 AND seq = 2";
+    match &backend.database {
+        None => {
+            let keys = std::fs::read_to_string(backend.data.join("keys")).unwrap();
+            let key = keys
+                .lines()
+                .find_map(|l| l.strip_prefix("database = "))
+                .unwrap()
+                .trim()
+                .to_owned();
+            let conn = rusqlite::Connection::open(backend.data.join("audit.db")).unwrap();
+            conn.execute_batch(&format!("PRAGMA key = \"x'{key}'\";"))
+                .unwrap();
+            assert!(conn.execute_batch(edit).is_err(), "the log refuses edits");
+            conn.execute_batch(&format!("DROP TRIGGER audit_log_no_update; {edit};"))
+                .unwrap();
+        }
+        Some(url) => {
+            let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+            let plain = edit.replace("audit_log", "vrs.audit_log");
+            assert!(c.batch_execute(&plain).is_err(), "the log refuses edits");
+            c.batch_execute(&format!(
+                "ALTER TABLE vrs.audit_log DISABLE TRIGGER USER; {plain};"
+            ))
+            .unwrap();
+        }
+    }
+    let (code, out) = vrs_admin(&backend, &["audit", "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("chain 131016, entry 2: was changed after it was written"),
+        "{out}"
+    );
+    // And a kept head that is no longer there is reported.
+    let (code, out) = vrs_admin(&backend, &["audit", "verify", "--head", &head]);
+    assert_eq!(code, 1, "{out}");
+}
+
 fn kill_9_during_ingest_loses_nothing_and_doubles_nothing(backend: Backend) {
     let residents = 3000u64;
     let mut server = Server::start(&backend, residents);
@@ -610,5 +758,6 @@ on_both_backends!(
     kill_9_during_an_import_leaves_no_half_applied_file,
     kill_9_during_ingest_loses_nothing_and_doubles_nothing,
     a_slow_upload_does_not_hold_up_the_tablets,
-    a_tablet_guessing_vouchers_is_stopped
+    a_tablet_guessing_vouchers_is_stopped,
+    the_access_log_records_each_access_and_shows_an_edit
 );

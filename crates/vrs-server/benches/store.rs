@@ -232,7 +232,6 @@ fn main() {
         Default::default(),
     )
     .expect("read")
-    .into_iter()
     .step_by(step as usize)
     .filter_map(|r| r.ok()?.my_number)
     .take(lookups as usize)

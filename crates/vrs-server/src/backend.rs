@@ -112,10 +112,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         person: &vrs_domain::PersonId,
     ) -> Result<Option<MyNumber>, StoreError>;
     fn create_token(&self, actor: &Principal, for_whom: &Principal) -> Result<String, StoreError>;
+    /// The access log.
+    fn audit(&self) -> &dyn crate::audit::AuditLog;
     fn principal_for_token(&self, token: &str) -> Result<Option<Principal>, StoreError>;
 }
 
 impl Store for crate::SqliteStore {
+    fn audit(&self) -> &dyn crate::audit::AuditLog {
+        crate::SqliteStore::audit(self)
+    }
     fn upsert_municipality(
         &self,
         a: &Principal,

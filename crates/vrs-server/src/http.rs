@@ -24,6 +24,7 @@ use vrs_domain::wire::{
 };
 use vrs_domain::{ClientRecordId, MyNumber};
 
+use crate::audit::{AuditEntry, AuditEvent, AuditQuery};
 use crate::backend::Store;
 use crate::error::StoreError;
 use crate::principal::Principal;
@@ -197,6 +198,70 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
+/// The chain a principal's actions are logged in: its municipality's (0: the service).
+fn chain_of(p: &Principal) -> i64 {
+    match p {
+        Principal::Staff { municipality, .. } | Principal::Device { municipality, .. } => {
+            i64::from(municipality.get())
+        }
+        Principal::System => 0,
+    }
+}
+
+/// How a request ended, in the access log's words.
+fn outcome_of<T>(r: &Result<T, ApiError>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(e) => match e.status {
+            StatusCode::FORBIDDEN => "denied".into(),
+            StatusCode::NOT_FOUND => "not_found".into(),
+            StatusCode::TOO_MANY_REQUESTS => "limited".into(),
+            s if s.is_client_error() => format!("refused {}", s.as_u16()),
+            s => format!("failed {}", s.as_u16()),
+        },
+    }
+}
+
+/// Writes an access-log entry in `chain`. A request whose entry cannot be written
+/// fails: there is no unlogged access to personal data.
+async fn log_in(
+    state: &AppState,
+    chain: i64,
+    actor: &Principal,
+    action: &str,
+    object: String,
+    outcome: String,
+) -> Result<(), ApiError> {
+    let event = AuditEvent {
+        chain,
+        at: crate::store::jst_now(),
+        actor: actor.to_string(),
+        action: action.to_owned(),
+        object,
+        outcome,
+    };
+    let store = state.store.clone();
+    blocking(move || store.audit().append(&event).map(|_| ())).await
+}
+
+/// Logs a request in its actor's chain, then hands its result back.
+async fn logged<T>(
+    state: &AppState,
+    actor: &Principal,
+    action: &str,
+    object: impl FnOnce(&T) -> String,
+    attempt: String,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let outcome = outcome_of(&result);
+    let object = match &result {
+        Ok(v) => object(v),
+        Err(_) => attempt,
+    };
+    log_in(state, chain_of(actor), actor, action, object, outcome).await?;
+    result
+}
+
 /// The request body as a blocking reader, for the CSV readers.
 fn body_reader(body: Body) -> impl io::Read + Send + 'static {
     let stream = body.into_data_stream().map_err(io::Error::other);
@@ -252,6 +317,7 @@ async fn import_register(
         headers,
         params,
         body,
+        "register.import",
         |store, actor, m, input, opts| store.import_register(actor, m, input, opts),
     )
     .await
@@ -277,6 +343,7 @@ async fn import_paper(
         headers,
         params,
         body,
+        "paper.import",
         |store, actor, m, input, opts| store.import_paper(actor, m, input, opts),
     )
     .await
@@ -291,6 +358,7 @@ async fn upload(
     headers: HeaderMap,
     params: UploadParams,
     body: Body,
+    action: &'static str,
     import: impl FnOnce(
         &dyn Store,
         &Principal,
@@ -327,8 +395,23 @@ async fn upload(
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the upload could not be received")
         }
     })?;
+    let who = actor.clone();
     let report =
-        blocking(move || import(store.as_ref(), &actor, municipality, &mut spooled, &opts)).await?;
+        blocking(move || import(store.as_ref(), &who, municipality, &mut spooled, &opts)).await;
+    let report = logged(
+        &state,
+        &actor,
+        action,
+        |r: &ImportReport| {
+            format!(
+                "import {}: {} rows, {} new, {} updated, {} rejected, {:?}",
+                r.import_id, r.rows, r.new, r.updated, r.rejected, r.outcome
+            )
+        },
+        String::new(),
+        report,
+    )
+    .await?;
     Ok(Json(report))
 }
 
@@ -348,7 +431,17 @@ async fn import_errors(
         .parse()
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "no such upload"))?;
     let store = state.store.clone();
-    let csv = blocking(move || store.import_errors_csv(&actor, id)).await?;
+    let who = actor.clone();
+    let csv = blocking(move || store.import_errors_csv(&who, id)).await;
+    let csv = logged(
+        &state,
+        &actor,
+        "import.errors",
+        |_: &String| format!("import {id}"),
+        format!("import {id}"),
+        csv,
+    )
+    .await?;
     Ok(csv_response(format!("\u{FEFF}{csv}"), "errors.csv"))
 }
 
@@ -381,20 +474,42 @@ async fn tablet_name(
     let who = actor.to_string();
     if let Err(wait) = state.names.take(&who, std::time::Instant::now()) {
         tracing::warn!(principal = %who, "name look-ups refused: over the limit");
-        return Err(ApiError::too_many("name look-ups", wait));
+        let refused: Result<(), ApiError> = Err(ApiError::too_many("name look-ups", wait));
+        let object = format!("{} {}", req.municipality, req.voucher);
+        logged(
+            &state,
+            &actor,
+            "name.lookup",
+            |_| String::new(),
+            object,
+            refused,
+        )
+        .await?;
     }
     let store = state.store.clone();
-    let found = blocking(move || store.lookup_name(&actor, &req)).await?;
-    match found {
-        Some(name) => Ok(Json(name)),
-        None => {
-            state.names.missed(&who);
-            Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no one is registered with this voucher",
-            ))
-        }
-    }
+    let object = format!("{} {}", req.municipality, req.voucher);
+    let by = actor.clone();
+    let found = blocking(move || store.lookup_name(&by, &req))
+        .await
+        .and_then(|found| {
+            found.ok_or_else(|| {
+                state.names.missed(&who);
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "no one is registered with this voucher",
+                )
+            })
+        });
+    let name = logged(
+        &state,
+        &actor,
+        "name.lookup",
+        |_| object.clone(),
+        object.clone(),
+        found,
+    )
+    .await?;
+    Ok(Json(name))
 }
 
 /// A tablet uploads a batch of dose records; one receipt per record, in order.
@@ -410,7 +525,26 @@ async fn tablet_records(
 ) -> Result<Json<UploadResponse>, ApiError> {
     let actor = principal(&state, &headers).await?;
     let store = state.store.clone();
-    let receipts = blocking(move || store.ingest(&actor, &batch, today_jst())).await?;
+    let by = actor.clone();
+    let n = batch.records.len();
+    let receipts = blocking(move || store.ingest(&by, &batch, today_jst())).await;
+    let receipts = logged(
+        &state,
+        &actor,
+        "records.upload",
+        |r: &Vec<vrs_domain::wire::Receipt>| {
+            let count = |f: fn(&Outcome) -> bool| r.iter().filter(|x| f(&x.outcome)).count();
+            format!(
+                "{n} records: {} accepted, {} duplicate, {} held",
+                count(|o| matches!(o, Outcome::Accepted)),
+                count(|o| matches!(o, Outcome::Duplicate)),
+                count(|o| matches!(o, Outcome::Held { .. })),
+            )
+        },
+        format!("{n} records"),
+        receipts,
+    )
+    .await?;
     Ok(Json(UploadResponse { receipts }))
 }
 
@@ -426,7 +560,18 @@ async fn held(
     let actor = principal(&state, &headers).await?;
     let m = actor.staff_of().map_err(ApiError::from)?;
     let store = state.store.clone();
-    Ok(Json(blocking(move || store.held(&actor, m)).await?))
+    let by = actor.clone();
+    let list = blocking(move || store.held(&by, m)).await;
+    let list = logged(
+        &state,
+        &actor,
+        "records.held",
+        |l: &Vec<HeldRecord>| format!("{} held records", l.len()),
+        String::new(),
+        list,
+    )
+    .await?;
+    Ok(Json(list))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -453,7 +598,18 @@ async fn void(
     let m = actor.staff_of().map_err(ApiError::from)?;
     let id = record_id(&id)?;
     let store = state.store.clone();
-    blocking(move || store.void(&actor, m, id, &req.reason)).await?;
+    let by = actor.clone();
+    let r = blocking(move || store.void(&by, m, id, &req.reason)).await;
+    let object = format!("record {}", id.0);
+    logged(
+        &state,
+        &actor,
+        "record.void",
+        |_| object.clone(),
+        object.clone(),
+        r,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -500,8 +656,18 @@ async fn amend(
         lot: req.lot,
     };
     let store = state.store.clone();
-    let out =
-        blocking(move || store.amend(&actor, m, id, &change, &req.reason, today_jst())).await?;
+    let by = actor.clone();
+    let out = blocking(move || store.amend(&by, m, id, &change, &req.reason, today_jst())).await;
+    let object = format!("record {}", id.0);
+    let out = logged(
+        &state,
+        &actor,
+        "record.amend",
+        |_| object.clone(),
+        object.clone(),
+        out,
+    )
+    .await?;
     Ok(Json(out))
 }
 
@@ -539,6 +705,16 @@ async fn ledger(
             "`to` is before `from`: give the first day, then the last",
         ));
     }
+    // Logged as it starts: the rows go out while the export runs.
+    log_in(
+        &state,
+        chain_of(&actor),
+        &actor,
+        "ledger.export",
+        format!("{} to {}", params.from, params.to),
+        "started".into(),
+    )
+    .await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(8);
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || {
@@ -630,9 +806,39 @@ async fn transfer_lookup(
 ) -> Result<Json<Vec<TransferMatch>>, ApiError> {
     let actor = principal(&state, &headers).await?;
     let store = state.store.clone();
-    Ok(Json(
-        blocking(move || store.transfer_lookup(&actor, &req.my_number)).await?,
-    ))
+    let by = actor.clone();
+    let found = blocking(move || store.transfer_lookup(&by, &req.my_number)).await;
+    let found = logged(
+        &state,
+        &actor,
+        "transfer.lookup",
+        |m: &Vec<TransferMatch>| format!("1 number: {} matches", m.len()),
+        "1 number".into(),
+        found,
+    )
+    .await?;
+    disclosed(&state, &actor, &found).await?;
+    Ok(Json(found))
+}
+
+/// Each municipality whose person a transfer look-up found logs it in its own chain.
+async fn disclosed(
+    state: &AppState,
+    actor: &Principal,
+    found: &[TransferMatch],
+) -> Result<(), ApiError> {
+    for m in found {
+        log_in(
+            state,
+            i64::from(m.municipality.get()),
+            actor,
+            "transfer.disclosed",
+            format!("{} doses", m.doses.len()),
+            "ok".into(),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// One line of a batch transfer look-up.
@@ -664,7 +870,10 @@ async fn transfer_lookup_batch(
     let actor = principal(&state, &headers).await?;
     actor.staff_of().map_err(ApiError::from)?;
     let store = state.store.clone();
+    let by = actor.clone();
+    let actor_for_batch = actor.clone();
     let out = blocking(move || {
+        let actor = actor_for_batch;
         let text = decode(&body);
         let mut results = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -693,7 +902,25 @@ async fn transfer_lookup_batch(
         }
         Ok(results)
     })
+    .await;
+    let out = logged(
+        &state,
+        &by,
+        "transfer.lookup_batch",
+        |r: &Vec<TransferBatchResult>| {
+            format!(
+                "{} numbers: {} with matches",
+                r.len(),
+                r.iter().filter(|x| !x.matches.is_empty()).count()
+            )
+        },
+        String::new(),
+        out,
+    )
     .await?;
+    for line in &out {
+        disclosed(&state, &by, &line.matches).await?;
+    }
     Ok(Json(out))
 }
 
@@ -704,6 +931,35 @@ fn decode(bytes: &[u8]) -> String {
         Ok(s) => s.to_owned(),
         Err(_) => encoding_rs::SHIFT_JIS.decode(bytes).0.into_owned(),
     }
+}
+
+/// The municipality's access log, newest first: who read or changed what, when.
+#[utoipa::path(get, path = "/api/audit", params(AuditQuery),
+    responses((status = 200, body = [AuditEntry]),
+        (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)),
+    security(("bearer" = [])))]
+async fn audit_search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    let actor = principal(&state, &headers).await?;
+    let m = actor.staff_of().map_err(ApiError::from);
+    let store = state.store.clone();
+    let found = match m {
+        Ok(m) => blocking(move || store.audit().search(i64::from(m.get()), &q)).await,
+        Err(e) => Err(e),
+    };
+    let found = logged(
+        &state,
+        &actor,
+        "audit.search",
+        |l: &Vec<AuditEntry>| format!("{} entries", l.len()),
+        String::new(),
+        found,
+    )
+    .await?;
+    Ok(Json(found))
 }
 
 /// Liveness: answers when the service and its database are up.
@@ -788,9 +1044,9 @@ impl utoipa::Modify for BearerAuth {
 #[openapi(
     info(title = "vrs: ワクチン接種記録システム", description = "The central service's API."),
     paths(health, import_register, import_paper, import_errors, tablet_name, tablet_records,
-        held, void, amend, ledger, transfer_lookup, transfer_lookup_batch),
+        held, void, amend, ledger, transfer_lookup, transfer_lookup_batch, audit_search),
     components(schemas(ApiError, ImportReportSchema, TransferMatchSchema, TransferDoseSchema,
-        HeldRecordSchema, TransferBatchResult)),
+        HeldRecordSchema, TransferBatchResult, AuditEntry)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -808,7 +1064,7 @@ pub fn router(state: AppState) -> Router {
     let uploads = Router::new()
         .route("/api/register/import", post(import_register))
         .route("/api/paper/import", post(import_paper))
-        // Registers run to millions of rows; they stream, so no size limit applies.
+        // Registers run to millions of rows: the spool's limit (MAX_UPLOAD) applies.
         .layer(DefaultBodyLimit::disable());
     Router::new()
         .route("/api/health", get(health))
@@ -833,6 +1089,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/ledger.csv", get(ledger))
         .route("/api/transfer/lookup", post(transfer_lookup))
         .route("/api/transfer/lookup-batch", post(transfer_lookup_batch))
+        .route("/api/audit", get(audit_search))
         .merge(uploads)
         .fallback(|| async {
             ApiError::new(

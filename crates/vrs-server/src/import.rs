@@ -282,7 +282,7 @@ impl Bloom {
 
 fn apply_chunk(
     chunk: &mut [RegisterRow],
-    mut first_load: Option<&mut FirstLoad>,
+    first_load: Option<&mut FirstLoad>,
     hash: &dyn Fn(&MyNumber) -> LookupHash,
     sink: &mut dyn RegisterSink,
     report: &mut ImportReport,
@@ -463,7 +463,7 @@ fn apply_chunk(
     let refs: Vec<(&str, &MyNumber, &LookupHash)> =
         nums.iter().map(|(p, n, h)| (*p, *n, h)).collect();
     sink.write(&rows, &refs)?;
-    if let Some(seen) = first_load.as_deref_mut() {
+    if let Some(seen) = first_load {
         for r in &rows {
             seen.ids.insert(r.id.as_bytes());
             if let Some(v) = r.fields.voucher {

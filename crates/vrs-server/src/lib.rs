@@ -12,6 +12,7 @@
 //! records). [`vault`] keeps the マイナンバー apart, encrypted; [`keys`] says where keys
 //! come from; [`http`] is the axum API over a `dyn Store`.
 
+pub mod audit;
 pub mod backend;
 pub mod checks;
 mod db;

@@ -42,7 +42,7 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 /// Japan Standard Time: registration times in the ledger are local.
-pub(crate) fn jst_now() -> NaiveDateTime {
+pub fn jst_now() -> NaiveDateTime {
     let jst = FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!());
     Utc::now().with_timezone(&jst).naive_local()
 }
@@ -197,6 +197,7 @@ pub struct Amendment {
 pub struct SqliteStore {
     pool: Pool,
     vault: Vault,
+    audit: crate::audit::SqliteAudit,
     data_dir: PathBuf,
 }
 
@@ -407,17 +408,24 @@ impl SqliteStore {
         db::migrate(&mut conn, MIGRATIONS)?;
         drop(conn);
         let vault = Vault::open(&data_dir.join("vault.db"), &keys)?;
+        let audit = crate::audit::SqliteAudit::open(&data_dir.join("audit.db"), &keys)?;
         let keys = std::sync::Arc::new(keys);
         let pool = Pool::new(path, move |p| db::open(p, &keys.database));
         Ok(SqliteStore {
             pool,
             vault,
+            audit,
             data_dir: data_dir.to_owned(),
         })
     }
 
     pub fn vault(&self) -> &Vault {
         &self.vault
+    }
+
+    /// The access log (`audit.db`).
+    pub fn audit(&self) -> &crate::audit::SqliteAudit {
+        &self.audit
     }
 
     /// Adds or renames a municipality, with its transfer contact.
