@@ -7,6 +7,8 @@ VRS_DEBIAN_PACKAGES=(
     pkg-config
     libssl-dev      # SQLCipher (rusqlite bundled-sqlcipher) links Debian's libcrypto
     postgresql      # the server's second backend; tests start a throwaway cluster
+    python3 python3-venv # schemathesis (PyPI) for scripts/api-fuzz
+    curl            # scripts wait for a server's /api/health
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }

@@ -1040,14 +1040,56 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Every operation that takes a JSON body may answer 415 (a body sent without
+/// `Content-Type: application/json`), and every upload 413 (over the size limit).
+struct BodyErrors;
+
+impl utoipa::Modify for BodyErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, ResponseBuilder, content::ContentBuilder};
+        let error = || {
+            ResponseBuilder::new()
+                .description("The body cannot be taken: see `error`")
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                            "ApiError",
+                        ))))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.post, &mut item.put, &mut item.patch]
+                .into_iter()
+                .flatten()
+            {
+                let Some(body) = &op.request_body else {
+                    continue;
+                };
+                let code = if body.content.contains_key("application/json") {
+                    "415"
+                } else {
+                    "413"
+                };
+                op.responses
+                    .responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| RefOr::T(error()));
+            }
+        }
+    }
+}
+
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "vrs: ワクチン接種記録システム", description = "The central service's API."),
     paths(health, import_register, import_paper, import_errors, tablet_name, tablet_records,
         held, void, amend, ledger, transfer_lookup, transfer_lookup_batch, audit_search),
     components(schemas(ApiError, ImportReportSchema, TransferMatchSchema, TransferDoseSchema,
-        HeldRecordSchema, TransferBatchResult, AuditEntry)),
-    modifiers(&BearerAuth)
+        HeldRecordSchema, TransferBatchResult, AuditEntry, crate::store::ImportMode)),
+    modifiers(&BearerAuth, &BodyErrors)
 )]
 pub struct ApiDoc;
 
