@@ -121,6 +121,12 @@ struct ServeArgs {
     /// Seed the demo municipality (Chiyoda, 131016) and print its staff and tablet tokens.
     #[arg(long, env = "VRS_DEMO")]
     demo: bool,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "VRS_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM, PKCS#8 or PKCS#1 or SEC1).
+    #[arg(long, env = "VRS_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// How many synthetic residents the demo registers.
     #[arg(long, env = "VRS_DEMO_RESIDENTS", default_value_t = 5000)]
     demo_residents: u64,
@@ -276,6 +282,19 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
+        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+            // Checked before listening, so that a bad file is a clear error at once.
+            vrs_server::tls_config(cert, key)?;
+            let listener = std::net::TcpListener::bind(args.listen)
+                .with_context(|| format!("cannot listen on {}", args.listen))?;
+            tracing::info!(
+                "vrs serving on https://{} (data in {}); API description at /api/openapi.json",
+                listener.local_addr()?,
+                args.data.data.display()
+            );
+            vrs_server::serve_tls(listener, store, cert, key).await?;
+            return Ok(());
+        }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

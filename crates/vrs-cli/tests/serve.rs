@@ -741,6 +741,84 @@ fn post_json_result(base: &str, token: &str, body: &Value) -> Result<u16, ureq::
     Ok(r.status().as_u16())
 }
 
+/// With a certificate and key, `vrs serve` speaks HTTPS only, and says so in
+/// Strict-Transport-Security; a bad key file is a clear error at start.
+#[test]
+fn the_server_speaks_tls_when_given_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let serve = |key_file: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_vrs"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+            .arg(dir.path().join("data"))
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(key_file)
+            .env_remove("VRS_VAULT_KEY")
+            .env("VRS_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // A key file that is not a key: refused at start, naming the file.
+    let wrong = dir.path().join("wrong.pem");
+    std::fs::write(&wrong, "not a key").unwrap();
+    let out = serve(&wrong).wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TLS key") && err.contains("wrong.pem"), "{err}");
+
+    let child = serve(&key);
+    let mut server = Server {
+        child,
+        base: format!("https://localhost:{port}"),
+        data: dir.path().join("data"),
+    };
+    let roots = ureq::tls::RootCerts::Specific(Arc::new(vec![
+        ureq::tls::Certificate::from_pem(made.cert.pem().as_bytes()).unwrap(),
+    ]));
+    let https = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
+            .build(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let response = loop {
+        match https.get(format!("{}/api/health", server.base)).call() {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no HTTPS answer: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    // Plain HTTP on the same port gets no answer from the API.
+    let plain = agent()
+        .get(format!("http://127.0.0.1:{port}/api/health"))
+        .call();
+    assert!(plain.is_err() || plain.is_ok_and(|r| r.status() != 200));
+    server.kill9();
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {

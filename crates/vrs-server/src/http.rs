@@ -1143,6 +1143,16 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Security headers on every response.
+/// Under TLS: browsers keep to HTTPS for this host for a year.
+pub async fn strict_transport(req: Request, next: axum::middleware::Next) -> Response {
+    let mut r = next.run(req).await;
+    r.headers_mut().insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    r
+}
+
 pub async fn security_headers(req: Request, next: axum::middleware::Next) -> Response {
     let mut r = next.run(req).await;
     let h = r.headers_mut();
