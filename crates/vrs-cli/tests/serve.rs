@@ -746,8 +746,8 @@ fn post_json_result(base: &str, token: &str, body: &Value) -> Result<u16, ureq::
 #[test]
 fn the_server_speaks_tls_when_given_a_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap();
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert, made.cert.pem()).unwrap();
     std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
@@ -778,7 +778,10 @@ fn the_server_speaks_tls_when_given_a_certificate() {
     let out = serve(&wrong).wait_with_output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("TLS key") && err.contains("wrong.pem"), "{err}");
+    assert!(
+        err.contains("TLS key") && err.contains("wrong.pem"),
+        "{err}"
+    );
 
     let child = serve(&key);
     let mut server = Server {
