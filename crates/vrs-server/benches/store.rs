@@ -124,7 +124,7 @@ fn main() {
         let n = (doses - sent).min(500);
         let records = (0..n)
             .map(|i| DoseRecord {
-                client_record_id: ClientRecordId::new_random(),
+                client_record_id: ClientRecordId::new(),
                 municipality: code,
                 voucher: VoucherNumber::new(1_310_160_001 + (sent + i) % rows.max(1))
                     .expect("voucher"),

@@ -103,7 +103,7 @@ fn register(rows: u64, seed: u64, bad_every: u64) -> Vec<u8> {
 
 fn dose(voucher: u64, n: u8, date: &str, lot: &str) -> DoseRecord {
     DoseRecord {
-        client_record_id: ClientRecordId::new_random(),
+        client_record_id: ClientRecordId::new(),
         municipality: m(CHIYODA),
         voucher: vrs_domain::VoucherNumber::new(voucher).unwrap(),
         voucher_kind: vrs_domain::VoucherKind::new(1).unwrap(),
