@@ -292,6 +292,20 @@ fn malformed_csv_or_json_never_gets_a_5xx(backend: Backend) {
     let server = Server::start(&backend, 10);
     let (staff, tablet) = server.tokens();
     let base = &server.base;
+    // Without credentials the answer is 401, whatever else is wrong: the caller is
+    // checked before the request is read.
+    let r = agent()
+        .get(format!("{base}/api/ledger.csv?from=yesterday"))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = agent()
+        .post(format!("{base}/api/tablet/name"))
+        .header("Authorization", "Bearer vrs_not_a_token")
+        .content_type("application/json")
+        .send("{")
+        .unwrap();
+    assert_eq!(r.status(), 401);
     let jsons = [
         "",
         "{",

@@ -169,6 +169,22 @@ where
 }
 
 /// The caller, from `Authorization: Bearer <token>`.
+/// The caller, from `Authorization: Bearer`. It is extracted before anything else in
+/// the request, so a request without valid credentials gets 401 whatever else is
+/// wrong with it.
+#[derive(Debug)]
+pub struct Caller(pub Principal);
+
+impl axum::extract::FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        principal(state, &parts.headers).await.map(Caller)
+    }
+}
+
 async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
@@ -308,13 +324,13 @@ impl UploadParams {
     security(("bearer" = [])))]
 async fn import_register(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(actor): Caller,
     ApiQuery(params): ApiQuery<UploadParams>,
     body: Body,
 ) -> Result<Json<ImportReport>, ApiError> {
     upload(
         state,
-        headers,
+        actor,
         params,
         body,
         "register.import",
@@ -334,13 +350,13 @@ async fn import_register(
     security(("bearer" = [])))]
 async fn import_paper(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(actor): Caller,
     ApiQuery(params): ApiQuery<UploadParams>,
     body: Body,
 ) -> Result<Json<ImportReport>, ApiError> {
     upload(
         state,
-        headers,
+        actor,
         params,
         body,
         "paper.import",
@@ -355,7 +371,7 @@ const MAX_UPLOAD: u64 = 2 << 30;
 /// The body of an upload handler: a staff member's file, spooled, then imported.
 async fn upload(
     state: AppState,
-    headers: HeaderMap,
+    actor: Principal,
     params: UploadParams,
     body: Body,
     action: &'static str,
@@ -369,7 +385,6 @@ async fn upload(
     + Send
     + 'static,
 ) -> Result<Json<ImportReport>, ApiError> {
-    let actor = principal(&state, &headers).await?;
     let municipality = actor.staff_of().map_err(ApiError::from)?;
     let opts = params.options()?;
     let mut reader = body_reader(body);
@@ -423,10 +438,9 @@ async fn upload(
     security(("bearer" = [])))]
 async fn import_errors(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(actor): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let actor = principal(&state, &headers).await?;
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "no such upload"))?;
@@ -467,10 +481,9 @@ fn csv_response(body: impl Into<Body>, filename: &str) -> Response {
     security(("bearer" = [])))]
 async fn tablet_name(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(actor): Caller,
     ApiJson(req): ApiJson<NameLookupRequest>,
 ) -> Result<Json<NameLookupResponse>, ApiError> {
-    let actor = principal(&state, &headers).await?;
     let who = actor.to_string();
     if let Err(wait) = state.names.take(&who, std::time::Instant::now()) {
         tracing::warn!(principal = %who, "name look-ups refused: over the limit");
@@ -520,10 +533,9 @@ async fn tablet_name(
     security(("bearer" = [])))]
 async fn tablet_records(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(actor): Caller,
     ApiJson(batch): ApiJson<UploadBatch>,
 ) -> Result<Json<UploadResponse>, ApiError> {
-    let actor = principal(&state, &headers).await?;
     let store = state.store.clone();
     let by = actor.clone();
     let n = batch.records.len();
@@ -555,9 +567,8 @@ async fn tablet_records(
     security(("bearer" = [])))]
 async fn held(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(actor): Caller,
 ) -> Result<Json<Vec<HeldRecord>>, ApiError> {
-    let actor = principal(&state, &headers).await?;
     let m = actor.staff_of().map_err(ApiError::from)?;
     let store = state.store.clone();
     let by = actor.clone();
@@ -590,11 +601,10 @@ pub struct VoidRequest {
     security(("bearer" = [])))]
 async fn void(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(actor): Caller,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<VoidRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let actor = principal(&state, &headers).await?;
     let m = actor.staff_of().map_err(ApiError::from)?;
     let id = record_id(&id)?;
     let store = state.store.clone();
@@ -642,11 +652,10 @@ pub struct AmendRequest {
     security(("bearer" = [])))]
 async fn amend(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(actor): Caller,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AmendRequest>,
 ) -> Result<Json<Outcome>, ApiError> {
-    let actor = principal(&state, &headers).await?;
     let m = actor.staff_of().map_err(ApiError::from)?;
     let id = record_id(&id)?;
     let change = Amendment {
@@ -688,10 +697,9 @@ pub struct LedgerParams {
     security(("bearer" = [])))]
 async fn ledger(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(actor): Caller,
     ApiQuery(params): ApiQuery<LedgerParams>,
 ) -> Result<Response, ApiError> {
-    let actor = principal(&state, &headers).await?;
     let m = actor.staff_of().map_err(ApiError::from)?;
     let encoding = match &params.encoding {
         Some(e) => e
@@ -801,10 +809,9 @@ impl std::fmt::Debug for TransferRequest {
     security(("bearer" = [])))]
 async fn transfer_lookup(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(actor): Caller,
     ApiJson(req): ApiJson<TransferRequest>,
 ) -> Result<Json<Vec<TransferMatch>>, ApiError> {
-    let actor = principal(&state, &headers).await?;
     let store = state.store.clone();
     let by = actor.clone();
     let found = blocking(move || store.transfer_lookup(&by, &req.my_number)).await;
@@ -864,10 +871,9 @@ pub struct TransferBatchResult {
     security(("bearer" = [])))]
 async fn transfer_lookup_batch(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(actor): Caller,
     body: Bytes,
 ) -> Result<Json<Vec<TransferBatchResult>>, ApiError> {
-    let actor = principal(&state, &headers).await?;
     actor.staff_of().map_err(ApiError::from)?;
     let store = state.store.clone();
     let by = actor.clone();
@@ -940,10 +946,9 @@ fn decode(bytes: &[u8]) -> String {
     security(("bearer" = [])))]
 async fn audit_search(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(actor): Caller,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
-    let actor = principal(&state, &headers).await?;
     let m = actor.staff_of().map_err(ApiError::from);
     let store = state.store.clone();
     let found = match m {
