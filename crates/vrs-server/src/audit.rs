@@ -217,24 +217,6 @@ impl<'k> Verifier<'k> {
     }
 }
 
-/// Checks a whole set of entries (chain by chain, seq order) against kept heads.
-pub fn verify(
-    key: &ChainKey,
-    entries: impl IntoIterator<Item = AuditEntry>,
-    heads: &[(i64, i64, Link)],
-) -> VerifyReport {
-    let mut v = Verifier::new(key);
-    let entries: Vec<AuditEntry> = entries.into_iter().collect();
-    for e in &entries {
-        v.push(e);
-    }
-    for h in heads {
-        let now = entries.iter().find(|e| e.chain == h.0 && e.seq == h.1);
-        v.head(*h, now);
-    }
-    v.finish()
-}
-
 /// Search filters for a municipality's log.
 #[derive(Clone, Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 pub struct AuditQuery {
@@ -498,6 +480,24 @@ mod tests {
                 entry
             })
             .collect()
+    }
+
+    /// A whole set of entries (chain by chain, seq order), checked against kept heads.
+    fn verify(
+        key: &ChainKey,
+        entries: impl IntoIterator<Item = AuditEntry>,
+        heads: &[(i64, i64, Link)],
+    ) -> VerifyReport {
+        let mut v = Verifier::new(key);
+        let entries: Vec<AuditEntry> = entries.into_iter().collect();
+        for e in &entries {
+            v.push(e);
+        }
+        for h in heads {
+            let now = entries.iter().find(|e| e.chain == h.0 && e.seq == h.1);
+            v.head(*h, now);
+        }
+        v.finish()
     }
 
     fn key() -> ChainKey {

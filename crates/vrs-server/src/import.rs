@@ -139,13 +139,13 @@ pub fn reject(report: &mut ImportReport, errors: &mut ErrorCsv, e: RowError) {
     }
 }
 
-/// Runs the import of one register file into `sink`. `known` is how many people the
-/// municipality had before; `hash` computes a number's look-up hash. The caller
-/// commits or rolls back according to the report's outcome.
+/// Runs the import of one register file into `sink`. `updating` says whether the
+/// municipality had anyone registered before; `hash` computes a number's look-up
+/// hash. The caller commits or rolls back according to the report's outcome.
 pub fn run(
     input: impl Read,
     opts: &ImportOptions,
-    known: u64,
+    updating: bool,
     hash: &dyn Fn(&MyNumber) -> LookupHash,
     sink: &mut dyn RegisterSink,
 ) -> Result<(ImportReport, ErrorCsv), StoreError> {
@@ -160,7 +160,7 @@ pub fn run(
     let mut errors = ErrorCsv::default();
     let (mut my_seen, mut my_bad) = (0u64, 0u64);
     let mut chunk: Vec<RegisterRow> = Vec::with_capacity(CHUNK);
-    let mut first_load = (known == 0).then(FirstLoad::new);
+    let mut first_load = (!updating).then(FirstLoad::new);
     let mut reader = reader.into_iter();
     loop {
         let item = reader.next();
@@ -206,7 +206,7 @@ pub fn run(
             my_seen + my_bad
         ));
     }
-    if known > 0 && report.rows >= 10 && report.new * 2 > report.rows {
+    if updating && report.rows >= 10 && report.new * 2 > report.rows {
         report.warnings.push(format!(
             "{} of {} rows are people this municipality has not registered before: is this another municipality's file?",
             report.new, report.rows

@@ -1234,9 +1234,9 @@ impl Store for PgStore {
             let mut tx = main.transaction()?;
             lock_municipality(&mut tx, m)?;
             by_index(&mut tx)?;
-            let known: i64 = tx
+            let updating: bool = tx
                 .query_one(
-                    "SELECT count(*) FROM vrs.persons WHERE municipality = $1",
+                    "SELECT EXISTS (SELECT 1 FROM vrs.persons WHERE municipality = $1)",
                     &[&mc(m)],
                 )?
                 .get(0);
@@ -1249,7 +1249,7 @@ impl Store for PgStore {
                 pending: None,
             };
             let hash = |n: &MyNumber| self.crypto.lookup_hash(n);
-            let (mut report, errors) = import::run(input, opts, known as u64, &hash, &mut sink)?;
+            let (mut report, errors) = import::run(input, opts, updating, &hash, &mut sink)?;
             let summary = import::summary(&report);
             let applied = report.outcome == ImportOutcome::Applied;
             // The vault commits first, as in the SQLite store; a failed vault write

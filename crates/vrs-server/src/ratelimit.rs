@@ -57,12 +57,18 @@ impl NameLimits {
         }
     }
 
-    fn refreshed(&self, device: &str, now: Instant) -> Allowance {
-        let p = self.policy;
-        let mut devices = self
-            .devices
+    fn devices(&self) -> std::sync::MutexGuard<'_, HashMap<String, Allowance>> {
+        self.devices
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes a look-up for `device`, or says how long it must wait. Refilling,
+    /// checking and taking happen under one lock, so that two requests at once
+    /// cannot both spend the last token.
+    pub fn take(&self, device: &str, now: Instant) -> Result<(), Duration> {
+        let p = self.policy;
+        let mut devices = self.devices();
         let a = devices.entry(device.to_owned()).or_insert(Allowance {
             lookups: p.burst,
             misses: p.miss_burst,
@@ -72,23 +78,6 @@ impl NameLimits {
         a.lookups = (a.lookups + dt * p.per_second).min(p.burst);
         a.misses = (a.misses + dt * p.misses_per_second).min(p.miss_burst);
         a.at = now;
-        *a
-    }
-
-    fn update(&self, device: &str, f: impl FnOnce(&mut Allowance)) {
-        let mut devices = self
-            .devices
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(a) = devices.get_mut(device) {
-            f(a);
-        }
-    }
-
-    /// Takes a look-up for `device`, or says how long it must wait.
-    pub fn take(&self, device: &str, now: Instant) -> Result<(), Duration> {
-        let p = self.policy;
-        let a = self.refreshed(device, now);
         let wait = |have: f64, rate: f64| Duration::from_secs_f64(((1.0 - have) / rate).max(0.0));
         if a.misses < 1.0 {
             return Err(wait(a.misses, p.misses_per_second));
@@ -96,13 +85,15 @@ impl NameLimits {
         if a.lookups < 1.0 {
             return Err(wait(a.lookups, p.per_second));
         }
-        self.update(device, |a| a.lookups -= 1.0);
+        a.lookups -= 1.0;
         Ok(())
     }
 
     /// The look-up found no one: spends a miss.
     pub fn missed(&self, device: &str) {
-        self.update(device, |a| a.misses = (a.misses - 1.0).max(0.0));
+        if let Some(a) = self.devices().get_mut(device) {
+            a.misses = (a.misses - 1.0).max(0.0);
+        }
     }
 }
 

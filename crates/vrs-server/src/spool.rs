@@ -56,14 +56,6 @@ pub enum SpoolError {
 /// Reads `input` to its end (at most `max` bytes) into an encrypted temporary file
 /// in `dir`.
 pub fn spool(input: &mut dyn Read, dir: &std::path::Path, max: u64) -> Result<Spooled, SpoolError> {
-    spool_inner(input, dir, max)
-}
-
-fn spool_inner(
-    input: &mut dyn Read,
-    dir: &std::path::Path,
-    max: u64,
-) -> Result<Spooled, SpoolError> {
     use SpoolError::{Input, Local, TooLarge};
     let mut raw = [0u8; 32];
     SystemRandom::new()

@@ -499,8 +499,8 @@ impl SqliteStore {
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let m = municipality.get();
-        let known: i64 = tx.query_row(
-            "SELECT count(*) FROM persons WHERE municipality = ?1",
+        let updating: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM persons WHERE municipality = ?1)",
             [m],
             |r| r.get(0),
         )?;
@@ -522,7 +522,7 @@ impl SqliteStore {
                 now: &now,
             };
             let hash = |n: &MyNumber| self.vault.lookup_hash(n);
-            let (report, errors) = import::run(input, opts, known as u64, &hash, &mut sink)?;
+            let (report, errors) = import::run(input, opts, updating, &hash, &mut sink)?;
             // The vault first: a crash between the two commits leaves numbers for
             // rows the register does not show yet, which a re-upload then finds
             // unchanged; the other order could leave people without their number.
