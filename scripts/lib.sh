@@ -9,6 +9,8 @@ VRS_DEBIAN_PACKAGES=(
     postgresql      # the server's second backend; tests start a throwaway cluster
     python3 python3-venv # schemathesis (PyPI) for scripts/api-fuzz
     curl            # scripts wait for a server's /api/health
+    libtesseract-dev libleptonica-dev libclang-dev tesseract-ocr-eng # the scanner's OCR (tesseract crate)
+    fonts-ocr-b fonts-noto-cjk # the fixture generator's fonts (OCR-B line, Japanese text)
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }

@@ -1,0 +1,493 @@
+//! Finding the 18-digit OCR line in a full frame, and rectifying it.
+//!
+//! A frame is binarised against its local mean (so shadows and uneven light do not
+//! matter), cut into connected components, and components of digit size are chained
+//! left to right when they are alike in height and sit on one slanted line. A chain
+//! long enough to be 18 digits is a candidate: it is resampled into a straight strip
+//! [`CELL_H`] tall with its digits exactly [`DIGIT_H`] tall, the top and bottom of the
+//! ink measured at both ends so that a line seen in perspective comes out level too.
+
+use image::GrayImage;
+
+use crate::ocrb::{CELL_H, DIGIT_H, DIGIT_TOP, bilinear, fit_line};
+
+/// Digit heights the finder looks for, in frame pixels.
+pub const MIN_DIGIT_H: u32 = 9;
+pub const MAX_DIGIT_H: u32 = 64;
+
+/// A connected component's box and ink.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Component {
+    pub x0: u32,
+    pub y0: u32,
+    pub x1: u32,
+    pub y1: u32,
+    pub area: u32,
+}
+
+impl Component {
+    fn w(&self) -> f32 {
+        (self.x1 - self.x0 + 1) as f32
+    }
+    fn h(&self) -> f32 {
+        (self.y1 - self.y0 + 1) as f32
+    }
+    fn cx(&self) -> f32 {
+        (self.x0 + self.x1) as f32 / 2.0
+    }
+    fn cy(&self) -> f32 {
+        (self.y0 + self.y1) as f32 / 2.0
+    }
+}
+
+/// A candidate line, rectified.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// The strip: [`CELL_H`] rows, digits [`DIGIT_H`] tall from row [`DIGIT_TOP`].
+    pub strip: GrayImage,
+    /// Strip columns of the first and last ink.
+    pub ink_left: f32,
+    pub ink_right: f32,
+    /// How many components the chain had.
+    pub components: usize,
+    /// The line's corners in the frame (top-left, top-right, bottom-right,
+    /// bottom-left), for the UI's outline.
+    pub quad: [(f32, f32); 4],
+    /// Digit height in frame pixels.
+    pub digit_h: f32,
+}
+
+/// Pixels darker than their neighbourhood's mean by a margin: ink.
+pub fn binarise(gray: &GrayImage) -> Vec<bool> {
+    let (w, h) = (gray.width() as usize, gray.height() as usize);
+    let raw = gray.as_raw();
+    // Integral image, one row of padding.
+    let mut integral = vec![0u32; (w + 1) * (h + 1)];
+    for y in 0..h {
+        let mut row = 0u32;
+        for x in 0..w {
+            row += u32::from(raw[y * w + x]);
+            integral[(y + 1) * (w + 1) + x + 1] = integral[y * (w + 1) + x + 1] + row;
+        }
+    }
+    // A window a little larger than the tallest digit's stroke gaps: large enough that
+    // the inside of a thick stroke is not called paper, small enough to follow a shadow.
+    let r = 15usize;
+    let mut out = vec![false; w * h];
+    for y in 0..h {
+        let ya = y.saturating_sub(r);
+        let yb = (y + r + 1).min(h);
+        for x in 0..w {
+            let xa = x.saturating_sub(r);
+            let xb = (x + r + 1).min(w);
+            let sum = integral[yb * (w + 1) + xb] + integral[ya * (w + 1) + xa]
+                - integral[ya * (w + 1) + xb]
+                - integral[yb * (w + 1) + xa];
+            let n = ((yb - ya) * (xb - xa)) as u32;
+            let p = u32::from(raw[y * w + x]);
+            // ink when p < mean·(1 − 0.12) − 4: relative, so that dim and bright parts
+            // of the frame are treated alike; the constant keeps flat noise out.
+            out[y * w + x] = (p + 4) * n * 100 < sum * 88;
+        }
+    }
+    out
+}
+
+/// Connected components (8-connected) of the ink, by runs.
+pub fn components(ink: &[bool], w: usize, h: usize) -> Vec<Component> {
+    #[derive(Clone, Copy)]
+    struct Run {
+        y: u32,
+        x0: u32,
+        x1: u32,
+    }
+    let mut runs: Vec<Run> = Vec::new();
+    let mut row_start = Vec::with_capacity(h + 1);
+    for y in 0..h {
+        row_start.push(runs.len());
+        let row = &ink[y * w..(y + 1) * w];
+        let mut x = 0;
+        while x < w {
+            if row[x] {
+                let s = x;
+                while x < w && row[x] {
+                    x += 1;
+                }
+                runs.push(Run {
+                    y: y as u32,
+                    x0: s as u32,
+                    x1: (x - 1) as u32,
+                });
+            } else {
+                x += 1;
+            }
+        }
+    }
+    row_start.push(runs.len());
+    let mut parent: Vec<u32> = (0..runs.len() as u32).collect();
+    fn find(parent: &mut [u32], mut a: u32) -> u32 {
+        while parent[a as usize] != a {
+            let p = parent[parent[a as usize] as usize];
+            parent[a as usize] = p;
+            a = p;
+        }
+        a
+    }
+    for y in 1..h {
+        let (prev_a, prev_b) = (row_start[y - 1], row_start[y]);
+        let (cur_a, cur_b) = (row_start[y], row_start[y + 1]);
+        let mut j = prev_a;
+        for i in cur_a..cur_b {
+            let r = runs[i];
+            // Previous-row runs that touch r, diagonals included.
+            while j < prev_b && runs[j].x1 + 1 < r.x0 {
+                j += 1;
+            }
+            let mut k = j;
+            while k < prev_b && runs[k].x0 <= r.x1 + 1 {
+                let a = find(&mut parent, i as u32);
+                let b = find(&mut parent, k as u32);
+                if a != b {
+                    parent[a.max(b) as usize] = a.min(b);
+                }
+                k += 1;
+            }
+        }
+    }
+    let mut index = vec![u32::MAX; runs.len()];
+    let mut out: Vec<Component> = Vec::new();
+    for i in 0..runs.len() {
+        let root = find(&mut parent, i as u32) as usize;
+        let r = runs[i];
+        if index[root] == u32::MAX {
+            index[root] = out.len() as u32;
+            out.push(Component {
+                x0: r.x0,
+                y0: r.y,
+                x1: r.x1,
+                y1: r.y,
+                area: 0,
+            });
+        }
+        let c = &mut out[index[root] as usize];
+        c.x0 = c.x0.min(r.x0);
+        c.x1 = c.x1.max(r.x1);
+        c.y0 = c.y0.min(r.y);
+        c.y1 = c.y1.max(r.y);
+        c.area += r.x1 - r.x0 + 1;
+    }
+    out
+}
+
+/// Components that could be one digit (or two or three run together by blur).
+fn digit_like(c: &Component) -> bool {
+    let (w, h) = (c.w(), c.h());
+    let fill = c.area as f32 / (w * h);
+    h >= MIN_DIGIT_H as f32
+        && h <= MAX_DIGIT_H as f32 * 1.2
+        && w >= 0.15 * h
+        && w <= 2.4 * h
+        && (0.12..=0.85).contains(&fill)
+}
+
+/// Chains of digit-like components, left to right, each at least `min_len` long.
+pub fn chains(comps: &[Component], min_len: usize) -> Vec<Vec<Component>> {
+    let mut cs: Vec<Component> = comps.iter().copied().filter(digit_like).collect();
+    cs.sort_by(|a, b| a.cx().total_cmp(&b.cx()));
+    let n = cs.len();
+    // Each component's best right-hand neighbour.
+    let mut right: Vec<Option<usize>> = vec![None; n];
+    let mut left_best: Vec<Option<(usize, f32)>> = vec![None; n];
+    for i in 0..n {
+        let a = cs[i];
+        let ha = a.h();
+        let mut best: Option<(usize, f32)> = None;
+        for (j, b) in cs.iter().enumerate().skip(i + 1) {
+            let dx = b.cx() - a.cx();
+            if dx > 2.0 * ha + a.w() {
+                break;
+            }
+            // Gap between the boxes, not the centres: a run-together pair is wide.
+            let gap = b.x0 as f32 - a.x1 as f32;
+            if gap > 1.0 * ha || gap < -0.3 * ha {
+                continue;
+            }
+            let hr = b.h() / ha;
+            if !(0.72..=1.39).contains(&hr) {
+                continue;
+            }
+            let dy = b.cy() - a.cy();
+            // ±17° of slant, plus slack for the boxes of slanted glyphs.
+            if dy.abs() > 0.31 * dx + 0.25 * ha {
+                continue;
+            }
+            let cost = gap.max(0.0) + 2.0 * dy.abs() + 3.0 * (hr - 1.0).abs() * ha;
+            if best.is_none_or(|(_, c)| cost < c) {
+                best = Some((j, cost));
+            }
+        }
+        if let Some((j, cost)) = best {
+            right[i] = Some(j);
+            if left_best[j].is_none_or(|(_, c)| cost < c) {
+                left_best[j] = Some((i, cost));
+            }
+        }
+    }
+    // Keep mutual links only, so that a chain never forks.
+    let mut has_left = vec![false; n];
+    for i in 0..n {
+        if let Some(j) = right[i] {
+            if left_best[j].map(|(l, _)| l) == Some(i) {
+                has_left[j] = true;
+            } else {
+                right[i] = None;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for start in 0..n {
+        if has_left[start] {
+            continue;
+        }
+        let mut chain = vec![cs[start]];
+        let mut at = start;
+        while let Some(j) = right[at] {
+            chain.push(cs[j]);
+            at = j;
+        }
+        if chain.len() >= min_len {
+            out.push(chain);
+        }
+    }
+    out
+}
+
+/// Finds candidate lines in a frame, best first.
+pub fn find_candidates(gray: &GrayImage, max: usize) -> Vec<Candidate> {
+    let (w, h) = (gray.width() as usize, gray.height() as usize);
+    let ink = binarise(gray);
+    let comps = components(&ink, w, h);
+    // 18 digits may come as fewer components when blur runs neighbours together.
+    let mut found = chains(&comps, 7);
+    // Longer chains first: the OCR line is the longest digit run on a voucher.
+    found.sort_by_key(|c| std::cmp::Reverse(c.len()));
+    let mut out = Vec::new();
+    for chain in found {
+        if out.len() >= max {
+            break;
+        }
+        if let Some(c) = rectify(gray, &chain) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Resamples a chain into a level strip.
+pub fn rectify(gray: &GrayImage, chain: &[Component]) -> Option<Candidate> {
+    // The line through the centres gives the slant.
+    let (_, slope) = fit_line(chain.iter().map(|c| (c.cx(), c.cy())));
+    let slope = if slope.is_finite() { slope } else { 0.0 };
+    let theta = slope.atan();
+    let (cos, sin) = (theta.cos(), theta.sin());
+    let mut heights: Vec<f32> = chain.iter().map(|c| c.h()).collect();
+    heights.sort_by(f32::total_cmp);
+    // A slanted glyph's box is taller than the glyph; take some of that back.
+    let mean_w = chain.iter().map(|c| c.w().min(c.h())).sum::<f32>() / chain.len() as f32;
+    let h_est = (heights[heights.len() / 2] - mean_w * sin.abs()).max(4.0) / cos.max(0.5);
+    // Frame → line coordinates: t along the line, v across, origin at the first centre.
+    let (ox, oy) = (chain[0].cx(), chain[0].cy());
+    let to_line = |x: f32, y: f32| ((x - ox) * cos + (y - oy) * sin, -(x - ox) * sin + (y - oy) * cos);
+    let mut t_min = f32::MAX;
+    let mut t_max = f32::MIN;
+    let mut v_mid = 0.0;
+    for c in chain {
+        let (t, v) = to_line(c.cx(), c.cy());
+        let half = c.w() / 2.0;
+        t_min = t_min.min(t - half);
+        t_max = t_max.max(t + half);
+        v_mid += v;
+    }
+    v_mid /= chain.len() as f32;
+    let margin = 0.6 * h_est;
+    let (t0, t1) = (t_min - margin, t_max + margin);
+
+    // First pass: a loose strip, 2.4 digit heights tall, to measure the ink.
+    let s = DIGIT_H as f32 / h_est;
+    let loose_h = (2.4 * DIGIT_H as f32) as u32;
+    let width = ((t1 - t0) * s).round() as u32;
+    if width < 40 || width > 4000 {
+        return None;
+    }
+    let at = |t: f32, v: f32| -> (f32, f32) { (ox + t * cos - v * sin, oy + t * sin + v * cos) };
+    let v_top = v_mid - 1.2 * h_est;
+    let mut loose = GrayImage::new(width, loose_h);
+    for y in 0..loose_h {
+        for x in 0..width {
+            let (fx, fy) = at(t0 + x as f32 / s, v_top + y as f32 / s);
+            loose.put_pixel(x, y, image::Luma([bilinear(gray, fx, fy) as u8]));
+        }
+    }
+    // Ink band (top, bottom) in the left and right thirds.
+    let threshold = otsu(&loose);
+    let band = |x_from: u32, x_to: u32| ink_band(&loose, x_from, x_to, threshold);
+    let third = width / 3;
+    let (lt, lb) = band(0, third)?;
+    let (rt, rb) = band(width - third, width)?;
+    let (xl, xr) = (third as f32 / 2.0, width as f32 - third as f32 / 2.0);
+    let lerp = |a: f32, b: f32, x: f32| a + (b - a) * (x - xl) / (xr - xl);
+    // Measured digit height, in frame pixels: the horizontal scale follows it, so that
+    // the strip's digits have the templates' proportions.
+    let h_meas = ((lb - lt) + (rb - rt)) / 2.0 / s;
+    if h_meas < MIN_DIGIT_H as f32 * 0.8 {
+        return None;
+    }
+    let sx = DIGIT_H as f32 / h_meas;
+    let out_w = ((t1 - t0) * sx).round() as u32;
+    let mut strip = GrayImage::new(out_w, CELL_H);
+    for x in 0..out_w {
+        let t = t0 + x as f32 / sx;
+        let lx = (t - t0) * s; // this column in loose-strip pixels
+        let top = lerp(lt, rt, lx);
+        let bottom = lerp(lb, rb, lx);
+        for y in 0..CELL_H {
+            let ly = top + (y as f32 - DIGIT_TOP as f32) * (bottom - top) / DIGIT_H as f32;
+            let (fx, fy) = at(t, v_top + ly / s);
+            strip.put_pixel(x, y, image::Luma([bilinear(gray, fx, fy) as u8]));
+        }
+    }
+    let (ink_left, ink_right) = ink_columns(&strip, otsu(&strip))?;
+    let corner = |x: f32, y: f32| {
+        let t = t0 + x / sx;
+        let lx = (t - t0) * s;
+        let top = lerp(lt, rt, lx);
+        let bottom = lerp(lb, rb, lx);
+        let ly = top + (y - DIGIT_TOP as f32) * (bottom - top) / DIGIT_H as f32;
+        at(t, v_top + ly / s)
+    };
+    let (top_y, bottom_y) = (DIGIT_TOP as f32, (DIGIT_TOP + DIGIT_H) as f32);
+    Some(Candidate {
+        quad: [
+            corner(ink_left, top_y),
+            corner(ink_right, top_y),
+            corner(ink_right, bottom_y),
+            corner(ink_left, bottom_y),
+        ],
+        strip,
+        ink_left,
+        ink_right,
+        components: chain.len(),
+        digit_h: h_meas,
+    })
+}
+
+/// Otsu's threshold over an image.
+pub fn otsu(img: &GrayImage) -> u8 {
+    let mut hist = [0u32; 256];
+    for p in img.as_raw() {
+        hist[usize::from(*p)] += 1;
+    }
+    let total: f64 = img.as_raw().len() as f64;
+    let sum_all: f64 = hist.iter().enumerate().map(|(i, &c)| i as f64 * f64::from(c)).sum();
+    let (mut w_b, mut sum_b, mut best, mut best_t) = (0f64, 0f64, 0f64, 128u8);
+    for (t, &c) in hist.iter().enumerate() {
+        w_b += f64::from(c);
+        if w_b == 0.0 {
+            continue;
+        }
+        let w_f = total - w_b;
+        if w_f == 0.0 {
+            break;
+        }
+        sum_b += t as f64 * f64::from(c);
+        let m_b = sum_b / w_b;
+        let m_f = (sum_all - sum_b) / w_f;
+        let between = w_b * w_f * (m_b - m_f) * (m_b - m_f);
+        if between > best {
+            best = between;
+            best_t = t as u8;
+        }
+    }
+    best_t
+}
+
+/// The band of rows around the strip's middle where ink is, between columns.
+fn ink_band(img: &GrayImage, x_from: u32, x_to: u32, threshold: u8) -> Option<(f32, f32)> {
+    let h = img.height() as usize;
+    let profile: Vec<u32> = (0..h as u32)
+        .map(|y| (x_from..x_to).filter(|&x| img.get_pixel(x, y).0[0] <= threshold).count() as u32)
+        .collect();
+    let peak = *profile.iter().max()?;
+    if peak == 0 {
+        return None;
+    }
+    // Rows with at least a fifth of the peak's ink, grown out from the middle: a
+    // neighbouring line of text above or below stays outside the band.
+    let floor = (peak / 8).max(1);
+    let mid = h / 2;
+    let start = (mid.saturating_sub(h / 6)..(mid + h / 6).min(h)).max_by_key(|&y| profile[y])?;
+    if profile[start] < floor {
+        return None;
+    }
+    let mut top = start;
+    while top > 0 && profile[top - 1] >= floor {
+        top -= 1;
+    }
+    let mut bottom = start;
+    while bottom + 1 < h && profile[bottom + 1] >= floor {
+        bottom += 1;
+    }
+    Some((top as f32, bottom as f32 + 1.0))
+}
+
+/// The first and last ink columns within the digit rows.
+fn ink_columns(strip: &GrayImage, threshold: u8) -> Option<(f32, f32)> {
+    let rows = DIGIT_TOP + 2..DIGIT_TOP + DIGIT_H - 2;
+    let has_ink = |x: u32| rows.clone().filter(|&y| strip.get_pixel(x, y).0[0] <= threshold).count() >= 2;
+    let left = (0..strip.width()).find(|&x| has_ink(x))?;
+    let right = (0..strip.width()).rev().find(|&x| has_ink(x))?;
+    (right > left).then_some((left as f32, right as f32 + 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image_of(rows: &[&str]) -> Vec<bool> {
+        rows.iter().flat_map(|r| r.chars().map(|c| c == '#')).collect()
+    }
+
+    #[test]
+    fn components_join_diagonals_and_keep_apart_what_does_not_touch() {
+        let ink = image_of(&["#..#", ".#.#", "...#", "#..."]);
+        let mut cs = components(&ink, 4, 4);
+        cs.sort_by_key(|c| (c.x0, c.y0));
+        assert_eq!(cs.len(), 3);
+        assert_eq!((cs[0].x0, cs[0].y0, cs[0].x1, cs[0].y1, cs[0].area), (0, 0, 1, 1, 2));
+        assert_eq!((cs[1].x0, cs[1].y0, cs[1].area), (0, 3, 1));
+        assert_eq!((cs[2].x0, cs[2].y0, cs[2].x1, cs[2].y1, cs[2].area), (3, 0, 3, 2, 3));
+    }
+
+    #[test]
+    fn a_row_of_boxes_makes_one_chain_and_a_lone_box_none() {
+        let mut comps: Vec<Component> = (0..18)
+            .map(|i| Component {
+                x0: 10 + i * 14,
+                y0: 50 + i / 3,
+                x1: 10 + i * 14 + 9,
+                y1: 50 + i / 3 + 19,
+                area: 80,
+            })
+            .collect();
+        comps.push(Component {
+            x0: 400,
+            y0: 200,
+            x1: 409,
+            y1: 219,
+            area: 80,
+        });
+        let found = chains(&comps, 7);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].len(), 18);
+    }
+}

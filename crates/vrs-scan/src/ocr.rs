@@ -1,0 +1,146 @@
+//! Tesseract, behind a trait so that the pipeline's tests can use a fake.
+//!
+//! One engine is kept for the scanner's life (initialising one takes ~100 ms). It reads
+//! a rectified strip as a single line (PSM 7), digits only, with the LSTM engine.
+//! Debian's libtesseract spins OpenMP threads unless `OMP_THREAD_LIMIT=1` is in the
+//! environment when the process starts, which makes every line ~8× slower: the
+//! `vrs` command and the scripts set it.
+
+use std::path::{Path, PathBuf};
+
+use image::GrayImage;
+
+/// What a line reader made of a strip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineText {
+    /// The digits read, spaces removed.
+    pub digits: String,
+    /// The reader's own confidence, 0..100.
+    pub confidence: i32,
+}
+
+/// Reads one line of digits from a strip.
+pub trait LineReader {
+    fn read_line(&mut self, strip: &GrayImage) -> Option<LineText>;
+}
+
+/// Why the OCR engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OcrError {
+    #[error(
+        "no tesseract model (eng.traineddata) found in {searched}: set VRS_TESSDATA to the folder holding it, or install tesseract-ocr-eng"
+    )]
+    NoModel { searched: String },
+    #[error("tesseract would not start with the model in {dir}: {detail}")]
+    Init { dir: String, detail: String },
+}
+
+/// Where the model is looked for: `VRS_TESSDATA`, the repository's `models/tessdata`,
+/// then Debian's folder.
+pub fn tessdata_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("VRS_TESSDATA") {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/tessdata"));
+    dirs.push(PathBuf::from("/usr/share/tesseract-ocr/5/tessdata"));
+    dirs
+}
+
+/// Stock tesseract, reading digits.
+pub struct Tesseract {
+    engine: Option<tesseract::Tesseract>,
+    dir: PathBuf,
+    /// White border added around a strip: tesseract finds a line better with room.
+    pad: u32,
+}
+
+impl std::fmt::Debug for Tesseract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tesseract").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+impl Tesseract {
+    /// Starts an engine from the first folder in [`tessdata_dirs`] that holds the model.
+    pub fn new() -> Result<Self, OcrError> {
+        let dirs = tessdata_dirs();
+        let dir = dirs
+            .iter()
+            .find(|d| d.join("eng.traineddata").is_file())
+            .cloned()
+            .ok_or_else(|| OcrError::NoModel {
+                searched: dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        omp::one_thread();
+        let engine = Self::start(&dir)?;
+        Ok(Tesseract {
+            engine: Some(engine),
+            dir,
+            pad: 12,
+        })
+    }
+
+    fn start(dir: &Path) -> Result<tesseract::Tesseract, OcrError> {
+        let err = |detail: String| OcrError::Init {
+            dir: dir.display().to_string(),
+            detail,
+        };
+        let path = dir.to_str().ok_or_else(|| err("the path is not UTF-8".into()))?;
+        let mut t = tesseract::Tesseract::new_with_oem(
+            Some(path),
+            Some("eng"),
+            tesseract::OcrEngineMode::LstmOnly,
+        )
+        .map_err(|e| err(e.to_string()))?
+        .set_variable("tessedit_char_whitelist", "0123456789")
+        .map_err(|e| err(e.to_string()))?
+        // No dictionary: the line is a number, not a word.
+        .set_variable("load_system_dawg", "0")
+        .map_err(|e| err(e.to_string()))?
+        .set_variable("load_freq_dawg", "0")
+        .map_err(|e| err(e.to_string()))?;
+        t.set_page_seg_mode(tesseract::PageSegMode::PsmSingleLine);
+        Ok(t)
+    }
+}
+
+/// Debian's libtesseract parallelises with OpenMP; on a tablet's or a server's cores
+/// that is ~8× slower per line than one thread, unless `OMP_THREAD_LIMIT=1` was in the
+/// environment at process start (setting it later is too late). Setting the calling
+/// thread's team size works at any time, so every read does it.
+#[allow(unsafe_code)]
+mod omp {
+    #[link(name = "gomp")]
+    unsafe extern "C" {
+        fn omp_set_num_threads(n: std::ffi::c_int);
+    }
+
+    pub fn one_thread() {
+        // SAFETY: a plain setter of the calling thread's OpenMP team size, no pointers.
+        unsafe { omp_set_num_threads(1) }
+    }
+}
+
+impl LineReader for Tesseract {
+    fn read_line(&mut self, strip: &GrayImage) -> Option<LineText> {
+        omp::one_thread();
+        let pad = self.pad;
+        let (w, h) = (strip.width() + 2 * pad, strip.height() + 2 * pad);
+        let mut padded = GrayImage::from_pixel(w, h, image::Luma([255]));
+        image::imageops::replace(&mut padded, strip, i64::from(pad), i64::from(pad));
+        let engine = self.engine.take().or_else(|| Self::start(&self.dir).ok())?;
+        let engine = engine.set_frame(padded.as_raw(), w as i32, h as i32, 1, w as i32);
+        // A failed frame consumes the engine; the next call starts another.
+        let mut engine = engine.ok()?;
+        let text = engine.get_text().ok();
+        let confidence = engine.mean_text_conf();
+        self.engine = Some(engine);
+        let digits: String = text?.chars().filter(char::is_ascii_digit).collect();
+        Some(LineText { digits, confidence })
+    }
+}

@@ -1,0 +1,349 @@
+//! OCR-B digit templates: the second reader of the OCR line.
+//!
+//! Tesseract reads a rectified line as a whole; this module reads it again cell by
+//! cell, by normalised cross-correlation against the ten OCR-B digits. The two readers
+//! fail differently (tesseract's language model against plain template shapes), so a
+//! line is reported only when both give the same 18 digits and every cell's best
+//! template wins clearly: that is what keeps 1↔4 and 3↔8 confusions out.
+//!
+//! The templates are `models/ocrb-digits.png`: ten cells side by side, each one digit
+//! drawn in OCR-B with its digit height [`DIGIT_H`] starting at row [`DIGIT_TOP`], in a
+//! cell as wide as the font's advance. `vrs fixtures ocrb-templates` renders it from the
+//! OCR-B font (models/README.md has its provenance).
+
+use image::GrayImage;
+
+/// Height of a template cell, and of the rectified line strip.
+pub const CELL_H: u32 = 48;
+/// Height of a digit inside a cell (and inside the strip).
+pub const DIGIT_H: u32 = 32;
+/// Row of a digit's top inside a cell (and inside the strip).
+pub const DIGIT_TOP: u32 = 8;
+
+/// The committed templates.
+pub const TEMPLATES_PNG: &[u8] = include_bytes!("../../../models/ocrb-digits.png");
+
+/// Why templates could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("OCR-B templates: {0}")]
+    Bad(String),
+}
+
+/// One digit's template, ready for matching.
+#[derive(Clone, Debug)]
+struct Template {
+    /// Zero-mean, unit-norm pixel values of the cell, row-major.
+    norm: Vec<f32>,
+    /// The first and last ink columns within the cell.
+    ink_left: f32,
+    ink_right: f32,
+}
+
+/// The ten OCR-B digits.
+#[derive(Clone, Debug)]
+pub struct Templates {
+    cell_w: u32,
+    digits: Vec<Template>,
+}
+
+/// What a cell matched.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CellMatch {
+    pub digit: u8,
+    /// Correlation with the best template (−1..1).
+    pub score: f32,
+    /// Best minus second best.
+    pub margin: f32,
+    /// Where the cell was found (its left edge, in strip columns).
+    pub left: f32,
+}
+
+impl Templates {
+    /// The committed templates.
+    pub fn builtin() -> Result<Self, TemplateError> {
+        let img = image::load_from_memory_with_format(TEMPLATES_PNG, image::ImageFormat::Png)
+            .map_err(|e| TemplateError::Bad(e.to_string()))?
+            .to_luma8();
+        Self::from_sheet(&img)
+    }
+
+    /// Templates from a sheet of ten cells side by side (digits 0 to 9).
+    pub fn from_sheet(sheet: &GrayImage) -> Result<Self, TemplateError> {
+        if sheet.height() != CELL_H || sheet.width() % 10 != 0 || sheet.width() == 0 {
+            return Err(TemplateError::Bad(format!(
+                "sheet is {}x{}, expected 10 cells of height {CELL_H}",
+                sheet.width(),
+                sheet.height()
+            )));
+        }
+        let cell_w = sheet.width() / 10;
+        let mut digits = Vec::with_capacity(10);
+        for d in 0..10 {
+            let x0 = d * cell_w;
+            let mut px = Vec::with_capacity((cell_w * CELL_H) as usize);
+            let (mut left, mut right) = (cell_w, 0);
+            for y in 0..CELL_H {
+                for x in 0..cell_w {
+                    let v = sheet.get_pixel(x0 + x, y).0[0];
+                    if v < 128 {
+                        left = left.min(x);
+                        right = right.max(x);
+                    }
+                    px.push(f32::from(v));
+                }
+            }
+            if left > right {
+                return Err(TemplateError::Bad(format!("digit {d} has no ink")));
+            }
+            // Camera frames are never sharp: a slightly blurred template correlates
+            // better with a blurred cell and no worse with a sharp one.
+            let blurred = blur3(&px, cell_w as usize, CELL_H as usize);
+            digits.push(Template {
+                norm: normalise(&blurred).ok_or_else(|| {
+                    TemplateError::Bad(format!("digit {d} is a flat image"))
+                })?,
+                ink_left: left as f32,
+                ink_right: right as f32 + 1.0,
+            });
+        }
+        Ok(Templates { cell_w, digits })
+    }
+
+    /// The advance width of a digit at [`DIGIT_H`], in pixels.
+    pub fn cell_w(&self) -> u32 {
+        self.cell_w
+    }
+
+    /// The mean width of a digit's ink, in pixels.
+    pub fn mean_ink_width(&self) -> f32 {
+        self.digits
+            .iter()
+            .map(|t| t.ink_right - t.ink_left)
+            .sum::<f32>()
+            / 10.0
+    }
+
+    /// Where digit `d`'s ink starts and ends within its cell.
+    pub fn ink(&self, d: u8) -> (f32, f32) {
+        let t = &self.digits[usize::from(d % 10)];
+        (t.ink_left, t.ink_right)
+    }
+
+    /// Reads `n` equally spaced cells from a rectified strip (height [`CELL_H`]), the
+    /// first starting near `left` and the pitch near `pitch`. Each cell is searched a few
+    /// pixels either side of where the pitch puts it, then the pitch is refitted to
+    /// where the cells were found and the cells read again, so that a small error in
+    /// the line's ends does not shift every cell.
+    pub fn read_cells(&self, strip: &GrayImage, left: f32, pitch: f32, n: usize) -> Vec<CellMatch> {
+        let mut left = left;
+        let mut pitch = pitch;
+        let mut cells = Vec::new();
+        for pass in 0..2 {
+            let reach = if pass == 0 { 3 } else { 1 };
+            cells = (0..n)
+                .map(|i| self.best_near(strip, left + i as f32 * pitch, pitch, reach))
+                .collect();
+            // Least-squares line through the found positions.
+            let (l, p) = fit_line(cells.iter().enumerate().map(|(i, c)| (i as f32, c.left)));
+            if p.is_finite() && (p / pitch - 1.0).abs() < 0.1 {
+                left = l;
+                pitch = p;
+            }
+        }
+        cells
+    }
+
+    /// The best digit for a cell expected to start at `left`, trying shifts of up to
+    /// `reach` pixels either way (in half-pixel steps) and one row up or down.
+    fn best_near(&self, strip: &GrayImage, left: f32, pitch: f32, reach: i32) -> CellMatch {
+        let mut best = CellMatch {
+            digit: 0,
+            score: -1.0,
+            margin: 0.0,
+            left,
+        };
+        let mut sample = vec![0f32; (self.cell_w * CELL_H) as usize];
+        for half_steps in -2 * reach..=2 * reach {
+            let x = left + half_steps as f32 * 0.5;
+            for dy in [-1.0f32, 0.0, 1.0] {
+                self.sample_cell(strip, x, dy, pitch, &mut sample);
+                let Some(s) = normalise(&sample) else {
+                    continue;
+                };
+                let (d, score, second) = self.classify(&s);
+                if score > best.score {
+                    best = CellMatch {
+                        digit: d,
+                        score,
+                        margin: score - second,
+                        left: x,
+                    };
+                }
+            }
+        }
+        best
+    }
+
+    /// Best digit, its score and the runner-up's score, for a normalised cell.
+    fn classify(&self, s: &[f32]) -> (u8, f32, f32) {
+        let mut best = (0u8, -2.0f32);
+        let mut second = -2.0f32;
+        for (d, t) in self.digits.iter().enumerate() {
+            let score: f32 = t.norm.iter().zip(s).map(|(a, b)| a * b).sum();
+            if score > best.1 {
+                second = best.1;
+                best = (d as u8, score);
+            } else if score > second {
+                second = score;
+            }
+        }
+        (best.0, best.1, second)
+    }
+
+    /// Resamples the strip's columns `left .. left + pitch` (shifted `dy` rows) to one
+    /// template cell.
+    fn sample_cell(&self, strip: &GrayImage, left: f32, dy: f32, pitch: f32, out: &mut [f32]) {
+        let sx = pitch / self.cell_w as f32;
+        let w = self.cell_w as usize;
+        for y in 0..CELL_H as usize {
+            for x in 0..w {
+                out[y * w + x] = bilinear(strip, left + (x as f32 + 0.5) * sx - 0.5, y as f32 + dy);
+            }
+        }
+    }
+}
+
+/// Bilinear sample, white outside the image.
+pub(crate) fn bilinear(img: &GrayImage, x: f32, y: f32) -> f32 {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let x0 = x.floor();
+    let y0 = y.floor();
+    let fx = x - x0;
+    let fy = y - y0;
+    let (x0, y0) = (x0 as i64, y0 as i64);
+    let raw = img.as_raw();
+    let at = |xx: i64, yy: i64| -> f32 {
+        if xx < 0 || yy < 0 || xx >= w || yy >= h {
+            255.0
+        } else {
+            f32::from(raw[(yy * w + xx) as usize])
+        }
+    };
+    let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1, y0) * fx;
+    let bottom = at(x0, y0 + 1) * (1.0 - fx) + at(x0 + 1, y0 + 1) * fx;
+    top * (1.0 - fy) + bottom * fy
+}
+
+/// Zero mean, unit norm; None for a flat patch (nothing to correlate).
+fn normalise(px: &[f32]) -> Option<Vec<f32>> {
+    let n = px.len() as f32;
+    let mean = px.iter().sum::<f32>() / n;
+    let norm = px.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>().sqrt();
+    if norm < 1e-3 * n {
+        return None;
+    }
+    Some(px.iter().map(|v| (v - mean) / norm).collect())
+}
+
+/// A 3×3 binomial blur (σ ≈ 0.85 px), edges clamped.
+fn blur3(px: &[f32], w: usize, h: usize) -> Vec<f32> {
+    let get = |x: isize, y: isize| -> f32 {
+        let x = x.clamp(0, w as isize - 1) as usize;
+        let y = y.clamp(0, h as isize - 1) as usize;
+        px[y * w + x]
+    };
+    let k = [1.0f32, 2.0, 1.0];
+    let mut out = vec![0f32; w * h];
+    for y in 0..h as isize {
+        for x in 0..w as isize {
+            let mut s = 0.0;
+            for (j, kj) in k.iter().enumerate() {
+                for (i, ki) in k.iter().enumerate() {
+                    s += kj * ki * get(x + i as isize - 1, y + j as isize - 1);
+                }
+            }
+            out[y as usize * w + x as usize] = s / 16.0;
+        }
+    }
+    out
+}
+
+/// Least squares y = a + b·x; (a, b).
+pub(crate) fn fit_line(points: impl Iterator<Item = (f32, f32)>) -> (f32, f32) {
+    let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0f32, 0f32, 0f32, 0f32, 0f32);
+    for (x, y) in points {
+        n += 1.0;
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        sxy += x * y;
+    }
+    let den = n * sxx - sx * sx;
+    if n < 2.0 || den.abs() < 1e-9 {
+        return (if n > 0.0 { sy / n } else { 0.0 }, f32::NAN);
+    }
+    let b = (n * sxy - sx * sy) / den;
+    ((sy - b * sx) / n, b)
+}
+
+/// Renders the template sheet from an OCR-B font file (the "training" of this model).
+#[cfg(feature = "synth")]
+pub fn render_sheet(font_bytes: &[u8]) -> Result<GrayImage, TemplateError> {
+    use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
+    let font = FontRef::try_from_slice(font_bytes).map_err(|e| TemplateError::Bad(e.to_string()))?;
+    // Find the pixel scale at which a digit's outline is DIGIT_H tall.
+    let probe = font.glyph_id('0').with_scale(PxScale::from(100.0));
+    let bounds = font
+        .outline_glyph(probe)
+        .ok_or_else(|| TemplateError::Bad("the font has no digit 0".into()))?
+        .px_bounds();
+    let scale = PxScale::from(100.0 * DIGIT_H as f32 / bounds.height());
+    let scaled = font.as_scaled(scale);
+    let advance = scaled.h_advance(font.glyph_id('0'));
+    let cell_w = advance.round().max(1.0) as u32;
+    let mut sheet = GrayImage::from_pixel(cell_w * 10, CELL_H, image::Luma([255]));
+    for d in 0..10u32 {
+        let c = char::from_digit(d, 10).unwrap_or('0');
+        let glyph = font.glyph_id(c).with_scale_and_position(scale, ab_glyph::point(0.0, 0.0));
+        let Some(outline) = font.outline_glyph(glyph) else {
+            return Err(TemplateError::Bad(format!("the font has no digit {d}")));
+        };
+        let b = outline.px_bounds();
+        // Digits sit on the baseline; put the baseline DIGIT_H below DIGIT_TOP, and keep
+        // the glyph where the font puts it inside its advance.
+        let ox = d * cell_w;
+        let baseline = (DIGIT_TOP + DIGIT_H) as f32;
+        outline.draw(|x, y, cov| {
+            let px = ox as i64 + (b.min.x + x as f32).round() as i64;
+            let py = (baseline + b.min.y + y as f32).round() as i64;
+            if px >= i64::from(ox) && px < i64::from(ox + cell_w) && py >= 0 && py < i64::from(CELL_H) {
+                let v = (255.0 * (1.0 - cov.clamp(0.0, 1.0))) as u8;
+                let p = sheet.get_pixel_mut(px as u32, py as u32);
+                p.0[0] = p.0[0].min(v);
+            }
+        });
+    }
+    Ok(sheet)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_templates_load_and_read_themselves() {
+        let t = Templates::builtin().expect("templates");
+        let img = image::load_from_memory(TEMPLATES_PNG).expect("png").to_luma8();
+        let cells = t.read_cells(&img, 0.0, t.cell_w() as f32, 10);
+        let digits: Vec<u8> = cells.iter().map(|c| c.digit).collect();
+        assert_eq!(digits, (0..10).collect::<Vec<u8>>());
+        assert!(cells.iter().all(|c| c.score > 0.95 && c.margin > 0.1), "{cells:?}");
+    }
+
+    #[test]
+    fn fit_line_recovers_slope() {
+        let (a, b) = fit_line((0..5).map(|i| (i as f32, 3.0 + 2.0 * i as f32)));
+        assert!((a - 3.0).abs() < 1e-4 && (b - 2.0).abs() < 1e-4);
+    }
+}

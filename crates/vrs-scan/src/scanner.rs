@@ -1,0 +1,307 @@
+//! One frame in, one report out: the voucher (when sure), the vaccine label, the raw
+//! symbols and the time taken.
+//!
+//! How a voucher is decided:
+//! - a QR holding 18 digits that validate as an OCR line is the voucher (QR carries its
+//!   own error correction);
+//! - otherwise the OCR line is found and read twice, by tesseract and by the OCR-B
+//!   templates; it counts only when both give the same 18 digits, every cell's template
+//!   wins by a clear margin, and the digits validate (municipality check digit, dose
+//!   1..9);
+//! - an NW-7 symbol holds only the 券番号: it confirms an OCR read that agrees with it,
+//!   and a read that disagrees is thrown away (two readings of one voucher that differ
+//!   mean one of them is wrong, and we cannot tell which).
+
+use std::time::Instant;
+
+use image::{DynamicImage, GrayImage};
+use serde::Serialize;
+use vrs_domain::gs1::{self, VaccineLabel};
+use vrs_domain::ids::OcrLine;
+
+use crate::barcode::{self, Symbol};
+use crate::line::{self, Candidate};
+use crate::ocr::{LineReader, OcrError, Tesseract};
+use crate::ocrb::{CellMatch, TemplateError, Templates};
+
+/// Where a voucher read came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    #[serde(rename = "ocr")]
+    Ocr,
+    #[serde(rename = "qr")]
+    Qr,
+    #[serde(rename = "nw7+ocr")]
+    Nw7Ocr,
+}
+
+/// A voucher the scanner is sure of.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VoucherRead {
+    pub line: OcrLine,
+    pub source: Source,
+    /// 1.0 for a QR; for an OCR read, the smallest margin by which a cell's template
+    /// beat the runner-up, scaled so that the acceptance threshold is 0.5 (0.5..1.0).
+    pub confidence: f32,
+    /// Where the OCR line is in the frame (corners clockwise from top-left), when it was
+    /// read by OCR.
+    pub quad: Option<[(f32, f32); 4]>,
+}
+
+/// What one frame gave.
+#[derive(Clone, Debug, Default)]
+pub struct FrameReport {
+    pub voucher: Option<VoucherRead>,
+    pub lot: Option<VaccineLabel>,
+    pub symbols: Vec<Symbol>,
+    /// Milliseconds spent on the frame (decoding the file not included).
+    pub ms: f64,
+}
+
+/// Thresholds, chosen from the fixture measurements (see the crate's README figures).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Look for barcodes.
+    pub barcodes: bool,
+    /// Look for the OCR line.
+    pub ocr: bool,
+    /// At most this many candidate lines are read per frame.
+    pub max_candidates: usize,
+    /// A cell's best template must correlate at least this well…
+    pub min_score: f32,
+    /// …and beat the second best by this much.
+    pub min_margin: f32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            barcodes: true,
+            ocr: true,
+            max_candidates: 4,
+            min_score: 0.55,
+            min_margin: 0.06,
+        }
+    }
+}
+
+/// Why a scanner could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ScannerError {
+    #[error(transparent)]
+    Ocr(#[from] OcrError),
+    #[error(transparent)]
+    Templates(#[from] TemplateError),
+}
+
+/// The scanner: keep one per thread (the OCR engine is costly to start).
+#[derive(Debug)]
+pub struct Scanner<R: LineReader = Tesseract> {
+    reader: R,
+    templates: Templates,
+    pub options: Options,
+}
+
+impl Scanner<Tesseract> {
+    /// A scanner with stock tesseract and the built-in templates.
+    pub fn new() -> Result<Self, ScannerError> {
+        Ok(Scanner::with_reader(Tesseract::new()?)?)
+    }
+}
+
+/// The OCR reading of one candidate, kept for diagnostics.
+#[derive(Clone, Debug)]
+pub struct LineAttempt {
+    pub template_digits: String,
+    pub cells: Vec<CellMatch>,
+    pub tesseract: Option<String>,
+    pub accepted: bool,
+}
+
+impl<R: LineReader> Scanner<R> {
+    pub fn with_reader(reader: R) -> Result<Self, TemplateError> {
+        Ok(Scanner {
+            reader,
+            templates: Templates::builtin()?,
+            options: Options::default(),
+        })
+    }
+
+    /// Scans a decoded image.
+    pub fn scan(&mut self, img: &DynamicImage) -> FrameReport {
+        let start = Instant::now();
+        let gray = img.to_luma8();
+        let mut report = self.scan_gray(&gray);
+        report.ms = start.elapsed().as_secs_f64() * 1e3;
+        report
+    }
+
+    /// Scans a grey frame.
+    pub fn scan_gray(&mut self, gray: &GrayImage) -> FrameReport {
+        let start = Instant::now();
+        let symbols = if self.options.barcodes {
+            barcode::decode(gray)
+        } else {
+            Vec::new()
+        };
+        let qr = symbols
+            .iter()
+            .filter(|s| s.format == "qr")
+            .find_map(|s| qr_line(&s.text));
+        let nw7: Option<String> = symbols
+            .iter()
+            .filter(|s| s.format == "nw7")
+            .find_map(|s| nw7_number(&s.text));
+        let voucher = if let Some(line) = qr {
+            Some(VoucherRead {
+                line,
+                source: Source::Qr,
+                confidence: 1.0,
+                quad: None,
+            })
+        } else if self.options.ocr {
+            self.read_ocr(gray).and_then(|read| match &nw7 {
+                None => Some(read),
+                Some(n) if *n == read.line.number.to_string() => Some(VoucherRead {
+                    source: Source::Nw7Ocr,
+                    ..read
+                }),
+                Some(_) => None,
+            })
+        } else {
+            None
+        };
+        let lot = label(&symbols);
+        FrameReport {
+            voucher,
+            lot,
+            symbols,
+            ms: start.elapsed().as_secs_f64() * 1e3,
+        }
+    }
+
+    fn read_ocr(&mut self, gray: &GrayImage) -> Option<VoucherRead> {
+        let candidates = line::find_candidates(gray, self.options.max_candidates);
+        candidates.iter().find_map(|c| {
+            let attempt = self.read_candidate(c);
+            if !attempt.accepted {
+                return None;
+            }
+            let min_margin = attempt.cells.iter().map(|c| c.margin).fold(f32::MAX, f32::min);
+            Some(VoucherRead {
+                line: attempt.template_digits.parse().ok()?,
+                source: Source::Ocr,
+                confidence: (0.5 * min_margin / self.options.min_margin).min(1.0),
+                quad: Some(c.quad),
+            })
+        })
+    }
+
+    /// Reads one candidate line both ways.
+    pub fn read_candidate(&mut self, c: &Candidate) -> LineAttempt {
+        let t = &self.templates;
+        // 18 cells between the ink's ends: the first digit's ink starts a little into its
+        // cell, the last one's ends a little before its cell's end.
+        let ink_w = t.mean_ink_width();
+        let lead = (t.cell_w() as f32 - ink_w) / 2.0;
+        let pitch = (c.ink_right - c.ink_left - ink_w) / 17.0;
+        let mut attempt = LineAttempt {
+            template_digits: String::new(),
+            cells: Vec::new(),
+            tesseract: None,
+            accepted: false,
+        };
+        let ratio = pitch / t.cell_w() as f32;
+        if !(0.75..=1.3).contains(&ratio) {
+            return attempt;
+        }
+        let cells = t.read_cells(&c.strip, c.ink_left - lead * ratio, pitch, 18);
+        attempt.template_digits = cells.iter().map(|m| char::from(b'0' + m.digit)).collect();
+        let sure = cells
+            .iter()
+            .all(|m| m.score >= self.options.min_score && m.margin >= self.options.min_margin);
+        attempt.cells = cells;
+        // Tesseract runs only on a line the templates are sure of and that validates:
+        // it is the costly reader, and it can only confirm.
+        if !sure || attempt.template_digits.parse::<OcrLine>().is_err() {
+            return attempt;
+        }
+        let text = self.reader.read_line(&c.strip);
+        attempt.accepted = text.as_ref().is_some_and(|t| t.digits == attempt.template_digits);
+        attempt.tesseract = text.map(|t| t.digits);
+        attempt
+    }
+}
+
+/// A QR's text as an OCR line: exactly 18 digits that validate.
+fn qr_line(text: &str) -> Option<OcrLine> {
+    let t = text.trim();
+    (t.len() == 18 && t.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| t.parse().ok())
+        .flatten()
+}
+
+/// An NW-7 symbol's 券番号: its 10 digits, start and stop characters dropped.
+fn nw7_number(text: &str) -> Option<String> {
+    let t = text.trim().trim_matches(|c: char| matches!(c, 'A'..='D' | 'a'..='d'));
+    (t.len() == 10 && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.to_owned())
+}
+
+/// The vaccine label from the GS1 symbols: the one complete label, or none when two
+/// symbols disagree.
+fn label(symbols: &[Symbol]) -> Option<VaccineLabel> {
+    let mut found: Option<VaccineLabel> = None;
+    for s in symbols.iter().filter(|s| s.format.starts_with("gs1")) {
+        let prefix = match s.format {
+            "gs1-datamatrix" => "]d2",
+            _ => "]C1",
+        };
+        let parsed = gs1::parse(&s.text).or_else(|_| gs1::parse(&format!("{prefix}{}", s.text)));
+        let Some(l) = parsed.ok().and_then(|e| e.label()) else {
+            continue;
+        };
+        match &found {
+            Some(f) if *f != l => return None,
+            _ => found = Some(l),
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qr_text_must_be_exactly_a_valid_line() {
+        assert!(qr_line("111310160123456789").is_some());
+        assert!(qr_line(" 111310160123456789\n").is_some());
+        // municipality check digit wrong (131015)
+        assert!(qr_line("111310150123456789").is_none());
+        // dose 0
+        assert!(qr_line("101310160123456789").is_none());
+        assert!(qr_line("11131016012345678").is_none());
+        assert!(qr_line("1113101601234567890").is_none());
+    }
+
+    #[test]
+    fn nw7_start_stop_characters_are_dropped() {
+        assert_eq!(nw7_number("A0123456789A").as_deref(), Some("0123456789"));
+        assert_eq!(nw7_number("0123456789").as_deref(), Some("0123456789"));
+        assert_eq!(nw7_number("A012345678A"), None);
+    }
+
+    #[test]
+    fn two_gs1_symbols_that_disagree_give_no_label() {
+        let a = Symbol {
+            format: "gs1-128",
+            text: "0104987123456784\u{1d}17250331\u{1d}10FA4597".into(),
+        };
+        let mut b = a.clone();
+        assert!(label(std::slice::from_ref(&a)).is_some());
+        assert!(label(&[a.clone(), b.clone()]).is_some());
+        b.text = "0104987123456784\u{1d}17250331\u{1d}10FA4598".into();
+        assert!(label(&[a, b]).is_none());
+    }
+}
