@@ -179,19 +179,34 @@ pub fn components(ink: &[bool], w: usize, h: usize) -> Vec<Component> {
     out
 }
 
-/// Components that could be one digit (or two or three run together by blur).
+/// Components that could be one digit, or several run together by blur: motion blur
+/// can merge a whole line into one component, which still has the line's height.
 fn digit_like(c: &Component) -> bool {
     let (w, h) = (c.w(), c.h());
     let fill = c.area as f32 / (w * h);
     h >= MIN_DIGIT_H as f32
         && h <= MAX_DIGIT_H as f32 * 1.2
         && w >= 0.15 * h
-        && w <= 2.4 * h
-        && (0.12..=0.85).contains(&fill)
+        && w <= 24.0 * h
+        && (0.12..=0.9).contains(&fill)
 }
 
-/// Chains of digit-like components, left to right, each at least `min_len` long.
-pub fn chains(comps: &[Component], min_len: usize) -> Vec<Vec<Component>> {
+/// An 18-digit OCR-B line is about 16 digit heights long (pitch 0.9 of the height);
+/// a chain much shorter or longer is some other text.
+pub const LINE_SPAN_IN_HEIGHTS: std::ops::RangeInclusive<f32> = 12.0..=21.0;
+
+/// A chain's span in digit heights.
+fn span_in_heights(chain: &[Component]) -> f32 {
+    let mut hs: Vec<f32> = chain.iter().map(Component::h).collect();
+    hs.sort_by(f32::total_cmp);
+    let h = hs[hs.len() / 2];
+    let x0 = chain.iter().map(|c| c.x0).min().unwrap_or(0);
+    let x1 = chain.iter().map(|c| c.x1).max().unwrap_or(0);
+    (x1 - x0 + 1) as f32 / h
+}
+
+/// Chains of digit-like components, left to right, as long as an OCR line.
+pub fn chains(comps: &[Component]) -> Vec<Vec<Component>> {
     let mut cs: Vec<Component> = comps.iter().copied().filter(digit_like).collect();
     cs.sort_by(|a, b| a.cx().total_cmp(&b.cx()));
     let n = cs.len();
@@ -255,7 +270,7 @@ pub fn chains(comps: &[Component], min_len: usize) -> Vec<Vec<Component>> {
             chain.push(cs[j]);
             at = j;
         }
-        if chain.len() >= min_len {
+        if LINE_SPAN_IN_HEIGHTS.contains(&span_in_heights(&chain)) {
             out.push(chain);
         }
     }
@@ -267,10 +282,14 @@ pub fn find_candidates(gray: &GrayImage, max: usize) -> Vec<Candidate> {
     let (w, h) = (gray.width() as usize, gray.height() as usize);
     let ink = binarise(gray);
     let comps = components(&ink, w, h);
-    // 18 digits may come as fewer components when blur runs neighbours together.
-    let mut found = chains(&comps, 7);
-    // Longer chains first: the OCR line is the longest digit run on a voucher.
-    found.sort_by_key(|c| std::cmp::Reverse(c.len()));
+    let mut found = chains(&comps);
+    // Chains of 18 components first (the line with its digits apart), then the
+    // others by how close their length is to the line's.
+    found.sort_by(|a, b| {
+        let key = |c: &[Component]| ((c.len() != 18), (span_in_heights(c) - 16.0).abs());
+        let (ka, kb) = (key(a), key(b));
+        ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
+    });
     let mut out = Vec::new();
     for chain in found {
         if out.len() >= max {
@@ -328,12 +347,24 @@ pub fn rectify(gray: &GrayImage, chain: &[Component]) -> Option<Candidate> {
             loose.put_pixel(x, y, image::Luma([bilinear(gray, fx, fy) as u8]));
         }
     }
-    // Ink band (top, bottom) in the left and right thirds.
-    let threshold = otsu(&loose);
-    let band = |x_from: u32, x_to: u32| ink_band(&loose, x_from, x_to, threshold);
+    // Ink band (top, bottom) in the left and right thirds, on the strip binarised
+    // against its local mean as the frame was (a global threshold called a shadow
+    // across the strip ink, and the band grew to the strip's height).
+    let loose_ink = binarise(&loose);
+    let band = |x_from: u32, x_to: u32| ink_band(&loose_ink, width, loose_h, x_from, x_to);
     let third = width / 3;
-    let (lt, lb) = band(0, third)?;
-    let (rt, rb) = band(width - third, width)?;
+    let fallback = {
+        let half = DIGIT_H as f32 / 2.0;
+        let mid = 1.2 * DIGIT_H as f32;
+        (mid - half, mid + half)
+    };
+    // A band far from the components' own height is a neighbour's ink, not ours.
+    let sane = |b: (f32, f32)| {
+        let r = (b.1 - b.0) / DIGIT_H as f32;
+        (0.75..=1.3).contains(&r)
+    };
+    let (lt, lb) = band(0, third).filter(|b| sane(*b)).unwrap_or(fallback);
+    let (rt, rb) = band(width - third, width).filter(|b| sane(*b)).unwrap_or(fallback);
     let (xl, xr) = (third as f32 / 2.0, width as f32 - third as f32 / 2.0);
     let lerp = |a: f32, b: f32, x: f32| a + (b - a) * (x - xl) / (xr - xl);
     // Measured digit height, in frame pixels: the horizontal scale follows it, so that
@@ -356,7 +387,7 @@ pub fn rectify(gray: &GrayImage, chain: &[Component]) -> Option<Candidate> {
             strip.put_pixel(x, y, image::Luma([bilinear(gray, fx, fy) as u8]));
         }
     }
-    let (ink_left, ink_right) = ink_columns(&strip, otsu(&strip))?;
+    let (ink_left, ink_right) = ink_columns(&strip)?;
     let corner = |x: f32, y: f32| {
         let t = t0 + x / sx;
         let lx = (t - t0) * s;
@@ -412,16 +443,16 @@ pub fn otsu(img: &GrayImage) -> u8 {
 }
 
 /// The band of rows around the strip's middle where ink is, between columns.
-fn ink_band(img: &GrayImage, x_from: u32, x_to: u32, threshold: u8) -> Option<(f32, f32)> {
-    let h = img.height() as usize;
-    let profile: Vec<u32> = (0..h as u32)
-        .map(|y| (x_from..x_to).filter(|&x| img.get_pixel(x, y).0[0] <= threshold).count() as u32)
+fn ink_band(ink: &[bool], w: u32, h: u32, x_from: u32, x_to: u32) -> Option<(f32, f32)> {
+    let (w, h) = (w as usize, h as usize);
+    let profile: Vec<u32> = (0..h)
+        .map(|y| (x_from as usize..x_to as usize).filter(|&x| ink[y * w + x]).count() as u32)
         .collect();
     let peak = *profile.iter().max()?;
     if peak == 0 {
         return None;
     }
-    // Rows with at least a fifth of the peak's ink, grown out from the middle: a
+    // Rows with at least an eighth of the peak's ink, grown out from the middle: a
     // neighbouring line of text above or below stays outside the band.
     let floor = (peak / 8).max(1);
     let mid = h / 2;
@@ -441,11 +472,13 @@ fn ink_band(img: &GrayImage, x_from: u32, x_to: u32, threshold: u8) -> Option<(f
 }
 
 /// The first and last ink columns within the digit rows.
-fn ink_columns(strip: &GrayImage, threshold: u8) -> Option<(f32, f32)> {
-    let rows = DIGIT_TOP + 2..DIGIT_TOP + DIGIT_H - 2;
-    let has_ink = |x: u32| rows.clone().filter(|&y| strip.get_pixel(x, y).0[0] <= threshold).count() >= 2;
-    let left = (0..strip.width()).find(|&x| has_ink(x))?;
-    let right = (0..strip.width()).rev().find(|&x| has_ink(x))?;
+fn ink_columns(strip: &GrayImage) -> Option<(f32, f32)> {
+    let ink = binarise(strip);
+    let w = strip.width() as usize;
+    let rows = (DIGIT_TOP + 2) as usize..(DIGIT_TOP + DIGIT_H - 2) as usize;
+    let has_ink = |x: usize| rows.clone().filter(|&y| ink[y * w + x]).count() >= 2;
+    let left = (0..w).find(|&x| has_ink(x))?;
+    let right = (0..w).rev().find(|&x| has_ink(x))?;
     (right > left).then_some((left as f32, right as f32 + 1.0))
 }
 
@@ -486,7 +519,7 @@ mod tests {
             y1: 219,
             area: 80,
         });
-        let found = chains(&comps, 7);
+        let found = chains(&comps);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].len(), 18);
     }

@@ -3,12 +3,18 @@
 //! One engine is kept for the scanner's life (initialising one takes ~100 ms). It reads
 //! a rectified strip as a single line (PSM 7), digits only, with the LSTM engine.
 //! Debian's libtesseract spins OpenMP threads unless `OMP_THREAD_LIMIT=1` is in the
-//! environment when the process starts, which makes every line ~8× slower: the
-//! `vrs` command and the scripts set it.
+//! environment when the process starts, which makes every line ~10× slower
+//! (measured here: 140 ms → 12 ms per line). Setting it, or calling `omp_set_num_threads`,
+//! from inside the process is too late (tried: no change), so the `vrs` command
+//! restarts itself with it ([`ONE_THREAD_ENV`]) and `.cargo/config.toml` sets it for
+//! tests and benchmarks.
 
 use std::path::{Path, PathBuf};
 
 use image::GrayImage;
+
+/// The environment variable that keeps OpenMP to one thread, and its value.
+pub const ONE_THREAD_ENV: (&str, &str) = ("OMP_THREAD_LIMIT", "1");
 
 /// What a line reader made of a strip.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,9 +25,18 @@ pub struct LineText {
     pub confidence: i32,
 }
 
+/// How a strip is handed to the reader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prep {
+    /// Binarised against the local mean, at 3/4 size, with a white border.
+    Binarised,
+    /// As it is.
+    Grey,
+}
+
 /// Reads one line of digits from a strip.
 pub trait LineReader {
-    fn read_line(&mut self, strip: &GrayImage) -> Option<LineText>;
+    fn read_line(&mut self, strip: &GrayImage, prep: Prep) -> Option<LineText>;
 }
 
 /// Why the OCR engine could not start.
@@ -76,7 +91,6 @@ impl Tesseract {
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
-        omp::one_thread();
         let engine = Self::start(&dir)?;
         Ok(Tesseract {
             engine: Some(engine),
@@ -109,32 +123,42 @@ impl Tesseract {
     }
 }
 
-/// Debian's libtesseract parallelises with OpenMP; on a tablet's or a server's cores
-/// that is ~8× slower per line than one thread, unless `OMP_THREAD_LIMIT=1` was in the
-/// environment at process start (setting it later is too late). Setting the calling
-/// thread's team size works at any time, so every read does it.
-#[allow(unsafe_code)]
-mod omp {
-    #[link(name = "gomp")]
-    unsafe extern "C" {
-        fn omp_set_num_threads(n: std::ffi::c_int);
-    }
-
-    pub fn one_thread() {
-        // SAFETY: a plain setter of the calling thread's OpenMP team size, no pointers.
-        unsafe { omp_set_num_threads(1) }
+impl LineReader for Tesseract {
+    fn read_line(&mut self, strip: &GrayImage, prep: Prep) -> Option<LineText> {
+        match prep {
+            // As it is, with no border: a white border around a grey strip made
+            // tesseract add and drop digits at the ends (measured on the fixtures).
+            Prep::Grey => self.recognise(strip),
+            Prep::Binarised => {
+                // Against the local mean, as the frame was binarised: a global threshold
+                // lost the digits at the dark end of a strip under a shadow or glare.
+                let small = image::imageops::resize(
+                    strip,
+                    (strip.width() * 3 / 4).max(1),
+                    (strip.height() * 3 / 4).max(1),
+                    image::imageops::FilterType::Triangle,
+                );
+                let ink = crate::line::binarise(&small);
+                let pad = self.pad;
+                let (w, h) = (small.width() + 2 * pad, small.height() + 2 * pad);
+                let mut padded = GrayImage::from_pixel(w, h, image::Luma([255]));
+                for (i, &is_ink) in ink.iter().enumerate() {
+                    if is_ink {
+                        let (x, y) = (i as u32 % small.width(), i as u32 / small.width());
+                        padded.put_pixel(x + pad, y + pad, image::Luma([0]));
+                    }
+                }
+                self.recognise(&padded)
+            }
+        }
     }
 }
 
-impl LineReader for Tesseract {
-    fn read_line(&mut self, strip: &GrayImage) -> Option<LineText> {
-        omp::one_thread();
-        let pad = self.pad;
-        let (w, h) = (strip.width() + 2 * pad, strip.height() + 2 * pad);
-        let mut padded = GrayImage::from_pixel(w, h, image::Luma([255]));
-        image::imageops::replace(&mut padded, strip, i64::from(pad), i64::from(pad));
+impl Tesseract {
+    fn recognise(&mut self, img: &GrayImage) -> Option<LineText> {
+        let (w, h) = img.dimensions();
         let engine = self.engine.take().or_else(|| Self::start(&self.dir).ok())?;
-        let engine = engine.set_frame(padded.as_raw(), w as i32, h as i32, 1, w as i32);
+        let engine = engine.set_frame(img.as_raw(), w as i32, h as i32, 1, w as i32);
         // A failed frame consumes the engine; the next call starts another.
         let mut engine = engine.ok()?;
         let text = engine.get_text().ok();

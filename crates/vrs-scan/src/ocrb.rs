@@ -30,6 +30,11 @@ pub enum TemplateError {
     Bad(String),
 }
 
+/// Templates and cells are compared on a grid of half the strip's resolution
+/// ([`GRID_H`] rows): a digit 16 px tall still tells every OCR-B digit from the others,
+/// and matching costs a quarter.
+const GRID_H: usize = (CELL_H / 2) as usize;
+
 /// One digit's template, ready for matching.
 #[derive(Clone, Debug)]
 struct Template {
@@ -44,6 +49,8 @@ struct Template {
 #[derive(Clone, Debug)]
 pub struct Templates {
     cell_w: u32,
+    /// Grid columns per cell.
+    grid_w: usize,
     digits: Vec<Template>,
 }
 
@@ -78,36 +85,37 @@ impl Templates {
             )));
         }
         let cell_w = sheet.width() / 10;
+        let grid_w = (cell_w as usize).div_ceil(2);
+        let blurred = Plane::blurred(sheet);
         let mut digits = Vec::with_capacity(10);
         for d in 0..10 {
             let x0 = d * cell_w;
-            let mut px = Vec::with_capacity((cell_w * CELL_H) as usize);
             let (mut left, mut right) = (cell_w, 0);
             for y in 0..CELL_H {
                 for x in 0..cell_w {
-                    let v = sheet.get_pixel(x0 + x, y).0[0];
-                    if v < 128 {
+                    if sheet.get_pixel(x0 + x, y).0[0] < 128 {
                         left = left.min(x);
                         right = right.max(x);
                     }
-                    px.push(f32::from(v));
                 }
             }
             if left > right {
                 return Err(TemplateError::Bad(format!("digit {d} has no ink")));
             }
-            // Camera frames are never sharp: a slightly blurred template correlates
-            // better with a blurred cell and no worse with a sharp one.
-            let blurred = blur3(&px, cell_w as usize, CELL_H as usize);
+            let mut px = vec![0f32; grid_w * GRID_H];
+            blurred.sample_cell(x0 as f32, 0.0, cell_w as f32, grid_w, &mut px);
             digits.push(Template {
-                norm: normalise(&blurred).ok_or_else(|| {
-                    TemplateError::Bad(format!("digit {d} is a flat image"))
-                })?,
+                norm: normalise(&px)
+                    .ok_or_else(|| TemplateError::Bad(format!("digit {d} is a flat image")))?,
                 ink_left: left as f32,
                 ink_right: right as f32 + 1.0,
             });
         }
-        Ok(Templates { cell_w, digits })
+        Ok(Templates {
+            cell_w,
+            grid_w,
+            digits,
+        })
     }
 
     /// The advance width of a digit at [`DIGIT_H`], in pixels.
@@ -136,13 +144,15 @@ impl Templates {
     /// where the cells were found and the cells read again, so that a small error in
     /// the line's ends does not shift every cell.
     pub fn read_cells(&self, strip: &GrayImage, left: f32, pitch: f32, n: usize) -> Vec<CellMatch> {
+        let plane = Plane::blurred(strip);
         let mut left = left;
         let mut pitch = pitch;
         let mut cells = Vec::new();
-        for pass in 0..2 {
-            let reach = if pass == 0 { 3 } else { 1 };
+        // First whole-pixel steps over ±3 px, then half-pixel steps over ±1 px around
+        // the refitted positions.
+        for (reach, step) in [(3, 1.0f32), (2, 0.5)] {
             cells = (0..n)
-                .map(|i| self.best_near(strip, left + i as f32 * pitch, pitch, reach))
+                .map(|i| self.best_near(&plane, left + i as f32 * pitch, pitch, reach, step))
                 .collect();
             // Least-squares line through the found positions.
             let (l, p) = fit_line(cells.iter().enumerate().map(|(i, c)| (i as f32, c.left)));
@@ -154,20 +164,20 @@ impl Templates {
         cells
     }
 
-    /// The best digit for a cell expected to start at `left`, trying shifts of up to
-    /// `reach` pixels either way (in half-pixel steps) and one row up or down.
-    fn best_near(&self, strip: &GrayImage, left: f32, pitch: f32, reach: i32) -> CellMatch {
+    /// The best digit for a cell expected to start at `left`, trying `reach` steps of
+    /// `step` pixels either way and one row up or down.
+    fn best_near(&self, plane: &Plane, left: f32, pitch: f32, reach: i32, step: f32) -> CellMatch {
         let mut best = CellMatch {
             digit: 0,
             score: -1.0,
             margin: 0.0,
             left,
         };
-        let mut sample = vec![0f32; (self.cell_w * CELL_H) as usize];
-        for half_steps in -2 * reach..=2 * reach {
-            let x = left + half_steps as f32 * 0.5;
+        let mut sample = vec![0f32; self.grid_w * GRID_H];
+        for k in -reach..=reach {
+            let x = left + k as f32 * step;
             for dy in [-1.0f32, 0.0, 1.0] {
-                self.sample_cell(strip, x, dy, pitch, &mut sample);
+                plane.sample_cell(x, dy, pitch, self.grid_w, &mut sample);
                 let Some(s) = normalise(&sample) else {
                     continue;
                 };
@@ -201,14 +211,52 @@ impl Templates {
         (best.0, best.1, second)
     }
 
-    /// Resamples the strip's columns `left .. left + pitch` (shifted `dy` rows) to one
-    /// template cell.
-    fn sample_cell(&self, strip: &GrayImage, left: f32, dy: f32, pitch: f32, out: &mut [f32]) {
-        let sx = pitch / self.cell_w as f32;
-        let w = self.cell_w as usize;
-        for y in 0..CELL_H as usize {
-            for x in 0..w {
-                out[y * w + x] = bilinear(strip, left + (x as f32 + 0.5) * sx - 0.5, y as f32 + dy);
+}
+
+/// A grey image as floats, blurred once so that sampling it at half resolution
+/// averages rather than aliases.
+struct Plane {
+    w: usize,
+    h: usize,
+    px: Vec<f32>,
+}
+
+impl Plane {
+    fn blurred(img: &GrayImage) -> Self {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let raw: Vec<f32> = img.as_raw().iter().map(|&v| f32::from(v)).collect();
+        Plane {
+            w,
+            h,
+            px: blur3(&raw, w, h),
+        }
+    }
+
+    fn at(&self, x: f32, y: f32) -> f32 {
+        let (x0, y0) = (x.floor(), y.floor());
+        let (fx, fy) = (x - x0, y - y0);
+        let (x0, y0) = (x0 as isize, y0 as isize);
+        let get = |xx: isize, yy: isize| -> f32 {
+            if xx < 0 || yy < 0 || xx >= self.w as isize || yy >= self.h as isize {
+                255.0
+            } else {
+                self.px[yy as usize * self.w + xx as usize]
+            }
+        };
+        let top = get(x0, y0) * (1.0 - fx) + get(x0 + 1, y0) * fx;
+        let bottom = get(x0, y0 + 1) * (1.0 - fx) + get(x0 + 1, y0 + 1) * fx;
+        top * (1.0 - fy) + bottom * fy
+    }
+
+    /// Samples columns `left .. left + width` (shifted `dy` rows) onto a cell grid of
+    /// `grid_w` × [`GRID_H`].
+    fn sample_cell(&self, left: f32, dy: f32, width: f32, grid_w: usize, out: &mut [f32]) {
+        let sx = width / grid_w as f32;
+        let sy = CELL_H as f32 / GRID_H as f32;
+        for gy in 0..GRID_H {
+            let y = (gy as f32 + 0.5) * sy - 0.5 + dy;
+            for gx in 0..grid_w {
+                out[gy * grid_w + gx] = self.at(left + (gx as f32 + 0.5) * sx - 0.5, y);
             }
         }
     }

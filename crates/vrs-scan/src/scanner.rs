@@ -21,7 +21,7 @@ use vrs_domain::ids::OcrLine;
 
 use crate::barcode::{self, Symbol};
 use crate::line::{self, Candidate};
-use crate::ocr::{LineReader, OcrError, Tesseract};
+use crate::ocr::{LineReader, OcrError, Prep, Tesseract};
 use crate::ocrb::{CellMatch, TemplateError, Templates};
 
 /// Where a voucher read came from.
@@ -227,11 +227,62 @@ impl<R: LineReader> Scanner<R> {
         if !sure || attempt.template_digits.parse::<OcrLine>().is_err() {
             return attempt;
         }
-        let text = self.reader.read_line(&c.strip);
-        attempt.accepted = text.as_ref().is_some_and(|t| t.digits == attempt.template_digits);
+        // Tesseract's failures on one preparation of a strip are not its failures on
+        // another (binarised: a small 1 read as 4; grey: a blurred 1 read as two
+        // digits; blur running digits together: some dropped), so it is given the
+        // strip up to three ways, stopping at the first that agrees. Each must
+        // reproduce all 18 template digits by itself; nothing is mixed.
+        let agrees = |t: &Option<crate::ocr::LineText>| {
+            t.as_ref().is_some_and(|t| t.digits == attempt.template_digits)
+        };
+        let spaced = spaced_cells(&c.strip, &attempt.cells, pitch);
+        let tries = [
+            (&c.strip, Prep::Grey),
+            (&c.strip, Prep::Binarised),
+            (&spaced, Prep::Grey),
+        ];
+        let mut text = None;
+        for (strip, prep) in tries {
+            let t = self.reader.read_line(strip, prep);
+            let done = agrees(&t);
+            if t.is_some() {
+                text = t;
+            }
+            if done {
+                break;
+            }
+        }
+        attempt.accepted = agrees(&text);
         attempt.tesseract = text.map(|t| t.digits);
         attempt
     }
+}
+
+/// The strip again with a gap of half a pitch between the cells the templates found:
+/// digits that blur ran together come apart for tesseract.
+fn spaced_cells(strip: &GrayImage, cells: &[CellMatch], pitch: f32) -> GrayImage {
+    let p = pitch.round().max(1.0) as u32;
+    let gap = p / 2;
+    let w = cells.len() as u32 * (p + gap) + gap;
+    // Gaps the colour of the paper: a white gap on grey paper is an edge to tesseract.
+    let mut levels: Vec<u8> = strip.as_raw().clone();
+    levels.sort_unstable();
+    let paper = levels[levels.len() * 3 / 4];
+    let mut out = GrayImage::from_pixel(w, strip.height(), image::Luma([paper]));
+    for (i, cell) in cells.iter().enumerate() {
+        let x0 = gap + i as u32 * (p + gap);
+        let src = cell.left.round() as i64;
+        for x in 0..p {
+            let sx = src + i64::from(x);
+            if sx < 0 || sx >= i64::from(strip.width()) {
+                continue;
+            }
+            for y in 0..strip.height() {
+                out.put_pixel(x0 + x, y, *strip.get_pixel(sx as u32, y));
+            }
+        }
+    }
+    out
 }
 
 /// A QR's text as an OCR line: exactly 18 digits that validate.
