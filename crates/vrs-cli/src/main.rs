@@ -14,6 +14,8 @@ use vrs_domain::csv::register::{ReadOptions, RegisterReader};
 use vrs_domain::csv::{Encoding, OutputEncoding, ReadError};
 use vrs_domain::synth::{RegisterSpec, write_register};
 
+mod scan;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "vrs",
@@ -49,6 +51,12 @@ enum Command {
     /// Make synthetic data for trials, benchmarks and tests (deterministic by seed).
     #[command(subcommand)]
     Fixtures(FixturesCommand),
+    /// Read vouchers (QR, NW-7, the 18-digit OCR line) and vaccine labels (GS1) from
+    /// images; score the scanner against a fixture folder; replay frames as a camera.
+    ///
+    /// A voucher is reported only when it validates and both OCR readers agree; an
+    /// unreadable or invalid one is null, never a guess.
+    Scan(scan::ScanArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -230,6 +238,40 @@ enum FixturesCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Write synthetic voucher and vaccine-label photos (JPEG) with truth.json, and
+    /// camera streams (streams/stream-NNN/ with streams.json), for `vrs scan --eval`
+    /// and `vrs scan --stream`. Needs fonts-ocr-b and fonts-noto-cjk.
+    Vouchers {
+        /// How many single photos.
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+        /// How many streams.
+        #[arg(long, default_value_t = 0)]
+        streams: usize,
+        /// Frames per stream.
+        #[arg(long, default_value_t = 30)]
+        frames: usize,
+        /// Seed: the same seed writes the same files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Frame sizes to draw from (WIDTHxHEIGHT, comma-separated).
+        #[arg(long, default_value = "1280x720,1920x1080", value_delimiter = ',', value_parser = scan::parse_size)]
+        sizes: Vec<(u32, u32)>,
+        /// The same for the streams.
+        #[arg(long, default_value = "1280x720,1920x1080", value_delimiter = ',', value_parser = scan::parse_size)]
+        stream_sizes: Vec<(u32, u32)>,
+        /// The folder to write into (made if missing).
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Render the scanner's OCR-B digit templates (models/ocrb-digits.png) from the
+    /// OCR-B font.
+    OcrbTemplates {
+        #[arg(long, default_value = "/usr/share/fonts/opentype/ocr-b/OCRB.otf")]
+        font: PathBuf,
+        #[arg(long, short, default_value = "models/ocrb-digits.png")]
+        output: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -239,6 +281,7 @@ fn main() -> ExitCode {
         Command::Admin(cmd) => admin(cmd),
         Command::ValidateRegister(args) => validate_register(&args),
         Command::Fixtures(cmd) => fixtures(cmd).map(|()| ExitCode::SUCCESS),
+        Command::Scan(args) => scan::scan(args),
     };
     match result {
         Ok(code) => code,
@@ -581,5 +624,25 @@ fn fixtures(cmd: FixturesCommand) -> Result<()> {
             }
             Ok(())
         }
+        FixturesCommand::Vouchers {
+            count,
+            streams,
+            frames,
+            seed,
+            sizes,
+            stream_sizes,
+            output,
+        } => scan::fixtures_vouchers(
+            &output,
+            scan::VoucherSets {
+                count,
+                streams,
+                frames,
+                seed,
+                sizes,
+                stream_sizes,
+            },
+        ),
+        FixturesCommand::OcrbTemplates { font, output } => scan::fixtures_templates(&font, &output),
     }
 }

@@ -4,7 +4,7 @@
 //! at once, a pack a GS1-128 and a DataMatrix, and rxing's reader returns one symbol
 //! per call); restricting the formats is what keeps an empty frame fast. The 1D
 //! formats are read by our own row scan instead of rxing's "try harder": it reads every
-//! 4th row in both directions (a symbol tilted up to ±15° crosses many), where rxing
+//! 6th row in both directions (a symbol tilted up to ±15° crosses many), where rxing
 //! reads every 2nd and then the whole frame again turned 90°, ~8× the work for
 //! orientations a voucher under a tablet never has. NW-7 has no check character, so
 //! two rows must read the same text before it counts.
@@ -28,11 +28,77 @@ pub struct Symbol {
     pub text: String,
 }
 
-/// The 2D formats asked for, in order.
-const MATRIX: &[BarcodeFormat] = &[BarcodeFormat::QR_CODE, BarcodeFormat::DATA_MATRIX];
+/// Rows between two 1D scan lines: a symbol a tenth of the frame tall, tilted 15°,
+/// is still crossed end to end by several.
+const ROW_STEP: usize = 6;
 
-/// Rows between two 1D scan lines.
-const ROW_STEP: usize = 4;
+/// One frame's symbols, asked for by what they are for. The frame is binarised once
+/// for both.
+pub struct Symbols<'a> {
+    bitmap: Option<BinaryBitmap<HybridBinarizer<Luma8Source<'a>>>>,
+    reader: MultiFormatReader,
+}
+
+impl std::fmt::Debug for Symbols<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Symbols").finish_non_exhaustive()
+    }
+}
+
+impl<'a> Symbols<'a> {
+    pub fn new(gray: &'a GrayImage) -> Self {
+        let bitmap = (gray.width() > 0 && gray.height() > 0)
+            .then(|| Luma8Source::new_with_slice(gray.as_raw(), gray.width(), gray.height()).ok())
+            .flatten()
+            .map(|source| BinaryBitmap::new(HybridBinarizer::new(source)));
+        Symbols {
+            bitmap,
+            reader: MultiFormatReader::default(),
+        }
+    }
+
+    /// A voucher's symbols: QR and NW-7.
+    pub fn voucher(&mut self) -> Vec<Symbol> {
+        let mut out = Vec::new();
+        self.matrix(BarcodeFormat::QR_CODE, &mut out);
+        if let Some(b) = &self.bitmap {
+            scan_rows(b, Rows::Codabar, &mut out);
+        }
+        out
+    }
+
+    /// A vaccine pack's symbols: GS1 DataMatrix, GS1-128 and DataBar.
+    pub fn label(&mut self) -> Vec<Symbol> {
+        let mut out = Vec::new();
+        self.matrix(BarcodeFormat::DATA_MATRIX, &mut out);
+        if let Some(b) = &self.bitmap {
+            scan_rows(b, Rows::Gs1, &mut out);
+        }
+        out
+    }
+
+    fn matrix(&mut self, format: BarcodeFormat, out: &mut Vec<Symbol>) {
+        let Some(bitmap) = &mut self.bitmap else {
+            return;
+        };
+        let hints = DecodeHints {
+            PossibleFormats: Some(HashSet::from([format])),
+            TryHarder: Some(true),
+            ..Default::default()
+        };
+        if let Ok(found) = self.reader.decode_with_hints(bitmap, &hints) {
+            push(out, &found);
+        }
+    }
+}
+
+/// Every symbol of the formats we use that rxing finds in a frame.
+pub fn decode(gray: &GrayImage) -> Vec<Symbol> {
+    let mut symbols = Symbols::new(gray);
+    let mut out = symbols.voucher();
+    out.extend(symbols.label());
+    out
+}
 
 fn name(format: &BarcodeFormat) -> &'static str {
     match format {
@@ -44,32 +110,6 @@ fn name(format: &BarcodeFormat) -> &'static str {
         BarcodeFormat::RSS_EXPANDED => "gs1-databar-expanded",
         _ => "other",
     }
-}
-
-/// Every symbol of the groups we use that rxing finds in a frame.
-pub fn decode(gray: &GrayImage) -> Vec<Symbol> {
-    let mut out = Vec::new();
-    if gray.width() == 0 || gray.height() == 0 {
-        return out;
-    }
-    let Ok(source) = Luma8Source::new_with_slice(gray.as_raw(), gray.width(), gray.height()) else {
-        return out;
-    };
-    // One binarised frame for every group: the binariser's work is cached in it.
-    let mut bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
-    let mut reader = MultiFormatReader::default();
-    for format in MATRIX {
-        let hints = DecodeHints {
-            PossibleFormats: Some(HashSet::from([*format])),
-            TryHarder: Some(true),
-            ..Default::default()
-        };
-        if let Ok(found) = reader.decode_with_hints(&mut bitmap, &hints) {
-            push(&mut out, &found);
-        }
-    }
-    scan_rows(&bitmap, &mut out);
-    out
 }
 
 fn push(out: &mut Vec<Symbol>, found: &rxing::RXingResult) {
@@ -87,15 +127,21 @@ fn push(out: &mut Vec<Symbol>, found: &rxing::RXingResult) {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    Codabar,
+    Gs1,
+}
+
 /// The 1D formats, row by row.
-fn scan_rows<B: rxing::Binarizer>(bitmap: &BinaryBitmap<B>, out: &mut Vec<Symbol>) {
+fn scan_rows<B: rxing::Binarizer>(bitmap: &BinaryBitmap<B>, which: Rows, out: &mut Vec<Symbol>) {
     let hints = DecodeHints::default();
     let mut codabar = CodaBarReader::default();
-    let mut code128 = Code128Reader::default();
+    let mut code128 = Code128Reader;
     let mut rss14 = RSS14Reader::default();
     let mut rss_expanded = RSSExpandedReader::default();
     let mut codabar_seen: Vec<String> = Vec::new();
-    let (mut have_codabar, mut have_gs1) = (false, false);
+    let (mut have_codabar, mut have_gs1) = (which != Rows::Codabar, which != Rows::Gs1);
     for y in (ROW_STEP / 2..bitmap.get_height()).step_by(ROW_STEP) {
         if have_codabar && have_gs1 {
             break;

@@ -120,18 +120,41 @@ mod tests {
         frames.iter().map(|f| c.push(*f)).collect()
     }
 
+    /// (what it shows, agreeing frames needed, frame reads, events expected)
+    type Case = (&'static str, usize, Vec<Option<OcrLine>>, Vec<Event>);
+
     #[test]
     fn table() {
         use Event::*;
         let a = l(A);
         let b = l(B);
         let (ea, eb) = (Confirmed(a.expect("a")), Confirmed(b.expect("b")));
-        let cases: Vec<(&str, usize, Vec<Option<OcrLine>>, Vec<Event>)> = vec![
+        let cases: Vec<Case> = vec![
             ("two agreeing frames confirm", 2, vec![a, a], vec![None, ea]),
-            ("empty frames neither count nor break", 2, vec![a, Option::None, a], vec![None, None, ea]),
-            ("one read never confirms with need 2", 2, vec![a, Option::None, Option::None], vec![None; 3]),
-            ("a different read restarts the run", 2, vec![a, b, a], vec![None, None, None]),
-            ("confirmed once however long it stays", 2, vec![a, a, a, a], vec![None, ea, None, None]),
+            (
+                "empty frames neither count nor break",
+                2,
+                vec![a, Option::None, a],
+                vec![None, None, ea],
+            ),
+            (
+                "one read never confirms with need 2",
+                2,
+                vec![a, Option::None, Option::None],
+                vec![None; 3],
+            ),
+            (
+                "a different read restarts the run",
+                2,
+                vec![a, b, a],
+                vec![None, None, None],
+            ),
+            (
+                "confirmed once however long it stays",
+                2,
+                vec![a, a, a, a],
+                vec![None, ea, None, None],
+            ),
             (
                 "a new voucher does not inherit the old one's frames",
                 2,
@@ -145,7 +168,12 @@ mod tests {
                 vec![None, ea, Cleared, None, ea],
             ),
             ("need 1 confirms at once", 1, vec![a], vec![ea]),
-            ("need 3", 3, vec![a, a, Option::None, a], vec![None, None, None, ea]),
+            (
+                "need 3",
+                3,
+                vec![a, a, Option::None, a],
+                vec![None, None, None, ea],
+            ),
         ];
         for (name, need, frames, want) in cases {
             assert_eq!(run(need, 15, &frames), want, "{name}");
@@ -158,7 +186,10 @@ mod tests {
         let a = l(A);
         let ea = Confirmed(a.expect("a"));
         let frames = [a, a, Option::None, Option::None, Option::None, a, a];
-        assert_eq!(run(2, 3, &frames), vec![None, ea, None, None, Cleared, None, ea]);
+        assert_eq!(
+            run(2, 3, &frames),
+            vec![None, ea, None, None, Cleared, None, ea]
+        );
     }
 
     #[test]

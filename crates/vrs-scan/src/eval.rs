@@ -79,16 +79,25 @@ impl EvalReport {
             (Some(want), Some(g)) => {
                 self.misreads += 1;
                 right = false;
-                self.failures.push(format!("{}: MISREAD {g}, truth {want} ({})", entry.file, entry.note));
+                self.failures.push(format!(
+                    "{}: MISREAD {g}, truth {want} ({})",
+                    entry.file, entry.note
+                ));
             }
             (Some(want), None) => {
                 right = false;
-                self.failures.push(format!("{}: not read, truth {want} ({})", entry.file, entry.note));
+                self.failures.push(format!(
+                    "{}: not read, truth {want} ({})",
+                    entry.file, entry.note
+                ));
             }
             (None, Some(g)) => {
                 self.false_positives += 1;
                 right = false;
-                self.failures.push(format!("{}: FALSE POSITIVE {g} ({})", entry.file, entry.note));
+                self.failures.push(format!(
+                    "{}: FALSE POSITIVE {g} ({})",
+                    entry.file, entry.note
+                ));
             }
             (None, None) => {}
         }
@@ -100,20 +109,25 @@ impl EvalReport {
         if let Some(want) = &entry.lot {
             self.labels += 1;
             match &report.lot {
-                Some(l) if l.gtin.to_string() == want.gtin
-                    && l.lot.as_str() == want.lot
-                    && l.expiry.to_string() == want.expiry =>
+                Some(l)
+                    if l.gtin.to_string() == want.gtin
+                        && l.lot.as_str() == want.lot
+                        && l.expiry.to_string() == want.expiry =>
                 {
                     self.labels_read += 1
                 }
                 Some(l) => {
                     self.label_misreads += 1;
                     right = false;
-                    self.failures.push(format!("{}: LABEL MISREAD {l:?}, truth {want:?}", entry.file));
+                    self.failures.push(format!(
+                        "{}: LABEL MISREAD {l:?}, truth {want:?}",
+                        entry.file
+                    ));
                 }
                 None => {
                     right = false;
-                    self.failures.push(format!("{}: label not read ({})", entry.file, entry.note));
+                    self.failures
+                        .push(format!("{}: label not read ({})", entry.file, entry.note));
                 }
             }
         }
@@ -288,7 +302,10 @@ pub fn replay_streams<R: LineReader>(
                 if let Event::Confirmed(l) = events[i] {
                     if seg.voucher.as_deref() != Some(l.to_string().as_str()) {
                         report.wrong += 1;
-                        report.failures.push(format!("{}: frame {i}: WRONG {l}, in view {:?}", s.dir, seg.voucher));
+                        report.failures.push(format!(
+                            "{}: frame {i}: WRONG {l}, in view {:?}",
+                            s.dir, seg.voucher
+                        ));
                     }
                 }
             }
@@ -302,12 +319,15 @@ pub fn replay_streams<R: LineReader>(
                     if n <= window {
                         report.within_window += 1;
                     } else {
-                        report.failures.push(format!("{}: {want} confirmed after {n} frames", s.dir));
+                        report
+                            .failures
+                            .push(format!("{}: {want} confirmed after {n} frames", s.dir));
                     }
                 }
-                _ => report
-                    .failures
-                    .push(format!("{}: {want} never confirmed in frames {in_view:?}", s.dir)),
+                _ => report.failures.push(format!(
+                    "{}: {want} never confirmed in frames {in_view:?}",
+                    s.dir
+                )),
             }
         }
     }

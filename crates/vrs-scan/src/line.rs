@@ -156,9 +156,8 @@ pub fn components(ink: &[bool], w: usize, h: usize) -> Vec<Component> {
     }
     let mut index = vec![u32::MAX; runs.len()];
     let mut out: Vec<Component> = Vec::new();
-    for i in 0..runs.len() {
+    for (i, &r) in runs.iter().enumerate() {
         let root = find(&mut parent, i as u32) as usize;
-        let r = runs[i];
         if index[root] == u32::MAX {
             index[root] = out.len() as u32;
             out.push(Component {
@@ -250,12 +249,12 @@ pub fn chains(comps: &[Component]) -> Vec<Vec<Component>> {
     }
     // Keep mutual links only, so that a chain never forks.
     let mut has_left = vec![false; n];
-    for i in 0..n {
-        if let Some(j) = right[i] {
+    for (i, link) in right.iter_mut().enumerate() {
+        if let Some(j) = *link {
             if left_best[j].map(|(l, _)| l) == Some(i) {
                 has_left[j] = true;
             } else {
-                right[i] = None;
+                *link = None;
             }
         }
     }
@@ -316,7 +315,12 @@ pub fn rectify(gray: &GrayImage, chain: &[Component]) -> Option<Candidate> {
     let h_est = (heights[heights.len() / 2] - mean_w * sin.abs()).max(4.0) / cos.max(0.5);
     // Frame → line coordinates: t along the line, v across, origin at the first centre.
     let (ox, oy) = (chain[0].cx(), chain[0].cy());
-    let to_line = |x: f32, y: f32| ((x - ox) * cos + (y - oy) * sin, -(x - ox) * sin + (y - oy) * cos);
+    let to_line = |x: f32, y: f32| {
+        (
+            (x - ox) * cos + (y - oy) * sin,
+            -(x - ox) * sin + (y - oy) * cos,
+        )
+    };
     let mut t_min = f32::MAX;
     let mut t_max = f32::MIN;
     let mut v_mid = 0.0;
@@ -335,7 +339,7 @@ pub fn rectify(gray: &GrayImage, chain: &[Component]) -> Option<Candidate> {
     let s = DIGIT_H as f32 / h_est;
     let loose_h = (2.4 * DIGIT_H as f32) as u32;
     let width = ((t1 - t0) * s).round() as u32;
-    if width < 40 || width > 4000 {
+    if !(40..=4000).contains(&width) {
         return None;
     }
     let at = |t: f32, v: f32| -> (f32, f32) { (ox + t * cos - v * sin, oy + t * sin + v * cos) };
@@ -364,7 +368,9 @@ pub fn rectify(gray: &GrayImage, chain: &[Component]) -> Option<Candidate> {
         (0.75..=1.3).contains(&r)
     };
     let (lt, lb) = band(0, third).filter(|b| sane(*b)).unwrap_or(fallback);
-    let (rt, rb) = band(width - third, width).filter(|b| sane(*b)).unwrap_or(fallback);
+    let (rt, rb) = band(width - third, width)
+        .filter(|b| sane(*b))
+        .unwrap_or(fallback);
     let (xl, xr) = (third as f32 / 2.0, width as f32 - third as f32 / 2.0);
     let lerp = |a: f32, b: f32, x: f32| a + (b - a) * (x - xl) / (xr - xl);
     // Measured digit height, in frame pixels: the horizontal scale follows it, so that
@@ -419,7 +425,11 @@ pub fn otsu(img: &GrayImage) -> u8 {
         hist[usize::from(*p)] += 1;
     }
     let total: f64 = img.as_raw().len() as f64;
-    let sum_all: f64 = hist.iter().enumerate().map(|(i, &c)| i as f64 * f64::from(c)).sum();
+    let sum_all: f64 = hist
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| i as f64 * f64::from(c))
+        .sum();
     let (mut w_b, mut sum_b, mut best, mut best_t) = (0f64, 0f64, 0f64, 128u8);
     for (t, &c) in hist.iter().enumerate() {
         w_b += f64::from(c);
@@ -446,7 +456,11 @@ pub fn otsu(img: &GrayImage) -> u8 {
 fn ink_band(ink: &[bool], w: u32, h: u32, x_from: u32, x_to: u32) -> Option<(f32, f32)> {
     let (w, h) = (w as usize, h as usize);
     let profile: Vec<u32> = (0..h)
-        .map(|y| (x_from as usize..x_to as usize).filter(|&x| ink[y * w + x]).count() as u32)
+        .map(|y| {
+            (x_from as usize..x_to as usize)
+                .filter(|&x| ink[y * w + x])
+                .count() as u32
+        })
         .collect();
     let peak = *profile.iter().max()?;
     if peak == 0 {
@@ -487,7 +501,9 @@ mod tests {
     use super::*;
 
     fn image_of(rows: &[&str]) -> Vec<bool> {
-        rows.iter().flat_map(|r| r.chars().map(|c| c == '#')).collect()
+        rows.iter()
+            .flat_map(|r| r.chars().map(|c| c == '#'))
+            .collect()
     }
 
     #[test]
@@ -496,9 +512,15 @@ mod tests {
         let mut cs = components(&ink, 4, 4);
         cs.sort_by_key(|c| (c.x0, c.y0));
         assert_eq!(cs.len(), 3);
-        assert_eq!((cs[0].x0, cs[0].y0, cs[0].x1, cs[0].y1, cs[0].area), (0, 0, 1, 1, 2));
+        assert_eq!(
+            (cs[0].x0, cs[0].y0, cs[0].x1, cs[0].y1, cs[0].area),
+            (0, 0, 1, 1, 2)
+        );
         assert_eq!((cs[1].x0, cs[1].y0, cs[1].area), (0, 3, 1));
-        assert_eq!((cs[2].x0, cs[2].y0, cs[2].x1, cs[2].y1, cs[2].area), (3, 0, 3, 2, 3));
+        assert_eq!(
+            (cs[2].x0, cs[2].y0, cs[2].x1, cs[2].y1, cs[2].area),
+            (3, 0, 3, 2, 3)
+        );
     }
 
     #[test]

@@ -72,7 +72,9 @@ pub struct Tesseract {
 
 impl std::fmt::Debug for Tesseract {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tesseract").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Tesseract")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -104,7 +106,9 @@ impl Tesseract {
             dir: dir.display().to_string(),
             detail,
         };
-        let path = dir.to_str().ok_or_else(|| err("the path is not UTF-8".into()))?;
+        let path = dir
+            .to_str()
+            .ok_or_else(|| err("the path is not UTF-8".into()))?;
         let mut t = tesseract::Tesseract::new_with_oem(
             Some(path),
             Some("eng"),

@@ -210,7 +210,6 @@ impl Templates {
         }
         (best.0, best.1, second)
     }
-
 }
 
 /// A grey image as floats, blurred once so that sampling it at half resolution
@@ -287,7 +286,11 @@ pub(crate) fn bilinear(img: &GrayImage, x: f32, y: f32) -> f32 {
 fn normalise(px: &[f32]) -> Option<Vec<f32>> {
     let n = px.len() as f32;
     let mean = px.iter().sum::<f32>() / n;
-    let norm = px.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>().sqrt();
+    let norm = px
+        .iter()
+        .map(|v| (v - mean) * (v - mean))
+        .sum::<f32>()
+        .sqrt();
     if norm < 1e-3 * n {
         return None;
     }
@@ -339,7 +342,8 @@ pub(crate) fn fit_line(points: impl Iterator<Item = (f32, f32)>) -> (f32, f32) {
 #[cfg(feature = "synth")]
 pub fn render_sheet(font_bytes: &[u8]) -> Result<GrayImage, TemplateError> {
     use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
-    let font = FontRef::try_from_slice(font_bytes).map_err(|e| TemplateError::Bad(e.to_string()))?;
+    let font =
+        FontRef::try_from_slice(font_bytes).map_err(|e| TemplateError::Bad(e.to_string()))?;
     // Find the pixel scale at which a digit's outline is DIGIT_H tall.
     let probe = font.glyph_id('0').with_scale(PxScale::from(100.0));
     let bounds = font
@@ -353,7 +357,9 @@ pub fn render_sheet(font_bytes: &[u8]) -> Result<GrayImage, TemplateError> {
     let mut sheet = GrayImage::from_pixel(cell_w * 10, CELL_H, image::Luma([255]));
     for d in 0..10u32 {
         let c = char::from_digit(d, 10).unwrap_or('0');
-        let glyph = font.glyph_id(c).with_scale_and_position(scale, ab_glyph::point(0.0, 0.0));
+        let glyph = font
+            .glyph_id(c)
+            .with_scale_and_position(scale, ab_glyph::point(0.0, 0.0));
         let Some(outline) = font.outline_glyph(glyph) else {
             return Err(TemplateError::Bad(format!("the font has no digit {d}")));
         };
@@ -365,7 +371,11 @@ pub fn render_sheet(font_bytes: &[u8]) -> Result<GrayImage, TemplateError> {
         outline.draw(|x, y, cov| {
             let px = ox as i64 + (b.min.x + x as f32).round() as i64;
             let py = (baseline + b.min.y + y as f32).round() as i64;
-            if px >= i64::from(ox) && px < i64::from(ox + cell_w) && py >= 0 && py < i64::from(CELL_H) {
+            if px >= i64::from(ox)
+                && px < i64::from(ox + cell_w)
+                && py >= 0
+                && py < i64::from(CELL_H)
+            {
                 let v = (255.0 * (1.0 - cov.clamp(0.0, 1.0))) as u8;
                 let p = sheet.get_pixel_mut(px as u32, py as u32);
                 p.0[0] = p.0[0].min(v);
@@ -382,11 +392,16 @@ mod tests {
     #[test]
     fn builtin_templates_load_and_read_themselves() {
         let t = Templates::builtin().expect("templates");
-        let img = image::load_from_memory(TEMPLATES_PNG).expect("png").to_luma8();
+        let img = image::load_from_memory(TEMPLATES_PNG)
+            .expect("png")
+            .to_luma8();
         let cells = t.read_cells(&img, 0.0, t.cell_w() as f32, 10);
         let digits: Vec<u8> = cells.iter().map(|c| c.digit).collect();
         assert_eq!(digits, (0..10).collect::<Vec<u8>>());
-        assert!(cells.iter().all(|c| c.score > 0.95 && c.margin > 0.1), "{cells:?}");
+        assert!(
+            cells.iter().all(|c| c.score > 0.95 && c.margin > 0.1),
+            "{cells:?}"
+        );
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub struct FrameReport {
 pub struct Options {
     /// Look for barcodes.
     pub barcodes: bool,
+    /// Look for vouchers (QR, NW-7, the OCR line).
+    pub vouchers: bool,
+    /// Look for vaccine labels (GS1), in frames without a voucher.
+    pub labels: bool,
     /// Look for the OCR line.
     pub ocr: bool,
     /// At most this many candidate lines are read per frame.
@@ -78,6 +82,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             barcodes: true,
+            vouchers: true,
+            labels: true,
             ocr: true,
             max_candidates: 4,
             min_score: 0.55,
@@ -140,8 +146,9 @@ impl<R: LineReader> Scanner<R> {
     /// Scans a grey frame.
     pub fn scan_gray(&mut self, gray: &GrayImage) -> FrameReport {
         let start = Instant::now();
-        let symbols = if self.options.barcodes {
-            barcode::decode(gray)
+        let mut found = barcode::Symbols::new(gray);
+        let mut symbols = if self.options.barcodes && self.options.vouchers {
+            found.voucher()
         } else {
             Vec::new()
         };
@@ -160,7 +167,7 @@ impl<R: LineReader> Scanner<R> {
                 confidence: 1.0,
                 quad: None,
             })
-        } else if self.options.ocr {
+        } else if self.options.ocr && self.options.vouchers {
             self.read_ocr(gray).and_then(|read| match &nw7 {
                 None => Some(read),
                 Some(n) if *n == read.line.number.to_string() => Some(VoucherRead {
@@ -172,6 +179,12 @@ impl<R: LineReader> Scanner<R> {
         } else {
             None
         };
+        // Labels are looked for only in frames without a voucher: a nurse scans the lot
+        // at the session's set-up and vouchers after it, and DataMatrix with rxing's
+        // "try harder" (needed for tilted symbols) costs ~4 ms a frame.
+        if self.options.barcodes && self.options.labels && voucher.is_none() {
+            symbols.extend(found.label());
+        }
         let lot = label(&symbols);
         FrameReport {
             voucher,
@@ -188,7 +201,11 @@ impl<R: LineReader> Scanner<R> {
             if !attempt.accepted {
                 return None;
             }
-            let min_margin = attempt.cells.iter().map(|c| c.margin).fold(f32::MAX, f32::min);
+            let min_margin = attempt
+                .cells
+                .iter()
+                .map(|c| c.margin)
+                .fold(f32::MAX, f32::min);
             Some(VoucherRead {
                 line: attempt.template_digits.parse().ok()?,
                 source: Source::Ocr,
@@ -233,7 +250,8 @@ impl<R: LineReader> Scanner<R> {
         // strip up to three ways, stopping at the first that agrees. Each must
         // reproduce all 18 template digits by itself; nothing is mixed.
         let agrees = |t: &Option<crate::ocr::LineText>| {
-            t.as_ref().is_some_and(|t| t.digits == attempt.template_digits)
+            t.as_ref()
+                .is_some_and(|t| t.digits == attempt.template_digits)
         };
         let spaced = spaced_cells(&c.strip, &attempt.cells, pitch);
         let tries = [
@@ -295,7 +313,9 @@ fn qr_line(text: &str) -> Option<OcrLine> {
 
 /// An NW-7 symbol's 券番号: its 10 digits, start and stop characters dropped.
 fn nw7_number(text: &str) -> Option<String> {
-    let t = text.trim().trim_matches(|c: char| matches!(c, 'A'..='D' | 'a'..='d'));
+    let t = text
+        .trim()
+        .trim_matches(|c: char| matches!(c, 'A'..='D' | 'a'..='d'));
     (t.len() == 10 && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.to_owned())
 }
 

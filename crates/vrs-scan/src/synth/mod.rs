@@ -1,1 +1,612 @@
-//! placeholder until the generator lands
+//! Deterministic synthetic fixtures for the scanner: photos of Japanese vaccination
+//! vouchers (接種券) and vaccine labels "the way a tablet camera takes them", with
+//! their truth.
+//!
+//! Start at [`write_singles`] (a folder of JPEGs and `truth.json`) and
+//! [`write_streams`] (folders of frames replayed as a camera, and `streams.json`).
+//! [`render_single`] gives one frame in memory for benchmarks.
+//!
+//! How a picture is made, in reading order:
+//! - `content`: what is printed (valid OCR lines, names, addresses, distractor
+//!   digit strings; GTINs, lots and expiry dates for labels);
+//! - `layout`: the designs of the voucher card, the 予診票, a reservation slip and
+//!   a vaccine box with its sticker, as lists of marks in millimetres (`paper`);
+//! - `scene`: the desk and the sheets lying on it;
+//! - `camera`: the pose (rotation, viewing angle, distance chosen so the OCR
+//!   digits are 12 to 40 px tall), the lighting and the optics; `frame` does the
+//!   pixel work.
+//!
+//! Everything follows from (seed, index): each image has its own generator, derived
+//! from both, and no global randomness is used, so the same seed gives byte-identical
+//! files on the same build.
+
+mod camera;
+mod content;
+mod fonts;
+mod frame;
+mod geom;
+mod layout;
+mod noise;
+mod paper;
+mod scene;
+mod stream;
+mod symbols;
+#[cfg(test)]
+mod tests;
+
+use std::io::Cursor;
+use std::path::Path;
+
+use fastrand::Rng;
+use image::RgbImage;
+
+pub use crate::truth::{LotTruth, StreamSegment, StreamTruth, TruthEntry};
+
+use camera::{Keystone, Pose, Severity, Spoil};
+use layout::{LINE_DIGIT_MM, LabelSymbol, VoucherSymbol, range};
+use noise::derive_seed;
+
+/// The OCR digits' height in the frame is kept within this range (pixels).
+pub const DIGIT_HEIGHT_PX: (f64, f64) = (12.0, 40.0);
+
+/// Frame sizes of the tablets' cameras.
+pub const FRAME_SIZES: [(u32, u32); 2] = [(1280, 720), (1920, 1080)];
+
+// Salts keep the generators of singles, streams and their parts apart.
+const SALT_SINGLE: u64 = 1;
+const SALT_BLOCK: u64 = 2;
+pub(crate) const SALT_STREAM: u64 = 3;
+pub(crate) const SALT_FRAME: u64 = 4;
+
+/// Why fixtures could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "font {path} could not be loaded ({detail}); install the fonts-ocr-b and fonts-noto-cjk packages (apt-get install fonts-ocr-b fonts-noto-cjk)"
+    )]
+    Font { path: String, detail: String },
+    #[error("{path}: could not encode the image: {source}")]
+    Encode {
+        path: String,
+        source: image::ImageError,
+    },
+    #[error("{path}: could not write the truth: {source}")]
+    Json {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("could not encode the {what}: {detail}")]
+    Barcode { what: &'static str, detail: String },
+    #[error("bad fixture spec: {detail}")]
+    Spec { detail: String },
+    #[error("fixture generator bug: {detail}")]
+    Internal { detail: String },
+}
+
+/// The kinds of single image, as written in [`TruthEntry::scene`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SceneKind {
+    /// A voucher with only its OCR line.
+    VoucherOcr,
+    /// A voucher with a QR code holding the 18 digits (third dose on).
+    VoucherQr,
+    /// A voucher with an NW-7 barcode holding the 券番号 (2021 vouchers).
+    VoucherNw7,
+    /// No voucher: a 予診票 and/or a reservation slip, full of other digits.
+    Empty,
+    /// A voucher whose municipality check digit is wrong: must not be reported.
+    InvalidCheck,
+    /// A vaccine box sticker with a GS1-128 barcode.
+    LabelGs1_128,
+    /// A vaccine box sticker with a GS1 DataMatrix.
+    LabelDataMatrix,
+}
+
+impl SceneKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SceneKind::VoucherOcr => "voucher-ocr",
+            SceneKind::VoucherQr => "voucher-qr",
+            SceneKind::VoucherNw7 => "voucher-nw7",
+            SceneKind::Empty => "empty",
+            SceneKind::InvalidCheck => "invalid-check",
+            SceneKind::LabelGs1_128 => "label-gs1-128",
+            SceneKind::LabelDataMatrix => "label-datamatrix",
+        }
+    }
+}
+
+/// The share of each scene kind, as weights. Images are dealt in blocks of
+/// (sum of weights) with each kind appearing exactly its weight's times per block in
+/// a shuffled order, so even a small set has the intended mix. Labels alternate
+/// between GS1-128 and DataMatrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SceneMix {
+    pub voucher_ocr: u32,
+    pub voucher_qr: u32,
+    pub voucher_nw7: u32,
+    pub empty: u32,
+    pub invalid_check: u32,
+    pub label: u32,
+}
+
+impl Default for SceneMix {
+    /// 55% OCR only, 15% QR, 15% NW-7, 5% empty, 5% invalid check digit, 5% labels.
+    fn default() -> Self {
+        SceneMix {
+            voucher_ocr: 11,
+            voucher_qr: 3,
+            voucher_nw7: 3,
+            empty: 1,
+            invalid_check: 1,
+            label: 1,
+        }
+    }
+}
+
+impl SceneMix {
+    fn block(&self) -> Vec<Option<SceneKind>> {
+        // None stands for a label; which symbol it carries is decided by its rank.
+        let mut v = Vec::new();
+        let parts = [
+            (self.voucher_ocr, Some(SceneKind::VoucherOcr)),
+            (self.voucher_qr, Some(SceneKind::VoucherQr)),
+            (self.voucher_nw7, Some(SceneKind::VoucherNw7)),
+            (self.empty, Some(SceneKind::Empty)),
+            (self.invalid_check, Some(SceneKind::InvalidCheck)),
+            (self.label, None),
+        ];
+        for (n, k) in parts {
+            v.extend(std::iter::repeat_n(k, n as usize));
+        }
+        v
+    }
+
+    /// The kind of image `index` of a set made with `seed`.
+    pub fn kind(&self, seed: u64, index: usize) -> Result<SceneKind, SynthError> {
+        let mut block = self.block();
+        if block.is_empty() {
+            return Err(SynthError::Spec {
+                detail: "every scene weight is 0; give at least one kind a weight".into(),
+            });
+        }
+        let n = block.len();
+        let (b, pos) = (index / n, index % n);
+        Rng::with_seed(derive_seed(seed, SALT_BLOCK, b as u64)).shuffle(&mut block);
+        Ok(match block[pos] {
+            Some(k) => k,
+            None => {
+                let before = block[..pos].iter().filter(|k| k.is_none()).count();
+                let rank = b * self.label as usize + before;
+                if rank % 2 == 0 {
+                    SceneKind::LabelGs1_128
+                } else {
+                    SceneKind::LabelDataMatrix
+                }
+            }
+        })
+    }
+}
+
+/// What [`write_singles`] makes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SinglesSpec {
+    pub count: usize,
+    pub seed: u64,
+    pub mix: SceneMix,
+    /// Frame sizes to choose from, uniformly.
+    pub sizes: Vec<(u32, u32)>,
+}
+
+impl Default for SinglesSpec {
+    fn default() -> Self {
+        SinglesSpec {
+            count: 100,
+            seed: 1,
+            mix: SceneMix::default(),
+            sizes: FRAME_SIZES.to_vec(),
+        }
+    }
+}
+
+fn check_sizes(sizes: &[(u32, u32)]) -> Result<(), SynthError> {
+    if sizes.is_empty() {
+        return Err(SynthError::Spec {
+            detail: "no frame sizes; give at least one, e.g. 1280x720".into(),
+        });
+    }
+    if let Some((w, h)) = sizes.iter().find(|(w, h)| *w < 640 || *h < 360) {
+        return Err(SynthError::Spec {
+            detail: format!(
+                "frame size {w}x{h} is below 640x360, too small to hold a voucher's 18 digits at 12 px"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Writes `count` images (`0000.jpg`, `0001.jpg`, …) and `DIR/truth.json`; returns
+/// the entries. The folder is created if missing; existing files of the same names
+/// are overwritten.
+pub fn write_singles(dir: &Path, spec: &SinglesSpec) -> Result<Vec<TruthEntry>, SynthError> {
+    check_sizes(&spec.sizes)?;
+    create_dir(dir)?;
+    let mut entries = Vec::with_capacity(spec.count);
+    for index in 0..spec.count {
+        let file = format!("{index:04}.jpg");
+        let (jpeg, entry) = render_jpeg(spec, index, &file)?;
+        write_file(&dir.join(&file), &jpeg)?;
+        entries.push(entry);
+    }
+    write_json(&dir.join("truth.json"), &entries)?;
+    Ok(entries)
+}
+
+/// One frame in memory, for benchmarks: image `index` of the set [`write_singles`]
+/// makes with `seed` and the default spec, decoded from the same JPEG bytes the file
+/// would hold (so a benchmark sees exactly what a test of the folder sees).
+///
+/// # Panics
+/// When the fonts are not installed (install fonts-ocr-b and fonts-noto-cjk), the
+/// one failure possible without a file system.
+pub fn render_single(seed: u64, index: usize) -> (RgbImage, TruthEntry) {
+    match try_render_single(seed, index) {
+        Ok(v) => v,
+        Err(e) => panic!("render_single({seed}, {index}): {e}"),
+    }
+}
+
+/// [`render_single`], with the error returned.
+pub fn try_render_single(seed: u64, index: usize) -> Result<(RgbImage, TruthEntry), SynthError> {
+    let spec = SinglesSpec {
+        seed,
+        count: index + 1,
+        ..SinglesSpec::default()
+    };
+    let file = format!("{index:04}.jpg");
+    let (jpeg, entry) = render_jpeg(&spec, index, &file)?;
+    let img = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)
+        .map_err(|source| SynthError::Encode {
+            path: file.clone(),
+            source,
+        })?
+        .to_rgb8();
+    Ok((img, entry))
+}
+
+/// Renders image `index` of `spec` as JPEG bytes, with its truth.
+fn render_jpeg(
+    spec: &SinglesSpec,
+    index: usize,
+    file: &str,
+) -> Result<(Vec<u8>, TruthEntry), SynthError> {
+    check_sizes(&spec.sizes)?;
+    let fonts = fonts::fonts()?;
+    let kind = spec.mix.kind(spec.seed, index)?;
+    let mut rng = Rng::with_seed(derive_seed(spec.seed, SALT_SINGLE, index as u64));
+    let (w, h) = spec.sizes[rng.usize(..spec.sizes.len())];
+    let shot = match kind {
+        SceneKind::VoucherOcr
+        | SceneKind::VoucherQr
+        | SceneKind::VoucherNw7
+        | SceneKind::InvalidCheck => voucher_shot(fonts, &mut rng, kind, w, h)?,
+        SceneKind::Empty => empty_shot(fonts, &mut rng, w, h),
+        SceneKind::LabelGs1_128 | SceneKind::LabelDataMatrix => {
+            label_shot(fonts, &mut rng, kind, w, h)?
+        }
+    };
+    let canvases = camera::rasterise(fonts, &shot.world, &[shot.cam], w, h);
+    let mut noise_rng = Rng::with_seed(rng.u64(..));
+    let (frame, _) = camera::shoot(
+        &shot.world,
+        &canvases,
+        &shot.cam,
+        &shot.spoil,
+        w,
+        h,
+        &mut noise_rng,
+    );
+    let jpeg = encode_jpeg(&frame.to_image(), shot.spoil.jpeg, file)?;
+    let entry = TruthEntry {
+        file: file.to_owned(),
+        voucher: shot.voucher,
+        lot: shot.lot,
+        scene: kind.name().to_owned(),
+        note: format!("{w}x{h} {}", shot.note),
+    };
+    Ok((jpeg, entry))
+}
+
+/// A scene with its camera, its faults and its truth.
+struct Shot {
+    world: scene::World,
+    cam: geom::Homography,
+    spoil: Spoil,
+    voucher: Option<String>,
+    lot: Option<LotTruth>,
+    note: String,
+}
+
+fn voucher_shot(
+    fonts: &fonts::Fonts,
+    rng: &mut Rng,
+    kind: SceneKind,
+    w: u32,
+    h: u32,
+) -> Result<Shot, SynthError> {
+    // QR codes came with the third dose; NW-7 with the 2021 (first two) vouchers.
+    let (symbol, dose) = match kind {
+        SceneKind::VoucherQr => (VoucherSymbol::Qr, rng.u8(3..=7)),
+        SceneKind::VoucherNw7 => (VoucherSymbol::Nw7, rng.u8(1..=2)),
+        _ => (VoucherSymbol::None, rng.u8(1..=5)),
+    };
+    let mut v = content::voucher(rng, dose)?;
+    if kind == SceneKind::InvalidCheck {
+        content::break_check_digit(rng, &mut v)?;
+    }
+    let mut design = Rng::with_seed(rng.u64(..));
+    let world = scene::voucher_world(fonts, rng, &mut design, &v, symbol)?;
+    // NW-7's narrow bars are 0.3 mm: from 15 px digits up they are 2 px or wider.
+    let lo = if symbol == VoucherSymbol::Nw7 {
+        15.0
+    } else {
+        12.5
+    };
+    let pose = Pose {
+        scale: range(rng, lo, 39.5) / LINE_DIGIT_MM,
+        rot_deg: range(rng, -15.0, 15.0) - world.subject_rot,
+        keystone: Keystone::sample(rng, 0.08),
+        at: (0.0, 0.0),
+        pan: (0.0, 0.0),
+    };
+    let pose = camera::fit_pose(rng, &world, w, h, pose, DIGIT_HEIGHT_PX);
+    let cam = pose.cam(world.focus, w, h);
+    let digit_h = world
+        .line
+        .as_ref()
+        .map_or(0.0, |l| camera::digit_heights(&cam, l)[1]);
+    let target = camera::target_box(&world, &cam, w, h);
+    let spoil = camera::sample_spoil(rng, Severity::Full, digit_h, target, w);
+    let mut note = format!(
+        "digit_h={digit_h:.0} {} {}",
+        pose_note(&pose, world.subject_rot),
+        spoil_note(&spoil)
+    );
+    match symbol {
+        VoucherSymbol::Qr => note.push_str(" qr"),
+        VoucherSymbol::Nw7 => note.push_str(" nw7"),
+        VoucherSymbol::None => {}
+    }
+    note.push_str(&format!(" on={}", world.setting));
+    if !v.valid {
+        note.push_str(&format!(" printed={}", v.line));
+    }
+    Ok(Shot {
+        world,
+        cam,
+        spoil,
+        voucher: v.valid.then(|| v.line.clone()),
+        lot: None,
+        note,
+    })
+}
+
+fn empty_shot(fonts: &fonts::Fonts, rng: &mut Rng, w: u32, h: u32) -> Shot {
+    let world = scene::no_voucher_world(fonts, rng);
+    let pose = Pose {
+        scale: range(rng, 13.0, 38.0) / LINE_DIGIT_MM,
+        rot_deg: range(rng, -15.0, 15.0),
+        keystone: Keystone::sample(rng, 0.08),
+        at: (f64::from(w) / 2.0, f64::from(h) / 2.0),
+        pan: (0.0, 0.0),
+    };
+    let cam = pose.cam(world.focus, w, h);
+    let target = camera::target_box(&world, &cam, w, h);
+    let spoil = camera::sample_spoil(rng, Severity::Full, 20.0, target, w);
+    let note = format!(
+        "{} {} on={}",
+        pose_note(&pose, 0.0),
+        spoil_note(&spoil),
+        world.setting
+    );
+    Shot {
+        world,
+        cam,
+        spoil,
+        voucher: None,
+        lot: None,
+        note,
+    }
+}
+
+fn label_shot(
+    fonts: &fonts::Fonts,
+    rng: &mut Rng,
+    kind: SceneKind,
+    w: u32,
+    h: u32,
+) -> Result<Shot, SynthError> {
+    let data = content::label(rng)?;
+    let symbol = if kind == SceneKind::LabelGs1_128 {
+        LabelSymbol::Gs1_128
+    } else {
+        LabelSymbol::DataMatrix
+    };
+    let (world, module_mm) = scene::label_world(fonts, rng, &data, symbol)?;
+    // Sized by the barcode's module, which is what a decoder needs to resolve.
+    let module_px = match symbol {
+        LabelSymbol::Gs1_128 => range(rng, 1.9, 3.2),
+        LabelSymbol::DataMatrix => range(rng, 3.5, 7.0),
+    };
+    let pose = Pose {
+        scale: module_px / module_mm,
+        rot_deg: range(rng, -10.0, 10.0) - world.subject_rot,
+        keystone: Keystone::sample(rng, 0.04),
+        at: (0.0, 0.0),
+        pan: (0.0, 0.0),
+    };
+    let pose = camera::fit_pose(rng, &world, w, h, pose, DIGIT_HEIGHT_PX);
+    let cam = pose.cam(world.focus, w, h);
+    let target = camera::target_box(&world, &cam, w, h);
+    let module_px = world.key.first().map_or(module_px, |q| {
+        let c = geom::Rect::bounding(q).map_or((0.0, 0.0), |r| r.center());
+        cam.local_scale(c) * module_mm
+    });
+    let spoil = camera::sample_spoil(rng, Severity::Mild, module_px * 5.0, target, w);
+    let note = format!(
+        "module={module_px:.1} {} {} {}",
+        pose_note(&pose, world.subject_rot),
+        spoil_note(&spoil),
+        if symbol == LabelSymbol::Gs1_128 {
+            "gs1-128"
+        } else {
+            "datamatrix"
+        }
+    );
+    Ok(Shot {
+        world,
+        cam,
+        spoil,
+        voucher: None,
+        lot: Some(LotTruth {
+            gtin: data.gtin.clone(),
+            lot: data.lot.clone(),
+            expiry: data.expiry_iso(),
+        }),
+        note,
+    })
+}
+
+/// `rot` is the subject's rotation in the frame: the camera's plus the subject's on
+/// the desk.
+fn pose_note(p: &Pose, subject_rot: f64) -> String {
+    format!(
+        "rot={:.1} persp={:.2}",
+        p.rot_deg + subject_rot,
+        p.keystone.amount
+    )
+}
+
+fn spoil_note(s: &Spoil) -> String {
+    let mut n = format!(
+        "blur={:.1} motion={:.0} noise={:.0} jpeg={}",
+        s.blur, s.motion, s.noise, s.jpeg
+    );
+    let l = &s.light;
+    if l.shadow.is_some() {
+        n.push_str(" shadow");
+    }
+    if l.glare.is_some() {
+        n.push_str(" glare");
+    }
+    if l.contrast < 1.0 {
+        n.push_str(&format!(" contrast={:.2}", l.contrast));
+    }
+    if l.gradient > 0.0 {
+        n.push_str(&format!(" light={:.2}", l.gradient));
+    }
+    n
+}
+
+pub(crate) fn encode_jpeg(img: &RgbImage, quality: u8, path: &str) -> Result<Vec<u8>, SynthError> {
+    let mut out = Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode_image(img)
+        .map_err(|source| SynthError::Encode {
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(out.into_inner())
+}
+
+fn create_dir(dir: &Path) -> Result<(), SynthError> {
+    std::fs::create_dir_all(dir).map_err(|source| SynthError::Io {
+        path: dir.display().to_string(),
+        source,
+    })
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
+    std::fs::write(path, bytes).map_err(|source| SynthError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), SynthError> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|source| SynthError::Json {
+        path: path.display().to_string(),
+        source,
+    })?;
+    text.push('\n');
+    write_file(path, text.as_bytes())
+}
+
+/// What [`write_streams`] makes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamSpec {
+    pub count: usize,
+    /// Frames per stream.
+    pub frames: usize,
+    pub seed: u64,
+    pub sizes: Vec<(u32, u32)>,
+    /// The share of streams (of 20 frames or more) in which the voucher is swapped
+    /// for a second one.
+    pub swap_share: f64,
+    /// The share of second vouchers whose check digit is wrong (their frames' truth
+    /// is None: a scanner still showing the first voucher then is wrong).
+    pub invalid_second_share: f64,
+}
+
+impl Default for StreamSpec {
+    fn default() -> Self {
+        StreamSpec {
+            count: 10,
+            frames: 30,
+            seed: 1,
+            sizes: FRAME_SIZES.to_vec(),
+            swap_share: 0.5,
+            invalid_second_share: 0.2,
+        }
+    }
+}
+
+/// Writes `DIR/stream-000/000.jpg` … and `DIR/streams.json`.
+///
+/// Each stream: the tablet pointed away from the voucher (frames with no voucher),
+/// brought over it (a few frames with heavy motion blur), held (small hand shake:
+/// rotation, position, scale and blur change slightly from frame to frame), and in
+/// some streams moved away and back over a second, different voucher. A segment
+/// starts at the first frame showing any part of its voucher, blurred arrival frames
+/// included, and ends at the last; frames showing no voucher (or one whose check
+/// digit is wrong) have voucher None.
+pub fn write_streams(dir: &Path, spec: &StreamSpec) -> Result<Vec<StreamTruth>, SynthError> {
+    check_sizes(&spec.sizes)?;
+    if spec.frames == 0 {
+        return Err(SynthError::Spec {
+            detail: "frames per stream is 0; 30 is usual".into(),
+        });
+    }
+    let fonts = fonts::fonts()?;
+    create_dir(dir)?;
+    let mut all = Vec::with_capacity(spec.count);
+    for s in 0..spec.count {
+        let name = format!("stream-{s:03}");
+        let sub = dir.join(&name);
+        create_dir(&sub)?;
+        let segments = stream::render_stream(fonts, spec, s, |i, bytes| {
+            write_file(&sub.join(format!("{i:03}.jpg")), bytes)
+        })?;
+        all.push(StreamTruth {
+            dir: name,
+            segments,
+        });
+    }
+    write_json(&dir.join("streams.json"), &all)?;
+    Ok(all)
+}
