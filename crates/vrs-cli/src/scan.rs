@@ -83,7 +83,12 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot evaluate {}", dir.display()))?;
         print_eval(dir, &report, args.failures);
         return Ok(
-            if report.misreads + report.false_positives + report.label_misreads == 0 {
+            if report.misreads
+                + report.false_positives
+                + report.label_misreads
+                + report.label_false_positives
+                == 0
+            {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

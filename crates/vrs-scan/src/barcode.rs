@@ -86,7 +86,8 @@ impl<'a> Symbols<'a> {
             TryHarder: Some(true),
             ..Default::default()
         };
-        if let Ok(found) = self.reader.decode_with_hints(bitmap, &hints) {
+        let reader = &mut self.reader;
+        if let Some(found) = guarded(|| reader.decode_with_hints(bitmap, &hints)) {
             push(out, &found);
         }
     }
@@ -98,6 +99,14 @@ pub fn decode(gray: &GrayImage) -> Vec<Symbol> {
     let mut out = symbols.voucher();
     out.extend(symbols.label());
     out
+}
+
+/// rxing has panicked on some images before (index errors in its detectors): a
+/// decoder that panics has found nothing, and the frame goes on.
+fn guarded<T, E>(decode: impl FnOnce() -> Result<T, E>) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode))
+        .ok()
+        .and_then(Result::ok)
 }
 
 fn name(format: &BarcodeFormat) -> &'static str {
@@ -152,7 +161,7 @@ fn scan_rows<B: rxing::Binarizer>(bitmap: &BinaryBitmap<B>, which: Rows, out: &m
         let mut row = row.into_owned();
         for _direction in 0..2 {
             if !have_codabar {
-                if let Ok(r) = codabar.decode_row(y as u32, &row, &hints) {
+                if let Some(r) = guarded(|| codabar.decode_row(y as u32, &row, &hints)) {
                     let text = r.getText().to_owned();
                     if codabar_seen.contains(&text) {
                         push(out, &r);
@@ -163,12 +172,10 @@ fn scan_rows<B: rxing::Binarizer>(bitmap: &BinaryBitmap<B>, which: Rows, out: &m
                 }
             }
             if !have_gs1 {
-                let found = code128
-                    .decode_row(y as u32, &row, &hints)
-                    .ok()
+                let found = guarded(|| code128.decode_row(y as u32, &row, &hints))
                     .filter(|r| symbology(r).is_some_and(|s| s == "]C1"))
-                    .or_else(|| rss14.decode_row(y as u32, &row, &hints).ok())
-                    .or_else(|| rss_expanded.decode_row(y as u32, &row, &hints).ok());
+                    .or_else(|| guarded(|| rss14.decode_row(y as u32, &row, &hints)))
+                    .or_else(|| guarded(|| rss_expanded.decode_row(y as u32, &row, &hints)));
                 if let Some(r) = found {
                     push(out, &r);
                     have_gs1 = true;

@@ -8,8 +8,12 @@
 //!   never inherits an earlier voucher's frames, and a voucher already confirmed is
 //!   forgotten the moment a different one is read;
 //! - a confirmed voucher is reported once, however long it stays in view;
-//! - after `forget_after` frames with no read the view counts as empty: the next
-//!   voucher, even the same one shown again, is confirmed afresh.
+//! - after `forget_after` frames with no read the view counts as empty, and
+//!   [`Consensus::reset`] says the user moved on; either way the last voucher confirmed
+//!   is remembered, so that the previous person's voucher still (or again) under the
+//!   camera is never shown as the next person's. Only a different voucher read, or
+//!   [`Consensus::forget_last`] (the user asked to scan the same one again), lets it be
+//!   confirmed anew.
 
 use vrs_domain::ids::OcrLine;
 
@@ -40,6 +44,8 @@ pub struct Consensus {
     forget_after: usize,
     run: Option<(OcrLine, usize)>,
     confirmed: Option<OcrLine>,
+    /// The last voucher confirmed, kept after it left the view.
+    last: Option<OcrLine>,
     empty_frames: usize,
 }
 
@@ -56,6 +62,7 @@ impl Consensus {
             forget_after: forget_after.max(1),
             run: None,
             confirmed: None,
+            last: None,
             empty_frames: 0,
         }
     }
@@ -65,11 +72,18 @@ impl Consensus {
         self.confirmed
     }
 
-    /// Starts over (the user moved on to the next person).
+    /// Starts over for the next person. The voucher just confirmed is remembered: if
+    /// it is still under the camera it is not confirmed again.
     pub fn reset(&mut self) {
         self.run = None;
         self.confirmed = None;
         self.empty_frames = 0;
+    }
+
+    /// Lets the last voucher be confirmed again (the user asked to re-scan it).
+    pub fn forget_last(&mut self) {
+        self.reset();
+        self.last = None;
     }
 
     /// Feeds one frame's read.
@@ -89,6 +103,13 @@ impl Consensus {
         if self.confirmed == Some(line) {
             return Event::None;
         }
+        if self.last == Some(line) && self.confirmed.is_none() {
+            // The previous voucher back in view: never the next person's.
+            self.run = None;
+            return Event::None;
+        }
+        // Any other voucher read means the last one is out of the way.
+        self.last = None;
         let cleared = self.confirmed.take().is_some();
         let count = match self.run {
             Some((l, n)) if l == line => n + 1,
@@ -97,6 +118,7 @@ impl Consensus {
         if count >= self.need {
             self.run = None;
             self.confirmed = Some(line);
+            self.last = Some(line);
             return Event::Confirmed(line);
         }
         self.run = Some((line, count));
@@ -181,15 +203,27 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_view_forgets_so_the_same_voucher_is_confirmed_again() {
+    fn the_previous_voucher_back_in_view_is_never_confirmed_again() {
         use Event::*;
-        let a = l(A);
-        let ea = Confirmed(a.expect("a"));
+        let (a, b) = (l(A), l(B));
+        let (ea, eb) = (Confirmed(a.expect("a")), Confirmed(b.expect("b")));
+        // A leaves the view (3 empty frames forget it) and comes back: not again.
         let frames = [a, a, Option::None, Option::None, Option::None, a, a];
         assert_eq!(
             run(2, 3, &frames),
-            vec![None, ea, None, None, Cleared, None, ea]
+            vec![None, ea, None, None, Cleared, None, None]
         );
+        // The user moved on while A is still under the camera: not again either.
+        let mut c = Consensus::new(2, 15);
+        assert_eq!([c.push(a), c.push(a)], [None, ea]);
+        c.reset();
+        assert_eq!([c.push(a), c.push(a), c.push(a)], [None, None, None]);
+        // A different voucher is confirmed, and then A may be again.
+        assert_eq!([c.push(b), c.push(b)], [None, eb]);
+        assert_eq!([c.push(a), c.push(a)], [Cleared, ea]);
+        // Asked to re-scan: A is confirmed anew.
+        c.forget_last();
+        assert_eq!([c.push(a), c.push(a)], [None, ea]);
     }
 
     #[test]

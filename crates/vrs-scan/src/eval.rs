@@ -48,6 +48,8 @@ pub struct EvalReport {
     pub labels: usize,
     pub labels_read: usize,
     pub label_misreads: usize,
+    /// A label reported where the truth has none.
+    pub label_false_positives: usize,
     /// Per scene kind: (images, right).
     pub scenes: BTreeMap<String, (usize, usize)>,
     /// Milliseconds per frame, in file order.
@@ -106,6 +108,14 @@ impl EvalReport {
         } else {
             self.no_voucher += 1;
         }
+        if entry.lot.is_none() && report.lot.is_some() {
+            self.label_false_positives += 1;
+            right = false;
+            self.failures.push(format!(
+                "{}: LABEL FALSE POSITIVE {:?}",
+                entry.file, report.lot
+            ));
+        }
         if let Some(want) = &entry.lot {
             self.labels += 1;
             match &report.lot {
@@ -163,8 +173,8 @@ impl fmt::Display for EvalReport {
         )?;
         writeln!(
             f,
-            "labels read {}/{}, label misreads {}",
-            self.labels_read, self.labels, self.label_misreads
+            "labels read {}/{}, label misreads {}, label false positives {}",
+            self.labels_read, self.labels, self.label_misreads, self.label_false_positives
         )?;
         writeln!(
             f,
@@ -292,23 +302,40 @@ pub fn replay_streams<R: LineReader>(
             report.frame_ms.push(r.ms);
             events.push(consensus.push(r.voucher.map(|v| v.line)));
         }
+        if s.segments
+            .iter()
+            .any(|seg| seg.first_frame.saturating_add(seg.frames) > events.len())
+        {
+            return Err(EvalError::Image {
+                path: dir.join(&s.dir).display().to_string(),
+                detail: format!(
+                    "the truth names more frames than the {} on disk",
+                    events.len()
+                ),
+            });
+        }
+        // Every confirmation, in a segment or not, must be of the voucher in view.
+        for (i, e) in events.iter().enumerate() {
+            let Event::Confirmed(l) = e else { continue };
+            let in_view = s
+                .segments
+                .iter()
+                .find(|seg| (seg.first_frame..seg.first_frame + seg.frames).contains(&i))
+                .and_then(|seg| seg.voucher.as_deref());
+            if in_view != Some(l.to_string().as_str()) {
+                report.wrong += 1;
+                report.failures.push(format!(
+                    "{}: frame {i}: WRONG {l}, in view {in_view:?}",
+                    s.dir
+                ));
+            }
+        }
         for seg in &s.segments {
-            let in_view = seg.first_frame..(seg.first_frame + seg.frames).min(events.len());
+            let in_view = seg.first_frame..seg.first_frame + seg.frames;
             let confirmed_at = in_view.clone().find_map(|i| match events[i] {
                 Event::Confirmed(l) => Some((i, l.to_string())),
                 _ => None,
             });
-            for i in in_view.clone() {
-                if let Event::Confirmed(l) = events[i] {
-                    if seg.voucher.as_deref() != Some(l.to_string().as_str()) {
-                        report.wrong += 1;
-                        report.failures.push(format!(
-                            "{}: frame {i}: WRONG {l}, in view {:?}",
-                            s.dir, seg.voucher
-                        ));
-                    }
-                }
-            }
             let Some(want) = &seg.voucher else { continue };
             report.sequences += 1;
             match confirmed_at {

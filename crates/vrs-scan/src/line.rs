@@ -66,8 +66,10 @@ pub fn binarise(gray: &GrayImage) -> Vec<bool> {
     for y in 0..h {
         let mut row = 0u32;
         for x in 0..w {
-            row += u32::from(raw[y * w + x]);
-            integral[(y + 1) * (w + 1) + x + 1] = integral[y * (w + 1) + x + 1] + row;
+            // Wrapping: a large bright frame's sums pass 2³², and box sums taken
+            // modulo 2³² are still exact (a window's own sum is far below it).
+            row = row.wrapping_add(u32::from(raw[y * w + x]));
+            integral[(y + 1) * (w + 1) + x + 1] = integral[y * (w + 1) + x + 1].wrapping_add(row);
         }
     }
     // A window a little larger than the tallest digit's stroke gaps: large enough that
@@ -80,9 +82,10 @@ pub fn binarise(gray: &GrayImage) -> Vec<bool> {
         for x in 0..w {
             let xa = x.saturating_sub(r);
             let xb = (x + r + 1).min(w);
-            let sum = integral[yb * (w + 1) + xb] + integral[ya * (w + 1) + xa]
-                - integral[ya * (w + 1) + xb]
-                - integral[yb * (w + 1) + xa];
+            let sum = integral[yb * (w + 1) + xb]
+                .wrapping_add(integral[ya * (w + 1) + xa])
+                .wrapping_sub(integral[ya * (w + 1) + xb])
+                .wrapping_sub(integral[yb * (w + 1) + xa]);
             let n = ((yb - ya) * (xb - xa)) as u32;
             let p = u32::from(raw[y * w + x]);
             // ink when p < mean·(1 − 0.12) − 4: relative, so that dim and bright parts
@@ -204,6 +207,61 @@ fn span_in_heights(chain: &[Component]) -> f32 {
     (x1 - x0 + 1) as f32 / h
 }
 
+/// Joins pieces of one glyph stacked one above the other: blur along the vertical
+/// washes out the middle of a 3, 8 or 0 and cuts it in two halves that are each too
+/// short to chain with their neighbours. Pieces join when they share most of their
+/// columns and the gap between them is small against their heights.
+pub fn join_stacked(comps: &[Component]) -> Vec<Component> {
+    let mut cs: Vec<Component> = comps
+        .iter()
+        .copied()
+        .filter(|c| {
+            c.h() >= MIN_DIGIT_H as f32 / 2.0
+                && c.h() <= MAX_DIGIT_H as f32
+                && c.w() <= 2.0 * MAX_DIGIT_H as f32
+        })
+        .collect();
+    cs.sort_by_key(|c| c.x0);
+    let mut gone = vec![false; cs.len()];
+    for i in 0..cs.len() {
+        if gone[i] {
+            continue;
+        }
+        let mut j = i + 1;
+        while j < cs.len() && cs[j].x0 <= cs[i].x1 {
+            if !gone[j] {
+                let (a, b) = (cs[i], cs[j]);
+                let overlap = (a.x1.min(b.x1) as f32 - a.x0.max(b.x0) as f32 + 1.0).max(0.0);
+                let (upper, lower) = if a.y0 <= b.y0 { (a, b) } else { (b, a) };
+                let gap = lower.y0 as f32 - upper.y1 as f32 - 1.0;
+                let joined_h = (a.y1.max(b.y1) - a.y0.min(b.y0) + 1) as f32;
+                if overlap >= 0.6 * a.w().min(b.w())
+                    && gap >= -1.0
+                    && gap <= 0.6 * a.h().min(b.h())
+                    && joined_h <= 2.6 * a.h().max(b.h())
+                    && joined_h <= MAX_DIGIT_H as f32
+                {
+                    cs[i] = Component {
+                        x0: a.x0.min(b.x0),
+                        y0: a.y0.min(b.y0),
+                        x1: a.x1.max(b.x1),
+                        y1: a.y1.max(b.y1),
+                        area: a.area + b.area,
+                    };
+                    gone[j] = true;
+                    // The joined box is wider: look again from the next piece.
+                    j = i;
+                }
+            }
+            j += 1;
+        }
+    }
+    cs.into_iter()
+        .zip(gone)
+        .filter_map(|(c, g)| (!g).then_some(c))
+        .collect()
+}
+
 /// Chains of digit-like components, left to right, as long as an OCR line.
 pub fn chains(comps: &[Component]) -> Vec<Vec<Component>> {
     let mut cs: Vec<Component> = comps.iter().copied().filter(digit_like).collect();
@@ -280,7 +338,7 @@ pub fn chains(comps: &[Component]) -> Vec<Vec<Component>> {
 pub fn find_candidates(gray: &GrayImage, max: usize) -> Vec<Candidate> {
     let (w, h) = (gray.width() as usize, gray.height() as usize);
     let ink = binarise(gray);
-    let comps = components(&ink, w, h);
+    let comps = join_stacked(&components(&ink, w, h));
     let mut found = chains(&comps);
     // Chains of 18 components first (the line with its digits apart), then the
     // others by how close their length is to the line's.
@@ -303,6 +361,9 @@ pub fn find_candidates(gray: &GrayImage, max: usize) -> Vec<Candidate> {
 
 /// Resamples a chain into a level strip.
 pub fn rectify(gray: &GrayImage, chain: &[Component]) -> Option<Candidate> {
+    if chain.is_empty() {
+        return None;
+    }
     // The line through the centres gives the slant.
     let (_, slope) = fit_line(chain.iter().map(|c| (c.cx(), c.cy())));
     let slope = if slope.is_finite() { slope } else { 0.0 };

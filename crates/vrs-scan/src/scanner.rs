@@ -146,6 +146,23 @@ impl<R: LineReader> Scanner<R> {
     /// Scans a grey frame.
     pub fn scan_gray(&mut self, gray: &GrayImage) -> FrameReport {
         let start = Instant::now();
+        // A frame far larger than a camera's (a photo from a phone, say) is read at
+        // 4096 px on its long side: digits stay within what the finder looks for, and
+        // memory stays bounded (the finder keeps ~6 bytes a pixel).
+        let long = gray.width().max(gray.height());
+        let resized;
+        let gray = if long > MAX_SIDE {
+            let f = MAX_SIDE as f32 / long as f32;
+            resized = image::imageops::resize(
+                gray,
+                ((gray.width() as f32 * f) as u32).max(1),
+                ((gray.height() as f32 * f) as u32).max(1),
+                image::imageops::FilterType::Triangle,
+            );
+            &resized
+        } else {
+            gray
+        };
         let mut found = barcode::Symbols::new(gray);
         let mut symbols = if self.options.barcodes && self.options.vouchers {
             found.voucher()
@@ -156,10 +173,7 @@ impl<R: LineReader> Scanner<R> {
             .iter()
             .filter(|s| s.format == "qr")
             .find_map(|s| qr_line(&s.text));
-        let nw7: Option<String> = symbols
-            .iter()
-            .filter(|s| s.format == "nw7")
-            .find_map(|s| nw7_number(&s.text));
+        let nw7 = symbols.iter().any(|s| s.format == "nw7");
         let voucher = if let Some(line) = qr {
             Some(VoucherRead {
                 line,
@@ -168,17 +182,23 @@ impl<R: LineReader> Scanner<R> {
                 quad: None,
             })
         } else if self.options.ocr && self.options.vouchers {
-            self.read_ocr(gray).and_then(|read| match &nw7 {
-                None => Some(read),
-                Some(n) if *n == read.line.number.to_string() => Some(VoucherRead {
-                    source: Source::Nw7Ocr,
-                    ..read
-                }),
-                Some(_) => None,
+            self.read_ocr(gray).map(|read| {
+                if nw7 {
+                    VoucherRead {
+                        source: Source::Nw7Ocr,
+                        ..read
+                    }
+                } else {
+                    read
+                }
             })
         } else {
             None
         };
+        // Every voucher symbol in the frame must agree with the line chosen: a QR or an
+        // NW-7 of another voucher (two on the desk), or a QR whose digits do not
+        // validate, means we cannot tell which voucher is meant.
+        let voucher = voucher.filter(|v| symbols_agree(&symbols, &v.line));
         // Labels are looked for only in frames without a voucher: a nurse scans the lot
         // at the session's set-up and vouchers after it, and DataMatrix with rxing's
         // "try harder" (needed for tilted symbols) costs ~4 ms a frame.
@@ -247,7 +267,7 @@ impl<R: LineReader> Scanner<R> {
         // Tesseract's failures on one preparation of a strip are not its failures on
         // another (binarised: a small 1 read as 4; grey: a blurred 1 read as two
         // digits; blur running digits together: some dropped), so it is given the
-        // strip up to three ways, stopping at the first that agrees. Each must
+        // strip up to four ways, stopping at the first that agrees. Each must
         // reproduce all 18 template digits by itself; nothing is mixed.
         let agrees = |t: &Option<crate::ocr::LineText>| {
             t.as_ref()
@@ -258,6 +278,7 @@ impl<R: LineReader> Scanner<R> {
             (&c.strip, Prep::Grey),
             (&c.strip, Prep::Binarised),
             (&spaced, Prep::Grey),
+            (&spaced, Prep::Binarised),
         ];
         let mut text = None;
         for (strip, prep) in tries {
@@ -268,6 +289,26 @@ impl<R: LineReader> Scanner<R> {
             }
             if done {
                 break;
+            }
+        }
+        // Last, six cells at a time: tesseract drops and doubles digits most in long
+        // runs of narrow ones (111…), and a short line leaves it less to get wrong.
+        // Each group must give exactly its six digits.
+        if !agrees(&text) {
+            let groups: Option<String> = attempt
+                .cells
+                .chunks(6)
+                .map(|group| {
+                    let strip = spaced_cells(&c.strip, group, pitch);
+                    let t = self.reader.read_line(&strip, Prep::Grey)?;
+                    (t.digits.len() == group.len()).then_some(t.digits)
+                })
+                .collect();
+            if let Some(digits) = groups {
+                text = Some(crate::ocr::LineText {
+                    digits,
+                    confidence: 0,
+                });
             }
         }
         attempt.accepted = agrees(&text);
@@ -301,6 +342,22 @@ fn spaced_cells(strip: &GrayImage, cells: &[CellMatch], pitch: f32) -> GrayImage
         }
     }
     out
+}
+
+/// Frames larger than this on their long side are scaled down before reading.
+pub const MAX_SIDE: u32 = 4096;
+
+/// Whether every QR and NW-7 symbol of a frame says the same as `line`. A QR must hold
+/// exactly its 18 digits (one that holds anything else is another voucher, or a
+/// misprint); an NW-7 must hold its 10-digit 券番号 (rxing's Codabar reader returns
+/// fragments of a tilted symbol, so an NW-7 of another length says nothing).
+fn symbols_agree(symbols: &[Symbol], line: &OcrLine) -> bool {
+    let (full, number) = (line.to_string(), line.number.to_string());
+    symbols.iter().all(|s| match s.format {
+        "qr" => s.text.trim() == full,
+        "nw7" => nw7_number(&s.text).is_none_or(|n| n == number),
+        _ => true,
+    })
 }
 
 /// A QR's text as an OCR line: exactly 18 digits that validate.
@@ -354,6 +411,63 @@ mod tests {
         assert!(qr_line("101310160123456789").is_none());
         assert!(qr_line("11131016012345678").is_none());
         assert!(qr_line("1113101601234567890").is_none());
+    }
+
+    #[test]
+    fn a_voucher_symbol_that_disagrees_vetoes_the_read() {
+        let line: OcrLine = "111310160123456789".parse().expect("line");
+        let sym = |format, text: &str| Symbol {
+            format,
+            text: text.into(),
+        };
+        assert!(symbols_agree(&[], &line));
+        assert!(symbols_agree(&[sym("nw7", "A0123456789A")], &line));
+        assert!(!symbols_agree(&[sym("nw7", "A0123456788A")], &line));
+        // a fragment of a tilted NW-7 says nothing either way
+        assert!(symbols_agree(&[sym("nw7", "A66603A")], &line));
+        assert!(symbols_agree(&[sym("qr", "111310160123456789")], &line));
+        // another voucher's QR, or a QR that is not a valid line
+        assert!(!symbols_agree(&[sym("qr", "121310160000000002")], &line));
+        assert!(!symbols_agree(&[sym("qr", "111310150123456789")], &line));
+        assert!(!symbols_agree(&[sym("qr", "hello")], &line));
+    }
+
+    #[test]
+    fn degenerate_frames_give_nothing_and_never_panic() {
+        let mut scanner = Scanner::with_reader(Fake).expect("templates");
+        let mut rng = 12345u32;
+        let mut noise = GrayImage::new(640, 360);
+        for p in noise.pixels_mut() {
+            rng = rng.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            p.0[0] = (rng >> 24) as u8;
+        }
+        let frames = [
+            GrayImage::new(0, 0),
+            GrayImage::new(1, 1),
+            GrayImage::new(1, 5000),
+            GrayImage::new(5000, 1),
+            GrayImage::from_pixel(640, 360, image::Luma([0])),
+            GrayImage::from_pixel(640, 360, image::Luma([255])),
+            GrayImage::from_pixel(5000, 3000, image::Luma([255])),
+            noise,
+        ];
+        for f in &frames {
+            let r = scanner.scan_gray(f);
+            assert!(
+                r.voucher.is_none() && r.lot.is_none(),
+                "{}x{}",
+                f.width(),
+                f.height()
+            );
+        }
+    }
+
+    /// A reader that agrees with nothing: the scanner's own checks are under test.
+    struct Fake;
+    impl LineReader for Fake {
+        fn read_line(&mut self, _: &GrayImage, _: Prep) -> Option<crate::ocr::LineText> {
+            None
+        }
     }
 
     #[test]

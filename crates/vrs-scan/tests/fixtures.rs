@@ -41,6 +41,12 @@ fn committed_photos_give_no_misread_no_false_positive_and_nearly_all_reads() {
     );
     assert_eq!(report.false_positives, 0, "{:?}", report.failures);
     assert_eq!(report.label_misreads, 0, "{:?}", report.failures);
+    assert_eq!(report.label_false_positives, 0, "{:?}", report.failures);
+    assert!(
+        report.vouchers >= 40,
+        "the committed set has {} vouchers",
+        report.vouchers
+    );
     // The committed set reads 40 of 42 (95%); the target is measured on the
     // larger generated sets in the note. A drop below 90% here is a regression.
     assert!(
