@@ -236,7 +236,7 @@ pub fn join_stacked(comps: &[Component]) -> Vec<Component> {
                 let gap = lower.y0 as f32 - upper.y1 as f32 - 1.0;
                 let joined_h = (a.y1.max(b.y1) - a.y0.min(b.y0) + 1) as f32;
                 if overlap >= 0.6 * a.w().min(b.w())
-                    && gap >= -1.0
+                    && gap >= -0.5 * a.h().min(b.h())
                     && gap <= 0.6 * a.h().min(b.h())
                     && joined_h <= 2.6 * a.h().max(b.h())
                     && joined_h <= MAX_DIGIT_H as f32
@@ -263,7 +263,50 @@ pub fn join_stacked(comps: &[Component]) -> Vec<Component> {
 }
 
 /// Chains of digit-like components, left to right, as long as an OCR line.
+///
+/// Components link across gaps of up to two digit heights, so that a line keeps
+/// together when glare or a crease loses a digit or two; a chain is then cut where its
+/// gaps are wider than a digit (between words), and every run of its pieces as long
+/// as an OCR line is a candidate.
 pub fn chains(comps: &[Component]) -> Vec<Vec<Component>> {
+    let mut out = Vec::new();
+    for chain in all_chains(comps) {
+        let mut pieces: Vec<&[Component]> = Vec::new();
+        let mut start = 0;
+        for i in 1..chain.len() {
+            let (a, b) = (chain[i - 1], chain[i]);
+            if b.x0 as f32 - a.x1 as f32 > a.h().max(b.h()) {
+                pieces.push(&chain[start..i]);
+                start = i;
+            }
+        }
+        pieces.push(&chain[start..]);
+        for i in 0..pieces.len() {
+            let mut run: Vec<Component> = Vec::new();
+            for piece in &pieces[i..] {
+                run.extend_from_slice(piece);
+                let span = span_in_heights(&run);
+                if LINE_SPAN_IN_HEIGHTS.contains(&span) {
+                    out.push(run.clone());
+                }
+                if span > *LINE_SPAN_IN_HEIGHTS.end() {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every chain of two or more components, whatever its length (for diagnostics).
+pub fn chains_debug(comps: &[Component]) -> Vec<Vec<Component>> {
+    all_chains(comps)
+        .into_iter()
+        .filter(|c| c.len() > 1)
+        .collect()
+}
+
+fn all_chains(comps: &[Component]) -> Vec<Vec<Component>> {
     let mut cs: Vec<Component> = comps.iter().copied().filter(digit_like).collect();
     cs.sort_by(|a, b| a.cx().total_cmp(&b.cx()));
     let n = cs.len();
@@ -276,12 +319,12 @@ pub fn chains(comps: &[Component]) -> Vec<Vec<Component>> {
         let mut best: Option<(usize, f32)> = None;
         for (j, b) in cs.iter().enumerate().skip(i + 1) {
             let dx = b.cx() - a.cx();
-            if dx > 2.0 * ha + a.w() {
+            if dx > 3.0 * ha + a.w() {
                 break;
             }
             // Gap between the boxes, not the centres: a run-together pair is wide.
             let gap = b.x0 as f32 - a.x1 as f32;
-            if gap > 1.0 * ha || gap < -0.3 * ha {
+            if gap > 2.0 * ha || gap < -0.3 * ha {
                 continue;
             }
             let hr = b.h() / ha;
@@ -327,9 +370,7 @@ pub fn chains(comps: &[Component]) -> Vec<Vec<Component>> {
             chain.push(cs[j]);
             at = j;
         }
-        if LINE_SPAN_IN_HEIGHTS.contains(&span_in_heights(&chain)) {
-            out.push(chain);
-        }
+        out.push(chain);
     }
     out
 }

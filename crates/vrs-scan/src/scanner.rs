@@ -291,22 +291,35 @@ impl<R: LineReader> Scanner<R> {
                 break;
             }
         }
-        // Last, six cells at a time: tesseract drops and doubles digits most in long
-        // runs of narrow ones (111…), and a short line leaves it less to get wrong.
-        // Each group must give exactly its six digits.
-        if !agrees(&text) {
-            let groups: Option<String> = attempt
-                .cells
-                .chunks(6)
-                .map(|group| {
-                    let strip = spaced_cells(&c.strip, group, pitch);
-                    let t = self.reader.read_line(&strip, Prep::Grey)?;
-                    (t.digits.len() == group.len()).then_some(t.digits)
-                })
-                .collect();
-            if let Some(digits) = groups {
+        // Last, a few cells at a time (six, then three): tesseract drops and doubles
+        // digits most in long runs of narrow ones (111…), and a short line leaves it
+        // less to get wrong. Every group must give exactly its own template digits,
+        // grey or binarised; one group that does not fails the whole line.
+        for size in [6, 3] {
+            if agrees(&text) {
+                break;
+            }
+            let want: Vec<char> = attempt.template_digits.chars().collect();
+            let mut all = String::new();
+            let mut ok = true;
+            for (g, group) in attempt.cells.chunks(size).enumerate() {
+                let expect: String = want[g * size..g * size + group.len()].iter().collect();
+                let strip = spaced_cells(&c.strip, group, pitch);
+                let read = [Prep::Grey, Prep::Binarised]
+                    .into_iter()
+                    .filter_map(|prep| self.reader.read_line(&strip, prep))
+                    .find(|t| t.digits == expect);
+                match read {
+                    Some(t) => all.push_str(&t.digits),
+                    None => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok {
                 text = Some(crate::ocr::LineText {
-                    digits,
+                    digits: all,
                     confidence: 0,
                 });
             }
