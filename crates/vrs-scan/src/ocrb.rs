@@ -167,12 +167,10 @@ impl Templates {
     /// The best digit for a cell expected to start at `left`, trying `reach` steps of
     /// `step` pixels either way and one row up or down.
     fn best_near(&self, plane: &Plane, left: f32, pitch: f32, reach: i32, step: f32) -> CellMatch {
-        let mut best = CellMatch {
-            digit: 0,
-            score: -1.0,
-            margin: 0.0,
-            left,
-        };
+        // Each digit's best score over every placement tried: the margin is the winner's
+        // against the best any other digit reached anywhere, not only where the winner
+        // sat (another digit a pixel away scoring just below it is no clear win).
+        let mut per_digit = [(-1.0f32, left); 10];
         let mut sample = vec![0f32; self.grid_w * GRID_H];
         for k in -reach..=reach {
             let x = left + k as f32 * step;
@@ -181,34 +179,31 @@ impl Templates {
                 let Some(s) = normalise(&sample) else {
                     continue;
                 };
-                let (d, score, second) = self.classify(&s);
-                if score > best.score {
-                    best = CellMatch {
-                        digit: d,
-                        score,
-                        margin: score - second,
-                        left: x,
-                    };
+                for (d, t) in self.digits.iter().enumerate() {
+                    let score: f32 = t.norm.iter().zip(&s).map(|(a, b)| a * b).sum();
+                    if score > per_digit[d].0 {
+                        per_digit[d] = (score, x);
+                    }
                 }
             }
         }
-        best
-    }
-
-    /// Best digit, its score and the runner-up's score, for a normalised cell.
-    fn classify(&self, s: &[f32]) -> (u8, f32, f32) {
-        let mut best = (0u8, -2.0f32);
-        let mut second = -2.0f32;
-        for (d, t) in self.digits.iter().enumerate() {
-            let score: f32 = t.norm.iter().zip(s).map(|(a, b)| a * b).sum();
-            if score > best.1 {
-                second = best.1;
-                best = (d as u8, score);
-            } else if score > second {
-                second = score;
-            }
+        let (digit, &(score, at)) = per_digit
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.0.total_cmp(&b.1.0))
+            .unwrap_or((0, &(-1.0, left)));
+        let second = per_digit
+            .iter()
+            .enumerate()
+            .filter(|(d, _)| *d != digit)
+            .map(|(_, p)| p.0)
+            .fold(-1.0f32, f32::max);
+        CellMatch {
+            digit: digit as u8,
+            score,
+            margin: if score > -1.0 { score - second } else { 0.0 },
+            left: at,
         }
-        (best.0, best.1, second)
     }
 }
 

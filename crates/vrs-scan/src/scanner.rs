@@ -216,52 +216,84 @@ impl<R: LineReader> Scanner<R> {
 
     fn read_ocr(&mut self, gray: &GrayImage) -> Option<VoucherRead> {
         let candidates = line::find_candidates(gray, self.options.max_candidates);
-        candidates.iter().find_map(|c| {
+        let mut found: Option<VoucherRead> = None;
+        for c in &candidates {
+            if let Some(f) = &found {
+                // Another line the templates are sure of, with other digits: two
+                // vouchers in view, and we cannot tell which one is meant.
+                let (cells, _) = self.template_cells(c);
+                if let Some(digits) = self.sure_digits(&cells) {
+                    if digits != f.line.to_string() {
+                        return None;
+                    }
+                }
+                continue;
+            }
             let attempt = self.read_candidate(c);
             if !attempt.accepted {
-                return None;
+                continue;
             }
             let min_margin = attempt
                 .cells
                 .iter()
                 .map(|c| c.margin)
                 .fold(f32::MAX, f32::min);
-            Some(VoucherRead {
-                line: attempt.template_digits.parse().ok()?,
-                source: Source::Ocr,
-                confidence: (0.5 * min_margin / self.options.min_margin).min(1.0),
-                quad: Some(c.quad),
-            })
-        })
+            found = attempt
+                .template_digits
+                .parse()
+                .ok()
+                .map(|line| VoucherRead {
+                    line,
+                    source: Source::Ocr,
+                    confidence: (0.5 * min_margin / self.options.min_margin).min(1.0),
+                    quad: Some(c.quad),
+                });
+        }
+        found
     }
 
-    /// Reads one candidate line both ways.
-    pub fn read_candidate(&mut self, c: &Candidate) -> LineAttempt {
+    /// The templates' reading of a candidate's 18 cells (empty when the line's length
+    /// cannot be 18 OCR-B digits), and the pitch used.
+    fn template_cells(&self, c: &Candidate) -> (Vec<CellMatch>, f32) {
         let t = &self.templates;
         // 18 cells between the ink's ends: the first digit's ink starts a little into its
         // cell, the last one's ends a little before its cell's end.
         let ink_w = t.mean_ink_width();
         let lead = (t.cell_w() as f32 - ink_w) / 2.0;
         let pitch = (c.ink_right - c.ink_left - ink_w) / 17.0;
+        let ratio = pitch / t.cell_w() as f32;
+        if !(0.75..=1.3).contains(&ratio) {
+            return (Vec::new(), pitch);
+        }
+        (
+            t.read_cells(&c.strip, c.ink_left - lead * ratio, pitch, 18),
+            pitch,
+        )
+    }
+
+    /// The digits, when every cell is a clear win and they validate as an OCR line.
+    fn sure_digits(&self, cells: &[CellMatch]) -> Option<String> {
+        let sure = cells.len() == 18
+            && cells
+                .iter()
+                .all(|m| m.score >= self.options.min_score && m.margin >= self.options.min_margin);
+        let digits: String = cells.iter().map(|m| char::from(b'0' + m.digit)).collect();
+        (sure && digits.parse::<OcrLine>().is_ok()).then_some(digits)
+    }
+
+    /// Reads one candidate line both ways.
+    pub fn read_candidate(&mut self, c: &Candidate) -> LineAttempt {
+        let (cells, pitch) = self.template_cells(c);
+        let sure = self.sure_digits(&cells);
         let mut attempt = LineAttempt {
-            template_digits: String::new(),
-            cells: Vec::new(),
+            template_digits: cells.iter().map(|m| char::from(b'0' + m.digit)).collect(),
+            cells,
             tesseract: None,
             accepted: false,
         };
-        let ratio = pitch / t.cell_w() as f32;
-        if !(0.75..=1.3).contains(&ratio) {
-            return attempt;
-        }
-        let cells = t.read_cells(&c.strip, c.ink_left - lead * ratio, pitch, 18);
-        attempt.template_digits = cells.iter().map(|m| char::from(b'0' + m.digit)).collect();
-        let sure = cells
-            .iter()
-            .all(|m| m.score >= self.options.min_score && m.margin >= self.options.min_margin);
-        attempt.cells = cells;
         // Tesseract runs only on a line the templates are sure of and that validates:
         // it is the costly reader, and it can only confirm.
-        if !sure || attempt.template_digits.parse::<OcrLine>().is_err() {
+        if sure.is_none() {
             return attempt;
         }
         // Tesseract's failures on one preparation of a strip are not its failures on
@@ -473,6 +505,60 @@ mod tests {
                 f.height()
             );
         }
+    }
+
+    /// A reader that always reads the same digits.
+    struct Always(&'static str);
+    impl LineReader for Always {
+        fn read_line(&mut self, _: &GrayImage, _: Prep) -> Option<crate::ocr::LineText> {
+            Some(crate::ocr::LineText {
+                digits: self.0.into(),
+                confidence: 90,
+            })
+        }
+    }
+
+    /// A white frame with OCR-B lines drawn at (x, y).
+    #[cfg(feature = "synth")]
+    fn frame_with_lines(lines: &[(&str, i32, i32)]) -> GrayImage {
+        let bytes = std::fs::read("/usr/share/fonts/opentype/ocr-b/OCRB.otf").expect("fonts-ocr-b");
+        let font = ab_glyph::FontRef::try_from_slice(&bytes).expect("font");
+        let mut img = GrayImage::from_pixel(1280, 720, image::Luma([235]));
+        for (text, x, y) in lines {
+            imageproc::drawing::draw_text_mut(
+                &mut img,
+                image::Luma([30]),
+                *x,
+                *y,
+                ab_glyph::PxScale::from(34.0),
+                &font,
+                text,
+            );
+        }
+        img
+    }
+
+    #[cfg(feature = "synth")]
+    #[test]
+    fn two_different_sure_lines_in_one_frame_give_no_voucher() {
+        const A: &str = "111310160123456789";
+        const B: &str = "121310160000000002";
+        let mut scanner = Scanner::with_reader(Always(A)).expect("templates");
+        let one = scanner.scan_gray(&frame_with_lines(&[(A, 200, 200)]));
+        assert_eq!(one.voucher.map(|v| v.line.to_string()).as_deref(), Some(A));
+        let two = scanner.scan_gray(&frame_with_lines(&[(A, 200, 200), (B, 200, 400)]));
+        assert!(two.voucher.is_none(), "{:?}", two.voucher);
+        // The same line twice (a photocopy beside the voucher) is still one voucher.
+        let same = scanner.scan_gray(&frame_with_lines(&[(A, 200, 200), (A, 200, 400)]));
+        assert_eq!(same.voucher.map(|v| v.line.to_string()).as_deref(), Some(A));
+        // And a reader that disagrees with the templates vetoes a clear line.
+        let mut doubting = Scanner::with_reader(Always(B)).expect("templates");
+        assert!(
+            doubting
+                .scan_gray(&frame_with_lines(&[(A, 200, 200)]))
+                .voucher
+                .is_none()
+        );
     }
 
     /// A reader that agrees with nothing: the scanner's own checks are under test.
