@@ -71,8 +71,13 @@ impl<'a> Symbols<'a> {
     pub fn label(&mut self) -> Vec<Symbol> {
         let mut out = Vec::new();
         self.matrix(BarcodeFormat::DATA_MATRIX, &mut out);
-        if let Some(b) = &self.bitmap {
+        if let Some(b) = &mut self.bitmap {
             scan_rows(b, Rows::Gs1, &mut out);
+            // A GS1-128 is long and low: tilted more than a few degrees, no row crosses
+            // it end to end. Lines at ±4°, ±8° and ±12° do.
+            if !out.iter().any(|s| s.format != "gs1-datamatrix") {
+                scan_slanted(b, &mut out);
+            }
         }
         out
     }
@@ -133,6 +138,44 @@ fn push(out: &mut Vec<Symbol>, found: &rxing::RXingResult) {
     let text = found.getText().to_owned();
     if !out.iter().any(|s| s.format == format && s.text == text) {
         out.push(Symbol { format, text });
+    }
+}
+
+/// GS1 1D symbols along slanted lines through the binarised frame.
+fn scan_slanted<B: rxing::Binarizer>(bitmap: &mut BinaryBitmap<B>, out: &mut Vec<Symbol>) {
+    let hints = DecodeHints::default();
+    let mut code128 = Code128Reader;
+    let mut rss_expanded = RSSExpandedReader::default();
+    let (w, h) = (bitmap.get_width(), bitmap.get_height());
+    let matrix = bitmap.get_black_matrix();
+    for degrees in [4.0f32, -4.0, 8.0, -8.0, 12.0, -12.0] {
+        let slope = degrees.to_radians().tan();
+        let reach = (slope.abs() * w as f32).ceil() as i64;
+        let (from, to) = if slope > 0.0 {
+            (-reach, h as i64)
+        } else {
+            (0, h as i64 + reach)
+        };
+        for y0 in (from..to).step_by(ROW_STEP) {
+            let mut row = rxing::common::BitArray::with_size(w);
+            for x in 0..w {
+                let y = y0 + (slope * x as f32).round() as i64;
+                if (0..h as i64).contains(&y) && matrix.get(x as u32, y as u32) {
+                    row.set(x);
+                }
+            }
+            let mid = y0.clamp(0, h as i64 - 1) as u32;
+            for _direction in 0..2 {
+                let found = guarded(|| code128.decode_row(mid, &row, &hints))
+                    .filter(|r| symbology(r).is_some_and(|s| s == "]C1"))
+                    .or_else(|| guarded(|| rss_expanded.decode_row(mid, &row, &hints)));
+                if let Some(r) = found {
+                    push(out, &r);
+                    return;
+                }
+                row.reverse();
+            }
+        }
     }
 }
 
