@@ -74,7 +74,7 @@ impl<'a> Symbols<'a> {
         if let Some(b) = &mut self.bitmap {
             scan_rows(b, Rows::Gs1, &mut out);
             // A GS1-128 is long and low: tilted more than a few degrees, no row crosses
-            // it end to end. Lines at ±4°, ±8° and ±12° do.
+            // it end to end. Lines at ±5° and ±10° do.
             if !out.iter().any(|s| s.format != "gs1-datamatrix") {
                 scan_slanted(b, &mut out);
             }
@@ -148,7 +148,7 @@ fn scan_slanted<B: rxing::Binarizer>(bitmap: &mut BinaryBitmap<B>, out: &mut Vec
     let mut rss_expanded = RSSExpandedReader::default();
     let (w, h) = (bitmap.get_width(), bitmap.get_height());
     let matrix = bitmap.get_black_matrix();
-    for degrees in [4.0f32, -4.0, 8.0, -8.0, 12.0, -12.0] {
+    for degrees in [5.0f32, -5.0, 10.0, -10.0] {
         let slope = degrees.to_radians().tan();
         let reach = (slope.abs() * w as f32).ceil() as i64;
         let (from, to) = if slope > 0.0 {
@@ -156,7 +156,8 @@ fn scan_slanted<B: rxing::Binarizer>(bitmap: &mut BinaryBitmap<B>, out: &mut Vec
         } else {
             (0, h as i64 + reach)
         };
-        for y0 in (from..to).step_by(ROW_STEP) {
+        // Twice the row step: a pack's symbol is far taller than a voucher's NW-7.
+        for y0 in (from..to).step_by(2 * ROW_STEP) {
             let mut row = rxing::common::BitArray::with_size(w);
             for x in 0..w {
                 let y = y0 + (slope * x as f32).round() as i64;
