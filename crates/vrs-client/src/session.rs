@@ -1,0 +1,517 @@
+//! The scan session as a pure state machine: inputs in (a confirmed read, typed
+//! digits, the server's name answer, the nurse's confirm or reject), effects out (look
+//! up this name, save this record, tell the user this). The shell does the I/O; every
+//! rule lives here and is table-tested.
+//!
+//! Rules:
+//! - a session starts from its set-up: site or clinic, date, vaccine and lot; a lot
+//!   whose expiry is before the date, or whose shape is not the maker's, is refused;
+//! - a voucher comes from the scanner's consensus or from 18 typed digits, validated the
+//!   same way;
+//! - the name comes from the server's look-up; an answer is used only for the voucher
+//!   it was asked for, so a late answer about the previous voucher is never shown for
+//!   the next one; offline, or when the server knows no one with the voucher, the
+//!   record is saved as unconfirmed and the server matches it later or holds it for
+//!   review;
+//! - batch mode (municipal staff with a stack of collected vouchers): every new voucher
+//!   is saved at once, a voucher already in the batch is flagged and not saved again,
+//!   and the count runs.
+
+use std::collections::HashSet;
+
+use chrono::NaiveDate;
+use vrs_domain::dose::SiteRef;
+use vrs_domain::gs1::VaccineLabel;
+use vrs_domain::ids::OcrLine;
+use vrs_domain::lot::{Lot, Vaccine};
+use vrs_domain::wire::NameLookupResponse;
+
+/// What a session records every dose with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setup {
+    pub site: SiteRef,
+    pub date: NaiveDate,
+    pub vaccine: Vaccine,
+    pub lot: Lot,
+}
+
+/// Why a set-up is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SetupError {
+    #[error(
+        "lot {lot} expired on {expiry}, before {date}: take a vial from another lot and scan its label"
+    )]
+    LotExpired {
+        lot: String,
+        expiry: NaiveDate,
+        date: NaiveDate,
+    },
+    #[error(
+        "lot {lot} is not a {vaccine} lot number ({detail}): check the vaccine chosen, or scan the label instead of typing"
+    )]
+    LotShape {
+        lot: String,
+        vaccine: Vaccine,
+        detail: String,
+    },
+    #[error("the date {date} is after today ({today}): a dose cannot be recorded in advance")]
+    DateInFuture { date: NaiveDate, today: NaiveDate },
+}
+
+impl Setup {
+    /// A set-up from a lot chosen from a list (its expiry known from the list, or not).
+    pub fn new(
+        site: SiteRef,
+        date: NaiveDate,
+        today: NaiveDate,
+        vaccine: Vaccine,
+        lot: Lot,
+        expiry: Option<NaiveDate>,
+    ) -> Result<Self, SetupError> {
+        if date > today {
+            return Err(SetupError::DateInFuture { date, today });
+        }
+        vaccine.check_lot(&lot).map_err(|e| SetupError::LotShape {
+            lot: lot.to_string(),
+            vaccine,
+            detail: e.detail(),
+        })?;
+        if let Some(expiry) = expiry {
+            if expiry < date {
+                return Err(SetupError::LotExpired {
+                    lot: lot.to_string(),
+                    expiry,
+                    date,
+                });
+            }
+        }
+        Ok(Setup {
+            site,
+            date,
+            vaccine,
+            lot,
+        })
+    }
+
+    /// A set-up from a scanned GS1 label: lot and expiry from the barcode.
+    pub fn from_label(
+        site: SiteRef,
+        date: NaiveDate,
+        today: NaiveDate,
+        vaccine: Vaccine,
+        label: &VaccineLabel,
+    ) -> Result<Self, SetupError> {
+        Self::new(
+            site,
+            date,
+            today,
+            vaccine,
+            label.lot.clone(),
+            Some(label.expiry),
+        )
+    }
+}
+
+/// Single (a nurse, one person at a time) or batch (staff, a stack of vouchers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Single,
+    Batch,
+}
+
+/// What the confirmation screen knows of the name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Name {
+    /// Asked the server; no answer yet.
+    Asking,
+    Found(NameLookupResponse),
+    /// The server holds no one with this voucher.
+    Unknown,
+    /// No network: the record will be saved unconfirmed.
+    Offline,
+}
+
+/// Where the session is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for a voucher.
+    Scanning,
+    /// Showing a voucher's name, dose, date and lot for the nurse to confirm.
+    Confirming { line: OcrLine, name: Name },
+}
+
+/// What the shell is told to do or show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Ask the server for this voucher's name.
+    LookUpName(OcrLine),
+    /// Store this dose in the outbox; `confirmed` says whether the name was shown.
+    Save { line: OcrLine, confirmed: bool },
+    /// Clear the screen for the next voucher.
+    Ready,
+    /// The voucher is already in this batch: not saved again.
+    AlreadyInBatch(OcrLine),
+    /// Typed digits that are not a voucher's OCR line; the message says why.
+    Invalid(String),
+    /// The server holds no one with this voucher: the nurse should check the voucher
+    /// (a newcomer not registered yet?); confirming saves it unconfirmed, and the
+    /// server holds it for the municipality's review: a dose given is never lost.
+    UnknownVoucher(OcrLine),
+}
+
+/// What comes in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A voucher confirmed by the scanner's consensus.
+    Read(OcrLine),
+    /// 18 digits typed by hand.
+    Typed(String),
+    /// The server's answer for a voucher (None: no one holds it).
+    NameAnswer(OcrLine, Option<NameLookupResponse>),
+    /// The name could not be asked for (no network).
+    NameOffline(OcrLine),
+    /// The nurse confirms the dose shown.
+    Confirm,
+    /// The nurse rejects it (wrong person, wrong voucher).
+    Reject,
+}
+
+/// A scan session.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub setup: Setup,
+    pub mode: Mode,
+    state: State,
+    batch: HashSet<OcrLine>,
+    saved: usize,
+}
+
+impl Session {
+    pub fn new(setup: Setup, mode: Mode) -> Self {
+        Session {
+            setup,
+            mode,
+            state: State::Scanning,
+            batch: HashSet::new(),
+            saved: 0,
+        }
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Records saved in this session (the batch's running count).
+    pub fn saved(&self) -> usize {
+        self.saved
+    }
+
+    /// One input; the effects in the order the shell should carry them out.
+    pub fn step(&mut self, input: Input) -> Vec<Effect> {
+        match input {
+            Input::Read(line) => self.voucher(line),
+            Input::Typed(digits) => match digits.trim().parse::<OcrLine>() {
+                Ok(line) => self.voucher(line),
+                Err(e) => vec![Effect::Invalid(format!("{}: {}", e.detail(), e.fix()))],
+            },
+            Input::NameAnswer(for_line, answer) => {
+                self.name(for_line, answer.map_or(Name::Unknown, Name::Found))
+            }
+            Input::NameOffline(for_line) => self.name(for_line, Name::Offline),
+            Input::Confirm => match &self.state {
+                State::Confirming { line, name } if *name != Name::Asking => {
+                    let effect = Effect::Save {
+                        line: *line,
+                        confirmed: matches!(name, Name::Found(_)),
+                    };
+                    self.saved += 1;
+                    self.state = State::Scanning;
+                    vec![effect, Effect::Ready]
+                }
+                _ => Vec::new(),
+            },
+            Input::Reject => match self.state {
+                State::Confirming { .. } => {
+                    self.state = State::Scanning;
+                    vec![Effect::Ready]
+                }
+                State::Scanning => Vec::new(),
+            },
+        }
+    }
+
+    fn voucher(&mut self, line: OcrLine) -> Vec<Effect> {
+        match self.mode {
+            Mode::Batch => {
+                if !self.batch.insert(line) {
+                    return vec![Effect::AlreadyInBatch(line)];
+                }
+                self.saved += 1;
+                vec![Effect::Save {
+                    line,
+                    confirmed: false,
+                }]
+            }
+            Mode::Single => {
+                // A new voucher replaces whatever was on screen: its name is asked for
+                // afresh, never carried over.
+                self.state = State::Confirming {
+                    line,
+                    name: Name::Asking,
+                };
+                vec![Effect::LookUpName(line)]
+            }
+        }
+    }
+
+    fn name(&mut self, for_line: OcrLine, name: Name) -> Vec<Effect> {
+        let State::Confirming { line, name: shown } = &mut self.state else {
+            return Vec::new();
+        };
+        // An answer about another voucher (the previous person's, arriving late) is
+        // dropped: it must never be shown for this one.
+        if *line != for_line || *shown != Name::Asking {
+            return Vec::new();
+        }
+        let unknown = name == Name::Unknown;
+        *shown = name;
+        if unknown {
+            vec![Effect::UnknownVoucher(for_line)]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().expect("date")
+    }
+    fn clinic() -> SiteRef {
+        SiteRef::Clinic("0110113719".parse().expect("clinic"))
+    }
+    fn setup() -> Setup {
+        Setup::new(
+            clinic(),
+            day("2021-06-01"),
+            day("2021-06-01"),
+            Vaccine::Pfizer,
+            "FA4597".parse().expect("lot"),
+            Some(day("2021-08-31")),
+        )
+        .expect("setup")
+    }
+    fn line(s: &str) -> OcrLine {
+        s.parse().expect("line")
+    }
+    const A: &str = "111310160123456789";
+    const B: &str = "121310160000000002";
+    fn taro() -> NameLookupResponse {
+        NameLookupResponse {
+            family_name: Some("山田".into()),
+            given_name: Some("太郎".into()),
+            family_kana: Some("ヤマダ".into()),
+            given_kana: Some("タロウ".into()),
+        }
+    }
+
+    #[test]
+    fn setup_refuses_an_expired_lot_a_wrong_shape_and_a_future_date() {
+        let lot: Lot = "FA4597".parse().expect("lot");
+        let (d, today) = (day("2021-06-01"), day("2021-06-01"));
+        assert!(matches!(
+            Setup::new(
+                clinic(),
+                d,
+                today,
+                Vaccine::Pfizer,
+                lot.clone(),
+                Some(day("2021-05-31"))
+            ),
+            Err(SetupError::LotExpired { .. })
+        ));
+        // the day of expiry itself is still usable
+        assert!(Setup::new(clinic(), d, today, Vaccine::Pfizer, lot.clone(), Some(d)).is_ok());
+        assert!(matches!(
+            Setup::new(clinic(), d, today, Vaccine::Moderna, lot.clone(), None),
+            Err(SetupError::LotShape { .. })
+        ));
+        assert!(matches!(
+            Setup::new(
+                clinic(),
+                day("2021-06-02"),
+                today,
+                Vaccine::Pfizer,
+                lot,
+                None
+            ),
+            Err(SetupError::DateInFuture { .. })
+        ));
+    }
+
+    #[test]
+    fn single_mode_table() {
+        use Effect::*;
+        let (a, b) = (line(A), line(B));
+        let cases: Vec<(&str, Vec<Input>, Vec<Effect>, usize)> = vec![
+            (
+                "read, name found, confirm: saved as confirmed",
+                vec![
+                    Input::Read(a),
+                    Input::NameAnswer(a, Some(taro())),
+                    Input::Confirm,
+                ],
+                vec![
+                    LookUpName(a),
+                    Save {
+                        line: a,
+                        confirmed: true,
+                    },
+                    Ready,
+                ],
+                1,
+            ),
+            (
+                "offline: saved as unconfirmed",
+                vec![Input::Read(a), Input::NameOffline(a), Input::Confirm],
+                vec![
+                    LookUpName(a),
+                    Save {
+                        line: a,
+                        confirmed: false,
+                    },
+                    Ready,
+                ],
+                1,
+            ),
+            (
+                "no confirming before the name is known",
+                vec![Input::Read(a), Input::Confirm],
+                vec![LookUpName(a)],
+                0,
+            ),
+            (
+                "an unknown voucher is flagged, and saved unconfirmed when the nurse confirms",
+                vec![Input::Read(a), Input::NameAnswer(a, None), Input::Confirm],
+                vec![
+                    LookUpName(a),
+                    UnknownVoucher(a),
+                    Save {
+                        line: a,
+                        confirmed: false,
+                    },
+                    Ready,
+                ],
+                1,
+            ),
+            (
+                "a second answer for the same voucher changes nothing",
+                vec![
+                    Input::Read(a),
+                    Input::NameAnswer(a, Some(taro())),
+                    Input::NameAnswer(a, None),
+                    Input::Confirm,
+                ],
+                vec![
+                    LookUpName(a),
+                    Save {
+                        line: a,
+                        confirmed: true,
+                    },
+                    Ready,
+                ],
+                1,
+            ),
+            (
+                "reject goes back to scanning, nothing saved",
+                vec![
+                    Input::Read(a),
+                    Input::NameAnswer(a, Some(taro())),
+                    Input::Reject,
+                ],
+                vec![LookUpName(a), Ready],
+                0,
+            ),
+            (
+                "the previous voucher's late answer is never shown for the next one",
+                vec![
+                    Input::Read(a),
+                    Input::Read(b),
+                    Input::NameAnswer(a, Some(taro())),
+                    Input::Confirm,
+                ],
+                vec![LookUpName(a), LookUpName(b)],
+                0,
+            ),
+            (
+                "typed digits go through the same validation",
+                vec![
+                    Input::Typed(format!(" {A} ")),
+                    Input::NameOffline(a),
+                    Input::Confirm,
+                ],
+                vec![
+                    LookUpName(a),
+                    Save {
+                        line: a,
+                        confirmed: false,
+                    },
+                    Ready,
+                ],
+                1,
+            ),
+        ];
+        for (what, inputs, want, saved) in cases {
+            let mut s = Session::new(setup(), Mode::Single);
+            let got: Vec<Effect> = inputs.into_iter().flat_map(|i| s.step(i)).collect();
+            assert_eq!(got, want, "{what}");
+            assert_eq!(s.saved(), saved, "{what}");
+        }
+    }
+
+    #[test]
+    fn typed_digits_with_a_wrong_check_digit_are_refused_with_the_reason() {
+        let mut s = Session::new(setup(), Mode::Single);
+        let effects = s.step(Input::Typed("111310150123456789".into()));
+        assert!(
+            matches!(effects.as_slice(), [Effect::Invalid(m)] if m.contains("check digit")),
+            "{effects:?}"
+        );
+        assert_eq!(s.state(), &State::Scanning);
+    }
+
+    #[test]
+    fn batch_mode_saves_each_voucher_once_and_flags_repeats() {
+        use Effect::*;
+        let (a, b) = (line(A), line(B));
+        let mut s = Session::new(setup(), Mode::Batch);
+        let got: Vec<Effect> = [
+            Input::Read(a),
+            Input::Read(b),
+            Input::Read(a),
+            Input::Typed(B.into()),
+        ]
+        .into_iter()
+        .flat_map(|i| s.step(i))
+        .collect();
+        assert_eq!(
+            got,
+            vec![
+                Save {
+                    line: a,
+                    confirmed: false
+                },
+                Save {
+                    line: b,
+                    confirmed: false
+                },
+                AlreadyInBatch(a),
+                AlreadyInBatch(b),
+            ]
+        );
+        assert_eq!(s.saved(), 2);
+    }
+}
