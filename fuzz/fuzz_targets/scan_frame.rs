@@ -6,11 +6,11 @@
 use image::GrayImage;
 use libfuzzer_sys::fuzz_target;
 use vrs_scan::Scanner;
-use vrs_scan::ocr::{LineReader, LineText, Prep};
+use vrs_scan::ocr::{LineReader, Prep};
 
 struct Silent;
 impl LineReader for Silent {
-    fn read_line(&mut self, _: &GrayImage, _: Prep) -> Option<LineText> {
+    fn read_line(&mut self, _: &GrayImage, _: Prep) -> Option<String> {
         None
     }
 }

@@ -298,14 +298,6 @@ pub fn chains(comps: &[Component]) -> Vec<Vec<Component>> {
     out
 }
 
-/// Every chain of two or more components, whatever its length (for diagnostics).
-pub fn chains_debug(comps: &[Component]) -> Vec<Vec<Component>> {
-    all_chains(comps)
-        .into_iter()
-        .filter(|c| c.len() > 1)
-        .collect()
-}
-
 fn all_chains(comps: &[Component]) -> Vec<Vec<Component>> {
     let mut cs: Vec<Component> = comps.iter().copied().filter(digit_like).collect();
     cs.sort_by(|a, b| a.cx().total_cmp(&b.cx()));
@@ -518,40 +510,6 @@ pub fn rectify(gray: &GrayImage, chain: &[Component]) -> Option<Candidate> {
         components: chain.len(),
         digit_h: h_meas,
     })
-}
-
-/// Otsu's threshold over an image.
-pub fn otsu(img: &GrayImage) -> u8 {
-    let mut hist = [0u32; 256];
-    for p in img.as_raw() {
-        hist[usize::from(*p)] += 1;
-    }
-    let total: f64 = img.as_raw().len() as f64;
-    let sum_all: f64 = hist
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| i as f64 * f64::from(c))
-        .sum();
-    let (mut w_b, mut sum_b, mut best, mut best_t) = (0f64, 0f64, 0f64, 128u8);
-    for (t, &c) in hist.iter().enumerate() {
-        w_b += f64::from(c);
-        if w_b == 0.0 {
-            continue;
-        }
-        let w_f = total - w_b;
-        if w_f == 0.0 {
-            break;
-        }
-        sum_b += t as f64 * f64::from(c);
-        let m_b = sum_b / w_b;
-        let m_f = (sum_all - sum_b) / w_f;
-        let between = w_b * w_f * (m_b - m_f) * (m_b - m_f);
-        if between > best {
-            best = between;
-            best_t = t as u8;
-        }
-    }
-    best_t
 }
 
 /// The band of rows around the strip's middle where ink is, between columns.

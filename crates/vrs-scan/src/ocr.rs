@@ -16,15 +16,6 @@ use image::GrayImage;
 /// The environment variable that keeps OpenMP to one thread, and its value.
 pub const ONE_THREAD_ENV: (&str, &str) = ("OMP_THREAD_LIMIT", "1");
 
-/// What a line reader made of a strip.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LineText {
-    /// The digits read, spaces removed.
-    pub digits: String,
-    /// The reader's own confidence, 0..100.
-    pub confidence: i32,
-}
-
 /// How a strip is handed to the reader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prep {
@@ -34,9 +25,11 @@ pub enum Prep {
     Grey,
 }
 
-/// Reads one line of digits from a strip.
+/// Reads one line of digits from a strip: the digits read, anything else dropped.
+/// (The reader's own confidence is not asked for: a read counts only when it equals
+/// the templates' digits.)
 pub trait LineReader {
-    fn read_line(&mut self, strip: &GrayImage, prep: Prep) -> Option<LineText>;
+    fn read_line(&mut self, strip: &GrayImage, prep: Prep) -> Option<String>;
 }
 
 /// Why the OCR engine could not start.
@@ -128,7 +121,7 @@ impl Tesseract {
 }
 
 impl LineReader for Tesseract {
-    fn read_line(&mut self, strip: &GrayImage, prep: Prep) -> Option<LineText> {
+    fn read_line(&mut self, strip: &GrayImage, prep: Prep) -> Option<String> {
         match prep {
             // As it is, with no border: a white border around a grey strip made
             // tesseract add and drop digits at the ends (measured on the fixtures).
@@ -159,16 +152,14 @@ impl LineReader for Tesseract {
 }
 
 impl Tesseract {
-    fn recognise(&mut self, img: &GrayImage) -> Option<LineText> {
+    fn recognise(&mut self, img: &GrayImage) -> Option<String> {
         let (w, h) = img.dimensions();
         let engine = self.engine.take().or_else(|| Self::start(&self.dir).ok())?;
         let engine = engine.set_frame(img.as_raw(), w as i32, h as i32, 1, w as i32);
         // A failed frame consumes the engine; the next call starts another.
         let mut engine = engine.ok()?;
         let text = engine.get_text().ok();
-        let confidence = engine.mean_text_conf();
         self.engine = Some(engine);
-        let digits: String = text?.chars().filter(char::is_ascii_digit).collect();
-        Some(LineText { digits, confidence })
+        Some(text?.chars().filter(char::is_ascii_digit).collect())
     }
 }

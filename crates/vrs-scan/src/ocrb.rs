@@ -132,12 +132,6 @@ impl Templates {
             / 10.0
     }
 
-    /// Where digit `d`'s ink starts and ends within its cell.
-    pub fn ink(&self, d: u8) -> (f32, f32) {
-        let t = &self.digits[usize::from(d % 10)];
-        (t.ink_left, t.ink_right)
-    }
-
     /// Reads `n` equally spaced cells from a rectified strip (height [`CELL_H`]), the
     /// first starting near `left` and the pitch near `pitch`. Each cell is searched a few
     /// pixels either side of where the pitch puts it, then the pitch is refitted to

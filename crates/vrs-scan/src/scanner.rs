@@ -301,19 +301,21 @@ impl<R: LineReader> Scanner<R> {
         // digits; blur running digits together: some dropped), so it is given the
         // strip up to four ways, stopping at the first that agrees. Each must
         // reproduce all 18 template digits by itself; nothing is mixed.
-        let agrees = |t: &Option<crate::ocr::LineText>| {
-            t.as_ref()
-                .is_some_and(|t| t.digits == attempt.template_digits)
-        };
-        let spaced = spaced_cells(&c.strip, &attempt.cells, pitch);
-        let tries = [
-            (&c.strip, Prep::Grey),
-            (&c.strip, Prep::Binarised),
-            (&spaced, Prep::Grey),
-            (&spaced, Prep::Binarised),
-        ];
+        let agrees = |t: &Option<String>| t.as_deref() == Some(attempt.template_digits.as_str());
         let mut text = None;
-        for (strip, prep) in tries {
+        // The spaced strip is made only when the strip as it is failed both ways.
+        let mut spaced = None;
+        for (is_spaced, prep) in [
+            (false, Prep::Grey),
+            (false, Prep::Binarised),
+            (true, Prep::Grey),
+            (true, Prep::Binarised),
+        ] {
+            let strip = if is_spaced {
+                &*spaced.get_or_insert_with(|| spaced_cells(&c.strip, &attempt.cells, pitch))
+            } else {
+                &c.strip
+            };
             let t = self.reader.read_line(strip, prep);
             let done = agrees(&t);
             if t.is_some() {
@@ -340,9 +342,9 @@ impl<R: LineReader> Scanner<R> {
                 let read = [Prep::Grey, Prep::Binarised]
                     .into_iter()
                     .filter_map(|prep| self.reader.read_line(&strip, prep))
-                    .find(|t| t.digits == expect);
+                    .find(|t| *t == expect);
                 match read {
-                    Some(t) => all.push_str(&t.digits),
+                    Some(t) => all.push_str(&t),
                     None => {
                         ok = false;
                         break;
@@ -350,14 +352,11 @@ impl<R: LineReader> Scanner<R> {
                 }
             }
             if ok {
-                text = Some(crate::ocr::LineText {
-                    digits: all,
-                    confidence: 0,
-                });
+                text = Some(all);
             }
         }
         attempt.accepted = agrees(&text);
-        attempt.tesseract = text.map(|t| t.digits);
+        attempt.tesseract = text;
         attempt
     }
 }
@@ -510,11 +509,8 @@ mod tests {
     /// A reader that always reads the same digits.
     struct Always(&'static str);
     impl LineReader for Always {
-        fn read_line(&mut self, _: &GrayImage, _: Prep) -> Option<crate::ocr::LineText> {
-            Some(crate::ocr::LineText {
-                digits: self.0.into(),
-                confidence: 90,
-            })
+        fn read_line(&mut self, _: &GrayImage, _: Prep) -> Option<String> {
+            Some(self.0.into())
         }
     }
 
@@ -564,7 +560,7 @@ mod tests {
     /// A reader that agrees with nothing: the scanner's own checks are under test.
     struct Fake;
     impl LineReader for Fake {
-        fn read_line(&mut self, _: &GrayImage, _: Prep) -> Option<crate::ocr::LineText> {
+        fn read_line(&mut self, _: &GrayImage, _: Prep) -> Option<String> {
             None
         }
     }
