@@ -14,6 +14,8 @@ use vrs_domain::csv::register::{ReadOptions, RegisterReader};
 use vrs_domain::csv::{Encoding, OutputEncoding, ReadError};
 use vrs_domain::synth::{RegisterSpec, write_register};
 
+mod client;
+mod devices;
 mod scan;
 
 #[derive(Parser, Debug)]
@@ -39,7 +41,7 @@ enum Command {
     /// keys come from VRS_VAULT_KEY, VRS_LOOKUP_KEY and VRS_DB_KEY (hex) when set,
     /// else from the key file (made on first start, readable by its owner only).
     Serve(ServeArgs),
-    /// Operator tasks: municipalities and access tokens.
+    /// Operator tasks: municipalities, staff tokens, tablets, the access log.
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Check target-person register CSVs (接種対象者) without storing anything.
@@ -57,6 +59,9 @@ enum Command {
     /// A voucher is reported only when it validates and both OCR readers agree; an
     /// unreadable or invalid one is null, never a guess.
     Scan(scan::ScanArgs),
+    /// The tablet without its screen: enrol, set up a session, record doses from
+    /// voucher photos or typed digits, sync the encrypted outbox, show its status.
+    Client(client::ClientArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -126,7 +131,8 @@ struct ServeArgs {
     listen: std::net::SocketAddr,
     #[command(flatten)]
     data: DataArgs,
-    /// Seed the demo municipality (Chiyoda, 131016) and print its staff and tablet tokens.
+    /// Seed the demo municipality (Chiyoda, 131016) and print its staff token and its
+    /// tablet's enrolment code.
     #[arg(long, env = "VRS_DEMO")]
     demo: bool,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
@@ -177,20 +183,20 @@ enum AdminCommand {
         #[arg(long, default_value = "")]
         transfer_contact: String,
     },
-    /// Make an access token for a staff member or a tablet, printed once.
+    /// Make an access token for a staff member, printed once.
     Token {
         #[command(flatten)]
         data: DataArgs,
         /// The municipality the token acts for.
         #[arg(long)]
         municipality: vrs_domain::MunicipalityCode,
-        /// A staff member's e-mail (lg.jp).
-        #[arg(long, conflicts_with = "device", required_unless_present = "device")]
-        staff: Option<String>,
-        /// A tablet: its device id (a new one when the value is omitted).
-        #[arg(long, num_args = 0..=1, default_missing_value = "new")]
-        device: Option<String>,
+        /// The staff member's e-mail (lg.jp).
+        #[arg(long)]
+        staff: String,
     },
+    /// Tablets: register one (prints its one-time enrolment code), list, revoke.
+    #[command(subcommand)]
+    Device(devices::DeviceCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -282,6 +288,7 @@ fn main() -> ExitCode {
         Command::ValidateRegister(args) => validate_register(&args),
         Command::Fixtures(cmd) => fixtures(cmd).map(|()| ExitCode::SUCCESS),
         Command::Scan(args) => scan::scan(args),
+        Command::Client(args) => client::client(args),
     };
     match result {
         Ok(code) => code,
@@ -305,21 +312,28 @@ fn serve(args: ServeArgs) -> Result<()> {
         let demo = vrs_server::demo::seed(store.as_ref(), args.demo_residents)?;
         std::fs::create_dir_all(&args.data.data)?;
         let tokens = args.data.data.join("demo-tokens.txt");
+        let code = demo.enrolment_code.as_deref().unwrap_or("(enrolled)");
         write_private(
             &tokens,
             &format!(
-                "staff  {}\ntablet {}\n",
-                demo.staff_token, demo.tablet_token
+                "staff {}\nenrolment {code}\ndevice {}\n",
+                demo.staff_token, demo.tablet
             ),
         )?;
+        let scheme = if args.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         eprintln!(
-            "demo: {} ({} residents: {} new, {} unchanged)\n  staff token:  {}\n  tablet token: {}\n  (also in {})",
+            "demo: {} ({} residents: {} new, {} unchanged)\n  staff token: {}\n  tablet {}: enrolment code {code}\n    vrs client enrol --server {scheme}://{} --code {code}\n  (also in {})",
             demo.municipality,
             demo.report.rows,
             demo.report.new,
             demo.report.unchanged,
             demo.staff_token,
-            demo.tablet_token,
+            demo.tablet,
+            args.listen,
             tokens.display()
         );
     }
@@ -429,22 +443,10 @@ fn admin(cmd: AdminCommand) -> Result<ExitCode> {
             data,
             municipality,
             staff,
-            device,
         } => {
-            let whom = match (staff, device) {
-                (Some(user), _) => vrs_server::Principal::Staff { municipality, user },
-                (None, Some(d)) => {
-                    let id = if d == "new" {
-                        uuid::Uuid::new_v4()
-                    } else {
-                        d.parse().context("--device takes a UUID")?
-                    };
-                    vrs_server::Principal::Device {
-                        municipality,
-                        device: vrs_domain::DeviceId(id),
-                    }
-                }
-                (None, None) => anyhow::bail!("give --staff EMAIL or --device"),
+            let whom = vrs_server::Principal::Staff {
+                municipality,
+                user: staff,
             };
             let store = data.open()?;
             let token = store.create_token(&system, &whom)?;
@@ -458,6 +460,7 @@ fn admin(cmd: AdminCommand) -> Result<ExitCode> {
             })?;
             println!("{whom}\n{token}");
         }
+        AdminCommand::Device(cmd) => devices::run(cmd)?,
     }
     Ok(ExitCode::SUCCESS)
 }

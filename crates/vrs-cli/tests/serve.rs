@@ -83,7 +83,8 @@ impl Server {
         panic!("vrs serve did not come up");
     }
 
-    fn tokens(&self) -> (String, String) {
+    /// The demo's staff token, and its tablet enrolled with the demo's one-time code.
+    fn tokens(&self) -> (String, Who) {
         let text = std::fs::read_to_string(self.data.join("demo-tokens.txt")).unwrap();
         let get = |k: &str| {
             text.lines()
@@ -92,7 +93,18 @@ impl Server {
                 .trim()
                 .to_owned()
         };
-        (get("staff"), get("tablet"))
+        (get("staff "), enrol(&self.base, &get("enrolment ")))
+    }
+
+    /// The demo's staff token alone (a server started again on the same data: its
+    /// tablet is enrolled already).
+    fn staff(&self) -> String {
+        let text = std::fs::read_to_string(self.data.join("demo-tokens.txt")).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("staff "))
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     fn kill9(&mut self) {
@@ -121,18 +133,115 @@ fn bearer(t: &str) -> String {
     format!("Bearer {t}")
 }
 
-fn post_json(base: &str, path: &str, token: &str, body: &Value) -> (u16, Value) {
-    let mut r = agent()
-        .post(format!("{base}{path}"))
-        .header("Authorization", bearer(token))
-        .send_json(body)
-        .unwrap();
+/// An enrolled tablet, which signs its requests.
+#[derive(Clone, Debug)]
+struct Who(Arc<Signer>);
+
+#[derive(Debug)]
+struct Signer {
+    device: vrs_domain::DeviceId,
+    key: vrs_client::device::DeviceKey,
+}
+
+/// Enrols a new tablet key with a one-time code.
+fn enrol(base: &str, code: &str) -> Who {
+    let key = vrs_client::device::DeviceKey::generate().unwrap();
+    let api = vrs_client::api::Api::new(base, None, Duration::from_secs(60)).unwrap();
+    let e = api.enrol(code, &key).unwrap();
+    Who(Arc::new(Signer {
+        device: e.device_id,
+        key,
+    }))
+}
+
+impl Who {
+    /// The device id the tablet's records carry.
+    fn device(&self) -> String {
+        self.0.device.to_string()
+    }
+}
+
+/// Credentials on a request: a staff bearer token (or a made-up one), or a tablet's
+/// signature over the request.
+trait Creds {
+    fn on<B>(
+        &self,
+        req: ureq::RequestBuilder<B>,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> ureq::RequestBuilder<B>;
+}
+
+impl Creds for str {
+    fn on<B>(
+        &self,
+        req: ureq::RequestBuilder<B>,
+        _: &str,
+        _: &str,
+        _: &[u8],
+    ) -> ureq::RequestBuilder<B> {
+        req.header("Authorization", bearer(self))
+    }
+}
+
+impl Creds for String {
+    fn on<B>(
+        &self,
+        req: ureq::RequestBuilder<B>,
+        m: &str,
+        p: &str,
+        b: &[u8],
+    ) -> ureq::RequestBuilder<B> {
+        self.as_str().on(req, m, p, b)
+    }
+}
+
+impl Creds for Who {
+    fn on<B>(
+        &self,
+        req: ureq::RequestBuilder<B>,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> ureq::RequestBuilder<B> {
+        let h = self
+            .0
+            .key
+            .sign(
+                self.0.device,
+                method,
+                path,
+                body,
+                chrono::Utc::now().timestamp(),
+            )
+            .unwrap();
+        h.pairs()
+            .into_iter()
+            .fold(req, |r, (name, value)| r.header(name, value))
+    }
+}
+
+fn post_raw<C: Creds + ?Sized>(
+    base: &str,
+    path: &str,
+    who: &C,
+    body: &[u8],
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    who.on(agent().post(format!("{base}{path}")), "POST", path, body)
+        .content_type("application/json")
+        .send(body)
+}
+
+fn post_json<C: Creds + ?Sized>(base: &str, path: &str, who: &C, body: &Value) -> (u16, Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let mut r = post_raw(base, path, who, &bytes).unwrap();
     let status = r.status().as_u16();
     let text = r.body_mut().read_to_string().unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-fn record(id: u128, voucher: u64, dose: u8, date: &str) -> Value {
+fn record(device: &str, id: u128, voucher: u64, dose: u8, date: &str) -> Value {
     json!({
         "client_record_id": uuid::Uuid::from_u128(id).to_string(),
         "municipality": "131016",
@@ -143,12 +252,8 @@ fn record(id: u128, voucher: u64, dose: u8, date: &str) -> Value {
         "vaccine": "pfizer",
         "lot": "FA4597",
         "site": {"clinic": "1312345679"},
-        "device_id": vrs_server_demo_device(),
+        "device_id": device,
     })
-}
-
-fn vrs_server_demo_device() -> String {
-    uuid::Uuid::from_u128(0x7AB1_E700_0000_0000_0000_0000_0000_0001).to_string()
 }
 
 fn ledger(base: &str, staff: &str) -> String {
@@ -199,6 +304,7 @@ fn generated_register(rows: u64, first_person: u64, first_voucher: u64) -> Vec<u
 fn the_api_end_to_end_on_a_running_server(backend: Backend) {
     let server = Server::start(&backend, 300);
     let (staff, tablet) = server.tokens();
+    let dev = tablet.device();
     let base = &server.base;
 
     // The tablet asks for a name, then uploads a dose twice.
@@ -215,7 +321,7 @@ fn the_api_end_to_end_on_a_running_server(backend: Backend) {
         4,
         "a name and nothing else: {name}"
     );
-    let batch = json!({"records": [record(1, 1310160001, 1, "2021-06-01"), record(1, 1310160001, 1, "2021-06-01"), record(2, 1310169999, 1, "2021-06-01")]});
+    let batch = json!({"records": [record(&dev, 1, 1310160001, 1, "2021-06-01"), record(&dev, 1, 1310160001, 1, "2021-06-01"), record(&dev, 2, 1310169999, 1, "2021-06-01")]});
     let (s, r) = post_json(base, "/api/tablet/records", &tablet, &batch);
     assert_eq!(s, 200, "{r}");
     let outcomes: Vec<&str> = r["receipts"]
@@ -246,14 +352,17 @@ fn the_api_end_to_end_on_a_running_server(backend: Backend) {
 
     // Who may do what.
     let (s, _) = post_json(base, "/api/tablet/records", &staff, &json!({"records": []}));
-    assert_eq!(s, 403, "staff cannot upload as a tablet");
+    assert_eq!(s, 401, "the tablet endpoints take only signed requests");
     let (s, _) = post_json(
         base,
         "/api/transfer/lookup",
         &tablet,
         &json!({"my_number": "123456789018"}),
     );
-    assert_eq!(s, 403, "a tablet cannot use the transfer look-up");
+    assert_eq!(
+        s, 401,
+        "a tablet's signature counts only on the tablet endpoints"
+    );
     let (s, _) = post_json(
         base,
         "/api/tablet/name",
@@ -324,13 +433,13 @@ fn malformed_csv_or_json_never_gets_a_5xx(backend: Backend) {
         "/api/transfer/lookup",
     ] {
         for body in jsons {
-            for token in [&staff, &tablet] {
-                let mut r = agent()
-                    .post(format!("{base}{path}"))
-                    .header("Authorization", bearer(token))
-                    .content_type("application/json")
-                    .send(body)
-                    .unwrap();
+            for as_tablet in [false, true] {
+                let mut r = if as_tablet {
+                    post_raw(base, path, &tablet, body.as_bytes())
+                } else {
+                    post_raw(base, path, &staff, body.as_bytes())
+                }
+                .unwrap();
                 let status = r.status().as_u16();
                 let text = r.body_mut().read_to_string().unwrap();
                 assert!(
@@ -378,7 +487,7 @@ fn malformed_csv_or_json_never_gets_a_5xx(backend: Backend) {
 
 fn kill_9_during_an_import_leaves_no_half_applied_file(backend: Backend) {
     let mut server = Server::start(&backend, 10);
-    let (staff, _) = server.tokens();
+    let staff = server.staff();
     let rows = 300_000;
     let file = generated_register(rows, 200_000_001, 2_000_000_001);
     let base = server.base.clone();
@@ -401,7 +510,7 @@ fn kill_9_during_an_import_leaves_no_half_applied_file(backend: Backend) {
     );
 
     let server = Server::start(&backend, 10);
-    let (staff, _) = server.tokens();
+    let staff = server.staff();
     let (s, report) = upload(
         &server.base,
         &staff,
@@ -427,6 +536,7 @@ fn a_slow_upload_does_not_hold_up_the_tablets(backend: Backend) {
     use std::io::{BufRead, Write};
     let server = Server::start(&backend, 300);
     let (staff, tablet) = server.tokens();
+    let dev = tablet.device();
     let file = generated_register(20_000, 300_000_001, 3_000_000_001);
     let addr = server.base.trim_start_matches("http://").to_owned();
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
@@ -444,7 +554,7 @@ fn a_slow_upload_does_not_hold_up_the_tablets(backend: Backend) {
     conn.flush().unwrap();
     std::thread::sleep(Duration::from_millis(300));
 
-    let batch = json!({"records": [record(77, 1310160001, 1, "2021-06-01")]});
+    let batch = json!({"records": [record(&dev, 77, 1310160001, 1, "2021-06-01")]});
     let (s, r) = post_json(&server.base, "/api/tablet/records", &tablet, &batch);
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["receipts"][0]["outcome"], "accepted", "{r}");
@@ -467,12 +577,9 @@ fn a_tablet_guessing_vouchers_is_stopped(backend: Backend) {
     let server = Server::start(&backend, 300);
     let (_, tablet) = server.tokens();
     let base = &server.base;
-    let ask = |token: &str, voucher: u64| {
-        let r = agent()
-            .post(format!("{base}/api/tablet/name"))
-            .header("Authorization", bearer(token))
-            .send_json(json!({"municipality": "131016", "voucher": format!("{voucher:010}")}))
-            .unwrap();
+    let ask = |who: &Who, voucher: u64| {
+        let body = json!({"municipality": "131016", "voucher": format!("{voucher:010}")});
+        let r = post_raw(base, "/api/tablet/name", who, body.to_string().as_bytes()).unwrap();
         let retry = r
             .headers()
             .get("retry-after")
@@ -489,31 +596,31 @@ fn a_tablet_guessing_vouchers_is_stopped(backend: Backend) {
     assert_eq!(status, 429, "a real voucher too, once the misses are spent");
     assert!(retry.unwrap().parse::<u64>().unwrap() > 0);
     // Another device (a second enrolled tablet) is not held back.
-    let mut admin = Command::new(env!("CARGO_BIN_EXE_vrs"));
-    admin
-        .args(["admin", "token", "--data"])
-        .arg(&server.data)
-        .args(
-            backend
-                .database
-                .iter()
-                .flat_map(|d| ["--database", d.as_str()]),
-        )
-        .args(["--municipality", "131016"])
-        .args(["--device", "7ab1e700-0000-0000-0000-000000000002"])
-        .env_remove("VRS_VAULT_KEY");
-    let out = admin.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (code, out) = vrs_admin(
+        &backend,
+        &[
+            "device",
+            "register",
+            "--municipality",
+            "131016",
+            "--clinic",
+            "1312345679",
+            "--site-name",
+            "千代田デモクリニック",
+            "--email",
+            "tablet2@clinic.example.jp",
+        ],
     );
-    let other = String::from_utf8(out.stdout)
-        .unwrap()
+    assert_eq!(code, 0, "{out}");
+    let code = out
         .lines()
-        .last()
+        .find_map(|l| l.strip_prefix("enrolment code "))
+        .unwrap()
+        .split_whitespace()
+        .next()
         .unwrap()
         .to_owned();
+    let other = enrol(base, &code);
     assert_eq!(ask(&other, 1_310_160_001).0, 200);
 }
 
@@ -544,6 +651,7 @@ fn vrs_admin(backend: &Backend, args: &[&str]) -> (i32, String) {
 fn the_access_log_records_each_access_and_shows_an_edit(backend: Backend) {
     let server = Server::start(&backend, 300);
     let (staff, tablet) = server.tokens();
+    let dev = tablet.device();
     let base = &server.base;
     let (s, _) = post_json(
         base,
@@ -552,7 +660,7 @@ fn the_access_log_records_each_access_and_shows_an_edit(backend: Backend) {
         &json!({"municipality": "131016", "voucher": "1310160001"}),
     );
     assert_eq!(s, 200);
-    let batch = json!({"records": [record(5, 1310160001, 1, "2021-06-01")]});
+    let batch = json!({"records": [record(&dev, 5, 1310160001, 1, "2021-06-01")]});
     assert_eq!(
         post_json(base, "/api/tablet/records", &tablet, &batch).0,
         200
@@ -608,12 +716,16 @@ fn the_access_log_records_each_access_and_shows_an_edit(backend: Backend) {
     // The log never holds the number a transfer look-up was asked for.
     assert!(!log.to_string().contains("123456789018"));
     // A tablet cannot read the log.
-    let r = agent()
-        .get(format!("{base}/api/audit"))
-        .header("Authorization", bearer(&tablet))
+    let r = tablet
+        .on(
+            agent().get(format!("{base}/api/audit")),
+            "GET",
+            "/api/audit",
+            b"",
+        )
         .call()
         .unwrap();
-    assert_eq!(r.status(), 403);
+    assert_eq!(r.status(), 401);
 
     let (code, out) = vrs_admin(&backend, &["audit", "verify"]);
     assert_eq!(code, 0, "{out}");
@@ -669,12 +781,13 @@ fn kill_9_during_ingest_loses_nothing_and_doubles_nothing(backend: Backend) {
     let residents = 3000u64;
     let mut server = Server::start(&backend, residents);
     let (_, tablet) = server.tokens();
+    let dev = tablet.device();
     let batches: Vec<Value> = (0..residents / 200)
         .map(|b| {
             let records: Vec<Value> = (0..200)
                 .map(|i| {
                     let n = b * 200 + i;
-                    record(1000 + n as u128, 1_310_160_001 + n, 1, "2021-06-01")
+                    record(&dev, 1000 + n as u128, 1_310_160_001 + n, 1, "2021-06-01")
                 })
                 .collect();
             json!({"records": records})
@@ -710,7 +823,7 @@ fn kill_9_during_ingest_loses_nothing_and_doubles_nothing(backend: Backend) {
 
     // The tablet resends everything it holds no receipt for (here: all of it).
     let server = Server::start(&backend, residents);
-    let (staff, tablet) = server.tokens();
+    let staff = server.staff();
     for batch in batches.iter() {
         let (s, r) = post_json(&server.base, "/api/tablet/records", &tablet, batch);
         assert_eq!(s, 200, "{r}");
@@ -745,11 +858,9 @@ fn kill_9_during_ingest_loses_nothing_and_doubles_nothing(backend: Backend) {
     assert_eq!(in_ledger + held, residents, "one row per record");
 }
 
-fn post_json_result(base: &str, token: &str, body: &Value) -> Result<u16, ureq::Error> {
-    let mut r = agent()
-        .post(format!("{base}/api/tablet/records"))
-        .header("Authorization", bearer(token))
-        .send_json(body)?;
+fn post_json_result(base: &str, who: &Who, body: &Value) -> Result<u16, ureq::Error> {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let mut r = post_raw(base, "/api/tablet/records", who, &bytes)?;
     let mut sink = Vec::new();
     r.body_mut().as_reader().read_to_end(&mut sink)?;
     Ok(r.status().as_u16())
@@ -836,6 +947,182 @@ fn the_server_speaks_tls_when_given_a_certificate() {
     server.kill9();
 }
 
+/// A tablet enrols once with its code, signs every request (a replayed, altered or
+/// far-off-clock request is refused), and once its municipality revokes it, nothing
+/// it sends is taken.
+fn a_tablet_enrols_once_signs_every_request_and_is_refused_once_revoked(backend: Backend) {
+    let server = Server::start(&backend, 300);
+    let (staff, tablet) = server.tokens();
+    let base = &server.base;
+    let text = std::fs::read_to_string(server.data.join("demo-tokens.txt")).unwrap();
+    let used = text
+        .lines()
+        .find_map(|l| l.strip_prefix("enrolment "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let key = vrs_client::device::DeviceKey::generate().unwrap();
+    let api = vrs_client::api::Api::new(base, None, Duration::from_secs(60)).unwrap();
+    let e = api.enrol(&used, &key).unwrap_err();
+    assert!(
+        matches!(&e, vrs_client::api::ApiError::Refused { status: 403, .. }),
+        "a used code: {e}"
+    );
+
+    // Staff register a second tablet through the API and get its code once.
+    let (s, reg) = post_json(
+        base,
+        "/api/devices",
+        &staff,
+        &json!({"site": {"clinic": "1312345679"}, "site_name": "千代田デモクリニック",
+                "email": "Tablet3@Clinic.Example.JP", "doses_per_day": 40}),
+    );
+    assert_eq!(s, 201, "{reg}");
+    let code = reg["code"].as_str().unwrap().to_owned();
+    let (s, again) = post_json(
+        base,
+        "/api/devices",
+        &staff,
+        &json!({"site": {"clinic": "1312345679"}, "site_name": "x", "email": "tablet3@clinic.example.jp"}),
+    );
+    assert_eq!(s, 422, "one e-mail per tablet: {again}");
+    let third = enrol(base, &code.to_lowercase().replace('-', " "));
+    assert_eq!(third.device(), reg["device_id"].as_str().unwrap());
+
+    // One signed request, sent twice: the second is a replay.
+    let body = br#"{"municipality":"131016","voucher":"1310160001"}"#;
+    let path = "/api/tablet/name";
+    let h = third
+        .0
+        .key
+        .sign(
+            third.0.device,
+            "POST",
+            path,
+            body,
+            chrono::Utc::now().timestamp(),
+        )
+        .unwrap();
+    let send = |h: &vrs_client::device::SignedHeaders, body: &[u8]| {
+        let req = h
+            .pairs()
+            .into_iter()
+            .fold(agent().post(format!("{base}{path}")), |r, (n, v)| {
+                r.header(n, v)
+            });
+        let mut r = req.content_type("application/json").send(body).unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    assert_eq!(send(&h, body).0, 200);
+    let (s, why) = send(&h, body);
+    assert_eq!(s, 401);
+    assert!(why.contains("sent before"), "{why}");
+    // An altered body under a fresh nonce's signature of the original.
+    let h2 = third
+        .0
+        .key
+        .sign(
+            third.0.device,
+            "POST",
+            path,
+            body,
+            chrono::Utc::now().timestamp(),
+        )
+        .unwrap();
+    let (s, why) = send(&h2, br#"{"municipality":"131016","voucher":"1310160002"}"#);
+    assert_eq!(s, 401);
+    assert!(why.contains("signature does not match"), "{why}");
+    let stale = third
+        .0
+        .key
+        .sign(
+            third.0.device,
+            "POST",
+            path,
+            body,
+            chrono::Utc::now().timestamp() - 3600,
+        )
+        .unwrap();
+    let (s, why) = send(&stale, body);
+    assert_eq!(s, 401);
+    assert!(why.contains("clock"), "{why}");
+    // Another key claiming this device's id.
+    let impostor = vrs_client::device::DeviceKey::generate()
+        .unwrap()
+        .sign(
+            third.0.device,
+            "POST",
+            path,
+            body,
+            chrono::Utc::now().timestamp(),
+        )
+        .unwrap();
+    assert_eq!(send(&impostor, body).0, 401);
+
+    // Revoked: refused from then on; the demo tablet goes on.
+    let r = agent()
+        .post(format!("{base}/api/devices/{}/revoke", third.device()))
+        .header("Authorization", bearer(&staff))
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (s, why) = post_json(
+        base,
+        path,
+        &third,
+        &json!({"municipality": "131016", "voucher": "1310160001"}),
+    );
+    assert_eq!(s, 401);
+    assert!(why["error"].as_str().unwrap().contains("revoked"), "{why}");
+    let (s, _) = post_json(
+        base,
+        path,
+        &tablet,
+        &json!({"municipality": "131016", "voucher": "1310160001"}),
+    );
+    assert_eq!(s, 200);
+    let mut r = agent()
+        .get(format!("{base}/api/devices"))
+        .header("Authorization", bearer(&staff))
+        .call()
+        .unwrap();
+    let list: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let states: std::collections::BTreeMap<String, String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["email"].as_str().unwrap().to_owned(),
+                d["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(states["tablet3@clinic.example.jp"], "revoked");
+    assert_eq!(states["tablet1@clinic.example.jp"], "enrolled");
+    // A revoked tablet gets no new code; the log has the enrolment and the refusals.
+    let r = agent()
+        .post(format!("{base}/api/devices/{}/enrolment", third.device()))
+        .header("Authorization", bearer(&staff))
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let mut r = agent()
+        .get(format!("{base}/api/audit?limit=200"))
+        .header("Authorization", bearer(&staff))
+        .call()
+        .unwrap();
+    let log = r.body_mut().read_to_string().unwrap();
+    for action in [
+        "device.register",
+        "device.enrol",
+        "device.request",
+        "device.revoke",
+    ] {
+        assert!(log.contains(action), "{action} not logged");
+    }
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -854,5 +1141,6 @@ on_both_backends!(
     kill_9_during_ingest_loses_nothing_and_doubles_nothing,
     a_slow_upload_does_not_hold_up_the_tablets,
     a_tablet_guessing_vouchers_is_stopped,
-    the_access_log_records_each_access_and_shows_an_edit
+    the_access_log_records_each_access_and_shows_an_edit,
+    a_tablet_enrols_once_signs_every_request_and_is_refused_once_revoked
 );

@@ -6,4 +6,10 @@
 //! still to come (the tablet-core issue); the wire types they will send
 //! (`vrs_domain::wire`) are defined.
 
+pub mod api;
+pub mod device;
+pub mod frames;
+pub mod outbox;
 pub mod session;
+pub mod sync;
+pub mod tablet;

@@ -107,6 +107,70 @@ pub struct NameLookupResponse {
     pub given_kana: Option<String>,
 }
 
+/// `POST /api/tablet/enrol`: a tablet presents the one-time enrolment code its
+/// municipality was given and the public half of the Ed25519 key pair it just made.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolRequest {
+    /// The enrolment code as shown (`ABCD-EFGH-JKMN-PQRS`; case, spaces and dashes do not matter).
+    pub code: String,
+    /// The tablet's Ed25519 public key: 32 bytes as 64 hex digits.
+    pub public_key: String,
+}
+
+impl std::fmt::Debug for EnrolRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The code is a credential until it is used.
+        f.debug_struct("EnrolRequest")
+            .field("code", &"<redacted>")
+            .field("public_key", &self.public_key)
+            .finish()
+    }
+}
+
+/// What an enrolled tablet is told about itself: its id, and where its doses are given.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolResponse {
+    pub device_id: crate::DeviceId,
+    pub municipality: MunicipalityCode,
+    pub municipality_name: String,
+    /// The clinic or mass-vaccination site the tablet was registered for.
+    pub site: crate::SiteRef,
+    pub site_name: String,
+}
+
+/// How a tablet signs its requests. Every request to `/api/tablet/…` (except the
+/// enrolment itself) carries four headers; the server checks the signature with the
+/// public key registered at enrolment, refuses a time more than [`MAX_SKEW_SECS`]
+/// away from its own, and refuses a nonce it has seen from that device already
+/// (replay). The signed text is [`message`].
+pub mod signing {
+    /// The enrolled device's id.
+    pub const DEVICE: &str = "x-vrs-device";
+    /// Seconds since the Unix epoch when the request was made.
+    pub const TIME: &str = "x-vrs-time";
+    /// 16 random bytes as 32 hex digits, never reused.
+    pub const NONCE: &str = "x-vrs-nonce";
+    /// The Ed25519 signature of [`message`], 64 bytes as 128 hex digits.
+    pub const SIGNATURE: &str = "x-vrs-signature";
+    /// How far a request's time may be from the server's.
+    pub const MAX_SKEW_SECS: i64 = 300;
+
+    /// The text a tablet signs: the method, the path with its query, the time, the
+    /// nonce and the SHA-256 of the body (hex), one per line after a version tag.
+    pub fn message(
+        method: &str,
+        path_and_query: &str,
+        time: i64,
+        nonce: &str,
+        body_sha256_hex: &str,
+    ) -> String {
+        format!("vrs-sig-v1\n{method}\n{path_and_query}\n{time}\n{nonce}\n{body_sha256_hex}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

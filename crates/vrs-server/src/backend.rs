@@ -7,8 +7,12 @@ use std::io::{Read, Write};
 
 use chrono::NaiveDate;
 use vrs_domain::csv::OutputEncoding;
-use vrs_domain::wire::{NameLookupRequest, NameLookupResponse, Outcome, Receipt, UploadBatch};
-use vrs_domain::{ClientRecordId, Lot, MunicipalityCode, MyNumber, Vaccine};
+use vrs_domain::wire::{
+    EnrolResponse, NameLookupRequest, NameLookupResponse, Outcome, Receipt, UploadBatch,
+};
+use vrs_domain::{ClientRecordId, DeviceId, Lot, MunicipalityCode, MyNumber, Vaccine};
+
+use crate::devices::{DeviceInfo, DeviceKey, DeviceRegistration, Enrolment};
 
 use crate::error::StoreError;
 use crate::principal::Principal;
@@ -115,6 +119,37 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The access log.
     fn audit(&self) -> &dyn crate::audit::AuditLog;
     fn principal_for_token(&self, token: &str) -> Result<Option<Principal>, StoreError>;
+    /// Registers a tablet of `municipality`; its first enrolment code, shown once.
+    fn register_device(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        reg: &DeviceRegistration,
+    ) -> Result<Enrolment, StoreError>;
+    /// A new enrolment code for a tablet that is not revoked.
+    fn reissue_enrolment(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        device: DeviceId,
+    ) -> Result<Enrolment, StoreError>;
+    /// A tablet enrols with its code (which is the only credential here) and key.
+    fn enrol_device(&self, code: &str, public_key: &[u8]) -> Result<EnrolResponse, StoreError>;
+    /// A device's key and standing, for checking its signed requests.
+    fn device_key(&self, device: DeviceId) -> Result<Option<DeviceKey>, StoreError>;
+    /// Records a signed request's nonce (Unix seconds `now`); `false` if seen before.
+    fn use_nonce(&self, device: DeviceId, nonce: &[u8], now: i64) -> Result<bool, StoreError>;
+    fn revoke_device(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        device: DeviceId,
+    ) -> Result<(), StoreError>;
+    fn devices(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+    ) -> Result<Vec<DeviceInfo>, StoreError>;
 }
 
 impl Store for crate::SqliteStore {
@@ -237,5 +272,41 @@ impl Store for crate::SqliteStore {
     }
     fn principal_for_token(&self, t: &str) -> Result<Option<Principal>, StoreError> {
         crate::SqliteStore::principal_for_token(self, t)
+    }
+    fn register_device(
+        &self,
+        a: &Principal,
+        m: MunicipalityCode,
+        r: &DeviceRegistration,
+    ) -> Result<Enrolment, StoreError> {
+        crate::SqliteStore::register_device(self, a, m, r)
+    }
+    fn reissue_enrolment(
+        &self,
+        a: &Principal,
+        m: MunicipalityCode,
+        d: DeviceId,
+    ) -> Result<Enrolment, StoreError> {
+        crate::SqliteStore::reissue_enrolment(self, a, m, d)
+    }
+    fn enrol_device(&self, c: &str, k: &[u8]) -> Result<EnrolResponse, StoreError> {
+        crate::SqliteStore::enrol_device(self, c, k)
+    }
+    fn device_key(&self, d: DeviceId) -> Result<Option<DeviceKey>, StoreError> {
+        crate::SqliteStore::device_key(self, d)
+    }
+    fn use_nonce(&self, d: DeviceId, n: &[u8], now: i64) -> Result<bool, StoreError> {
+        crate::SqliteStore::use_nonce(self, d, n, now)
+    }
+    fn revoke_device(
+        &self,
+        a: &Principal,
+        m: MunicipalityCode,
+        d: DeviceId,
+    ) -> Result<(), StoreError> {
+        crate::SqliteStore::revoke_device(self, a, m, d)
+    }
+    fn devices(&self, a: &Principal, m: MunicipalityCode) -> Result<Vec<DeviceInfo>, StoreError> {
+        crate::SqliteStore::devices(self, a, m)
     }
 }

@@ -1,16 +1,16 @@
 //! The demo municipality, so that the system can be tried at once: Chiyoda (131016)
 //! with a few thousand synthetic residents, its transfer contact, a clinic and the
-//! demo lots, plus a staff token and a tablet token.
+//! demo lots, plus a staff token and a registered tablet with its enrolment code.
 
 use std::io::Write;
 
 use chrono::NaiveDate;
-use uuid::Uuid;
 use vrs_domain::csv::OutputEncoding;
 use vrs_domain::synth::{RegisterSpec, write_register};
-use vrs_domain::{DeviceId, MunicipalityCode, Vaccine};
+use vrs_domain::{DeviceId, MunicipalityCode, SiteRef, Vaccine};
 
 use crate::backend::Store;
+use crate::devices::DeviceRegistration;
 use crate::error::StoreError;
 use crate::principal::Principal;
 use crate::store::{ImportOptions, ImportReport};
@@ -19,16 +19,18 @@ pub const DEMO_MUNICIPALITY: &str = "131016";
 /// A Tokyo clinic code with a valid check digit.
 pub const DEMO_CLINIC: &str = "1312345679";
 pub const DEMO_STAFF: &str = "demo@city.chiyoda.lg.jp";
-pub const DEMO_DEVICE: DeviceId =
-    DeviceId(Uuid::from_u128(0x7AB1_E700_0000_0000_0000_0000_0000_0001));
+/// The demo clinic's tablet's e-mail.
+pub const DEMO_TABLET_EMAIL: &str = "tablet1@clinic.example.jp";
 
-/// What the demo made: the import report and the two tokens.
+/// What the demo made: the import report, the staff token, and the demo tablet with
+/// its enrolment code (none when the tablet enrolled on an earlier run).
 #[derive(Debug)]
 pub struct Demo {
     pub municipality: MunicipalityCode,
     pub report: ImportReport,
     pub staff_token: String,
-    pub tablet_token: String,
+    pub tablet: DeviceId,
+    pub enrolment_code: Option<String>,
 }
 
 /// Seeds the demo (idempotent: a second run finds the register unchanged).
@@ -79,17 +81,42 @@ pub fn seed(store: &dyn Store, residents: u64) -> Result<Demo, StoreError> {
             user: DEMO_STAFF.into(),
         },
     )?;
-    let tablet_token = store.create_token(
-        &system,
-        &Principal::Device {
-            municipality: m,
-            device: DEMO_DEVICE,
-        },
-    )?;
+    let known = store
+        .devices(&system, m)?
+        .into_iter()
+        .find(|d| d.email == DEMO_TABLET_EMAIL);
+    let (tablet, enrolment_code) = match known {
+        Some(d) if d.state == "enrolled" => (d.device_id, None),
+        Some(d) => {
+            let e = store.reissue_enrolment(&system, m, d.device_id)?;
+            (e.device_id, Some(e.code.clone()))
+        }
+        None => {
+            let clinic = DEMO_CLINIC
+                .parse()
+                .map_err(|_| StoreError::Invalid("demo clinic code".into()))?;
+            let e = store.register_device(
+                &system,
+                m,
+                &DeviceRegistration {
+                    site: SiteRef::Clinic(clinic),
+                    site_name: "千代田デモクリニック".into(),
+                    address: "東京都千代田区千代田1-1".into(),
+                    email: DEMO_TABLET_EMAIL.into(),
+                    delivery: "千代田デモクリニック 受付".into(),
+                    contact: "デモ 花子 03-0000-0001".into(),
+                    notes: "demo".into(),
+                    doses_per_day: Some(60),
+                },
+            )?;
+            (e.device_id, Some(e.code.clone()))
+        }
+    };
     Ok(Demo {
         municipality: m,
         report,
         staff_token,
-        tablet_token,
+        tablet,
+        enrolment_code,
     })
 }

@@ -24,6 +24,8 @@ use vrs_domain::wire::{
 };
 use vrs_domain::{ClientRecordId, MyNumber};
 
+mod devices;
+
 use crate::audit::{AuditEntry, AuditEvent, AuditQuery};
 use crate::backend::Store;
 use crate::error::StoreError;
@@ -168,9 +170,9 @@ where
     }
 }
 
-/// The caller, from `Authorization: Bearer <token>`.
-/// The caller, from `Authorization: Bearer`. It is extracted before anything else in
-/// the request, so a request without valid credentials gets 401 whatever else is
+/// The caller: the tablet whose signature [`devices::signed_tablet`] checked, or
+/// else whoever `Authorization: Bearer` names. It is extracted before anything else
+/// in the request, so a request without valid credentials gets 401 whatever else is
 /// wrong with it.
 #[derive(Debug)]
 pub struct Caller(pub Principal);
@@ -181,6 +183,9 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<Self, ApiError> {
+        if let Some(device) = parts.extensions.get::<Principal>() {
+            return Ok(Caller(device.clone()));
+        }
         principal(state, &parts.headers).await.map(Caller)
     }
 }
@@ -478,7 +483,7 @@ fn csv_response(body: impl Into<Body>, filename: &str) -> Response {
         (status = 403, body = ApiError), (status = 404, description = "No one is registered with this voucher", body = ApiError),
         (status = 422, body = ApiError),
         (status = 429, description = "Too many look-ups (or misses) from this device: see Retry-After", body = ApiError)),
-    security(("bearer" = [])))]
+    security(("tablet" = [])))]
 async fn tablet_name(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -530,7 +535,7 @@ async fn tablet_name(
     responses((status = 200, body = UploadResponse),
         (status = 400, body = ApiError), (status = 401, body = ApiError),
         (status = 403, body = ApiError), (status = 422, body = ApiError)),
-    security(("bearer" = [])))]
+    security(("tablet" = [])))]
 async fn tablet_records(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -1036,11 +1041,22 @@ struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // An enrolled tablet signs each request: x-vrs-device, x-vrs-time, x-vrs-nonce
+        // and x-vrs-signature (Ed25519 over vrs_domain::wire::signing::message).
+        components.add_security_scheme(
+            "tablet",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                vrs_domain::wire::signing::SIGNATURE,
+                "Ed25519 signature of the request by the enrolled tablet; with x-vrs-device, x-vrs-time and x-vrs-nonce",
+            ))),
         );
     }
 }
@@ -1091,9 +1107,11 @@ impl utoipa::Modify for BodyErrors {
 #[openapi(
     info(title = "vrs: ワクチン接種記録システム", description = "The central service's API."),
     paths(health, import_register, import_paper, import_errors, tablet_name, tablet_records,
-        held, void, amend, ledger, transfer_lookup, transfer_lookup_batch, audit_search),
+        held, void, amend, ledger, transfer_lookup, transfer_lookup_batch, audit_search,
+        devices::enrol, devices::register, devices::list, devices::revoke, devices::reissue),
     components(schemas(ApiError, ImportReportSchema, TransferMatchSchema, TransferDoseSchema,
-        HeldRecordSchema, TransferBatchResult, AuditEntry, crate::store::ImportMode)),
+        HeldRecordSchema, TransferBatchResult, AuditEntry, crate::store::ImportMode,
+        crate::devices::DeviceRegistration, crate::devices::DeviceInfo, crate::devices::Enrolment)),
     modifiers(&BearerAuth, &BodyErrors)
 )]
 pub struct ApiDoc;
@@ -1113,6 +1131,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/paper/import", post(import_paper))
         // Registers run to millions of rows: the spool's limit (MAX_UPLOAD) applies.
         .layer(DefaultBodyLimit::disable());
+    let tablet = Router::new()
+        .route("/api/tablet/name", post(tablet_name))
+        .route("/api/tablet/records", post(tablet_records))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            devices::signed_tablet,
+        ));
     Router::new()
         .route("/api/health", get(health))
         .route(
@@ -1128,8 +1153,10 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route("/api/imports/{id}/errors.csv", get(import_errors))
-        .route("/api/tablet/name", post(tablet_name))
-        .route("/api/tablet/records", post(tablet_records))
+        .route("/api/tablet/enrol", post(devices::enrol))
+        .route("/api/devices", get(devices::list).post(devices::register))
+        .route("/api/devices/{id}/revoke", post(devices::revoke))
+        .route("/api/devices/{id}/enrolment", post(devices::reissue))
         .route("/api/records/held", get(held))
         .route("/api/records/{id}/void", post(void))
         .route("/api/records/{id}/amend", post(amend))
@@ -1138,6 +1165,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/transfer/lookup-batch", post(transfer_lookup_batch))
         .route("/api/audit", get(audit_search))
         .merge(uploads)
+        .merge(tablet)
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

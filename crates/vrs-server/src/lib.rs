@@ -17,6 +17,7 @@ pub mod backend;
 pub mod checks;
 mod db;
 pub mod demo;
+pub mod devices;
 pub mod error;
 pub mod http;
 pub mod import;
@@ -27,6 +28,7 @@ pub mod pg;
 pub mod principal;
 pub mod ratelimit;
 pub mod spool;
+mod sqlite_devices;
 pub mod store;
 pub mod vault;
 

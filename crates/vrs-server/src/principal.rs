@@ -94,10 +94,11 @@ pub(crate) fn new_token(actor: &Principal, for_whom: &Principal) -> Result<NewTo
     }
     let (kind, municipality, subject) = match for_whom {
         Principal::Staff { municipality, user } => ("staff", *municipality, user.clone()),
-        Principal::Device {
-            municipality,
-            device,
-        } => ("device", *municipality, device.to_string()),
+        Principal::Device { .. } => {
+            return Err(StoreError::Invalid(
+                "tablets have no tokens: register one (vrs admin device register), enrol it with its code, and it signs its requests".into(),
+            ));
+        }
         Principal::System => return Err(StoreError::Invalid("the system needs no token".into())),
     };
     let mut raw = [0u8; 24];
@@ -125,19 +126,14 @@ pub(crate) fn token_principal(
     kind: &str,
     municipality: MunicipalityCode,
     subject: String,
-) -> Result<Principal, StoreError> {
-    Ok(match kind {
-        "device" => Principal::Device {
-            municipality,
-            device: DeviceId(
-                subject
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt("device id".into()))?,
-            ),
-        },
-        _ => Principal::Staff {
+) -> Result<Option<Principal>, StoreError> {
+    // Only staff hold tokens (tablets sign their requests); a row of another kind
+    // (from before tablets signed) stands for no one.
+    match kind {
+        "staff" => Ok(Some(Principal::Staff {
             municipality,
             user: subject,
-        },
-    })
+        })),
+        _ => Ok(None),
+    }
 }

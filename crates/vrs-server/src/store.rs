@@ -39,6 +39,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: include_str!("migrations/0002_tokens.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("migrations/0003_devices.sql"),
+    },
 ];
 
 /// Japan Standard Time: registration times in the ledger are local.
@@ -195,7 +199,7 @@ pub struct Amendment {
 
 /// The embedded SQLite store.
 pub struct SqliteStore {
-    pool: Pool,
+    pub(crate) pool: Pool,
     vault: Vault,
     audit: crate::audit::SqliteAudit,
     data_dir: PathBuf,
@@ -1060,6 +1064,7 @@ impl SqliteStore {
             crate::principal::token_principal(&kind, municipality_code(m)?, subject)
         })
         .transpose()
+        .map(Option::flatten)
     }
 }
 

@@ -1,0 +1,199 @@
+//! The tablet as one object: its outbox, its enrolment and its server. The Tauri
+//! app and `vrs client` both drive this, so what one does the other does.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{FixedOffset, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use vrs_domain::wire::{EnrolResponse, NameLookupRequest};
+use vrs_domain::{ClientRecordId, DoseRecord, Lot, OcrLine, Vaccine};
+
+use crate::api::{Api, ApiError, Tablet as Signer};
+use crate::device::DeviceKey;
+use crate::outbox::{Outbox, OutboxError, Status};
+use crate::session::{Mode, Name, Setup, SetupError};
+use crate::sync::{self, Clock, SyncOptions, SyncReport};
+
+/// Today in Japan: the default date of a session.
+pub fn today_jst() -> NaiveDate {
+    let jst = FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!());
+    Utc::now().with_timezone(&jst).date_naive()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TabletError {
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error("no session is set up: choose the date, vaccine and lot first (vrs client setup)")]
+    NoSetup,
+    #[error(transparent)]
+    Key(#[from] crate::device::KeyError),
+    #[error("this tablet is enrolled already (device {0}); use a new data folder to enrol again")]
+    AlreadyEnrolled(vrs_domain::DeviceId),
+}
+
+/// A session's set-up as kept in the outbox between runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSetup {
+    pub date: NaiveDate,
+    pub vaccine: Vaccine,
+    pub lot: Lot,
+    /// From the GS1 label, or the list; `None` when typed with no expiry known.
+    pub expiry: Option<NaiveDate>,
+    pub batch: bool,
+}
+
+/// Where to reach the server from, and how patiently.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    /// A CA certificate (PEM) to trust besides the public roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// For one request.
+    pub timeout: Duration,
+}
+
+impl Default for Connection {
+    fn default() -> Self {
+        Connection {
+            ca_pem: None,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The tablet.
+#[derive(Debug)]
+pub struct Tablet {
+    outbox: Outbox,
+    connection: Connection,
+}
+
+impl Tablet {
+    /// Opens the tablet's data folder (made on first use).
+    pub fn open(dir: &Path, connection: Connection) -> Result<Tablet, TabletError> {
+        Ok(Tablet {
+            outbox: Outbox::open(dir)?,
+            connection,
+        })
+    }
+
+    pub fn outbox(&mut self) -> &mut Outbox {
+        &mut self.outbox
+    }
+
+    fn api(&self, server: &str) -> Result<Api, TabletError> {
+        Ok(Api::new(
+            server,
+            self.connection.ca_pem.as_deref(),
+            self.connection.timeout,
+        )?)
+    }
+
+    /// Enrols with the code from the municipality: a key pair is made here, its
+    /// public half registered, and the answer kept.
+    pub fn enrol(&mut self, server: &str, code: &str) -> Result<EnrolResponse, TabletError> {
+        if let Ok(e) = self.outbox.enrolment() {
+            return Err(TabletError::AlreadyEnrolled(e.device.device_id));
+        }
+        let key = DeviceKey::generate()?;
+        let api = self.api(server)?;
+        let answer = api.enrol(code, &key)?;
+        self.outbox.set_enrolment(api.base(), &answer, &key)?;
+        Ok(answer)
+    }
+
+    /// What the server said about this tablet at enrolment.
+    pub fn device(&self) -> Result<EnrolResponse, TabletError> {
+        Ok(self.outbox.enrolment()?.device)
+    }
+
+    /// Sets the session up; refused if the lot is expired or mis-shaped, or the date
+    /// is in the future.
+    pub fn set_up(&mut self, s: &SessionSetup) -> Result<Setup, TabletError> {
+        let setup = self.check_setup(s)?;
+        self.outbox.put("session", s)?;
+        Ok(setup)
+    }
+
+    fn check_setup(&self, s: &SessionSetup) -> Result<Setup, TabletError> {
+        let site = self.outbox.enrolment()?.device.site;
+        Ok(Setup::new(
+            site,
+            s.date,
+            today_jst(),
+            s.vaccine,
+            s.lot.clone(),
+            s.expiry,
+        )?)
+    }
+
+    /// The session set up last, checked again (a lot may have expired since).
+    pub fn setup(&self) -> Result<(Setup, Mode), TabletError> {
+        let s: SessionSetup = self.outbox.get("session")?.ok_or(TabletError::NoSetup)?;
+        let mode = if s.batch { Mode::Batch } else { Mode::Single };
+        Ok((self.check_setup(&s)?, mode))
+    }
+
+    /// Asks the server for the voucher's name: found, unknown, or offline (any
+    /// failure to get an answer; the record is then saved unconfirmed).
+    pub fn look_up_name(&self, line: &OcrLine) -> Result<Name, TabletError> {
+        let e = self.outbox.enrolment()?;
+        let api = self.api(&e.server)?;
+        let req = NameLookupRequest {
+            municipality: line.municipality,
+            voucher: line.number,
+        };
+        let signer = Signer {
+            device: e.device.device_id,
+            key: &e.key,
+        };
+        Ok(match api.name(signer, &req) {
+            Ok(Some(n)) => Name::Found(n),
+            Ok(None) => Name::Unknown,
+            Err(_) => Name::Offline,
+        })
+    }
+
+    /// Saves the dose for `line` with the session's set-up.
+    pub fn save(
+        &mut self,
+        setup: &Setup,
+        line: OcrLine,
+        name_confirmed: bool,
+    ) -> Result<DoseRecord, TabletError> {
+        let device = self.outbox.enrolment()?.device.device_id;
+        let record = DoseRecord::from_voucher(
+            ClientRecordId::new(),
+            line,
+            setup.date,
+            setup.vaccine,
+            setup.lot.clone(),
+            setup.site.clone(),
+            device,
+        );
+        self.outbox.save(&record, name_confirmed)?;
+        Ok(record)
+    }
+
+    /// Sends the outbox.
+    pub fn sync(
+        &mut self,
+        opts: &SyncOptions,
+        clock: &mut dyn Clock,
+    ) -> Result<SyncReport, TabletError> {
+        let server = self.outbox.enrolment()?.server;
+        let api = self.api(&server)?;
+        sync::run(&mut self.outbox, &api, opts, clock).map_err(|e| match e {
+            sync::SyncError::Outbox(o) => TabletError::Outbox(o),
+        })
+    }
+
+    pub fn status(&self) -> Result<Status, TabletError> {
+        Ok(self.outbox.status()?)
+    }
+}

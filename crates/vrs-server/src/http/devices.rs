@@ -1,0 +1,262 @@
+//! Tablets over HTTP: the municipality registers, lists and revokes them; a tablet
+//! enrols with its one-time code; and every other tablet request passes
+//! [`signed_tablet`], which turns a valid signature into `Principal::Device`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
+use vrs_domain::DeviceId;
+use vrs_domain::wire::{EnrolRequest, EnrolResponse, signing};
+
+use super::{ApiError, ApiJson, AppState, Caller, blocking, log_in, logged};
+use crate::devices::{self, DeviceInfo, DeviceRegistration, Enrolment, SignatureError, Signed};
+use crate::principal::Principal;
+
+/// The largest body a tablet sends: a full batch of records is about 350 KB.
+const TABLET_BODY_LIMIT: usize = 2 << 20;
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn refused(e: &SignatureError) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, e.to_string())
+}
+
+/// Checks a tablet request's signature, clock and nonce, and hands it on as the
+/// device. Refusals of a known device go to its municipality's access log (and the
+/// service log, for intrusion alerts).
+pub async fn signed_tablet(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let (mut parts, body) = req.into_parts();
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = Signed::parse(
+        header(signing::DEVICE),
+        header(signing::TIME),
+        header(signing::NONCE),
+        header(signing::SIGNATURE),
+    )
+    .map_err(|e| refused(&e))?;
+    let bytes = axum::body::to_bytes(body, TABLET_BODY_LIMIT)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the body is over 2 MiB: send fewer records per batch",
+            )
+        })?;
+    let store = state.store.clone();
+    let device = signed.device;
+    let Some(key) = blocking(move || store.device_key(device)).await? else {
+        tracing::warn!(%device, "signed request from an unknown device");
+        return Err(refused(&SignatureError::UnknownDevice));
+    };
+    let who = Principal::Device {
+        municipality: key.municipality,
+        device,
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path(), |p| p.as_str())
+        .to_owned();
+    let now = unix_now();
+    let mut check = signed.verify(&key, parts.method.as_str(), &path, &bytes, now);
+    if check.is_ok() {
+        let store = state.store.clone();
+        let nonce = signed.nonce.clone();
+        if !blocking(move || store.use_nonce(device, &nonce, now)).await? {
+            check = Err(SignatureError::Replayed);
+        }
+    }
+    if let Err(e) = check {
+        tracing::warn!(principal = %who, error = %e, "tablet request refused");
+        log_in(
+            &state,
+            i64::from(key.municipality.get()),
+            &who,
+            "device.request",
+            path,
+            format!("refused 401: {e}"),
+        )
+        .await?;
+        return Err(refused(&e));
+    }
+    parts.extensions.insert(who);
+    Ok(next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await)
+}
+
+/// A tablet enrols: it sends the one-time code from its municipality and its new
+/// public key, and learns its device id and site.
+#[utoipa::path(post, path = "/api/tablet/enrol", request_body = EnrolRequest,
+    responses((status = 200, body = EnrolResponse),
+        (status = 400, body = ApiError),
+        (status = 403, description = "Unknown, used or expired code", body = ApiError),
+        (status = 422, body = ApiError)))]
+pub async fn enrol(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<EnrolRequest>,
+) -> Result<Json<EnrolResponse>, ApiError> {
+    let key = devices::parse_public_key(&req.public_key)?;
+    let store = state.store.clone();
+    let code = req.code;
+    let r = blocking(move || store.enrol_device(&code, &key)).await;
+    match &r {
+        Ok(e) => {
+            let who = Principal::Device {
+                municipality: e.municipality,
+                device: e.device_id,
+            };
+            log_in(
+                &state,
+                i64::from(e.municipality.get()),
+                &who,
+                "device.enrol",
+                format!("device {}", e.device_id),
+                "ok".into(),
+            )
+            .await?;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e.error, "enrolment refused");
+            log_in(
+                &state,
+                0,
+                &Principal::System,
+                "device.enrol",
+                "unknown code".into(),
+                "denied".into(),
+            )
+            .await?;
+        }
+    }
+    Ok(Json(r?))
+}
+
+/// Register a tablet of the staff member's municipality; the answer carries its
+/// one-time enrolment code, shown only this once.
+#[utoipa::path(post, path = "/api/devices", request_body = DeviceRegistration,
+    responses((status = 201, body = Enrolment),
+        (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+pub async fn register(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    ApiJson(reg): ApiJson<DeviceRegistration>,
+) -> Result<(StatusCode, Json<Enrolment>), ApiError> {
+    let m = actor.staff_of().map_err(ApiError::from)?;
+    let store = state.store.clone();
+    let by = actor.clone();
+    let r = blocking(move || store.register_device(&by, m, &reg)).await;
+    let e = logged(
+        &state,
+        &actor,
+        "device.register",
+        |e: &Enrolment| format!("device {}", e.device_id),
+        String::new(),
+        r,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(e)))
+}
+
+/// The municipality's tablets, newest first.
+#[utoipa::path(get, path = "/api/devices",
+    responses((status = 200, body = [DeviceInfo]),
+        (status = 401, body = ApiError), (status = 403, body = ApiError)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+) -> Result<Json<Vec<DeviceInfo>>, ApiError> {
+    let m = actor.staff_of().map_err(ApiError::from)?;
+    let store = state.store.clone();
+    let by = actor.clone();
+    let r = blocking(move || store.devices(&by, m)).await;
+    let l = logged(
+        &state,
+        &actor,
+        "device.list",
+        |l: &Vec<DeviceInfo>| format!("{} tablets", l.len()),
+        String::new(),
+        r,
+    )
+    .await?;
+    Ok(Json(l))
+}
+
+fn device_id(s: &str) -> Result<DeviceId, ApiError> {
+    s.parse()
+        .map(DeviceId)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "no such tablet"))
+}
+
+/// Revoke a tablet: every request it makes from now on is refused.
+#[utoipa::path(post, path = "/api/devices/{id}/revoke",
+    params(("id" = String, Path, description = "The tablet's device id")),
+    responses((status = 204, description = "Revoked"),
+        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        (status = 404, body = ApiError)),
+    security(("bearer" = [])))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let m = actor.staff_of().map_err(ApiError::from)?;
+    let id = device_id(&id)?;
+    let store = state.store.clone();
+    let by = actor.clone();
+    let r = blocking(move || store.revoke_device(&by, m, id)).await;
+    let object = format!("device {id}");
+    logged(
+        &state,
+        &actor,
+        "device.revoke",
+        |_| object.clone(),
+        object.clone(),
+        r,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new enrolment code for a tablet (a lost slip, a reset tablet); the tablet that
+/// enrols with it replaces the key registered before.
+#[utoipa::path(post, path = "/api/devices/{id}/enrolment",
+    params(("id" = String, Path, description = "The tablet's device id")),
+    responses((status = 201, body = Enrolment),
+        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        (status = 404, body = ApiError)),
+    security(("bearer" = [])))]
+pub async fn reissue(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Enrolment>), ApiError> {
+    let m = actor.staff_of().map_err(ApiError::from)?;
+    let id = device_id(&id)?;
+    let store = state.store.clone();
+    let by = actor.clone();
+    let r = blocking(move || store.reissue_enrolment(&by, m, id)).await;
+    let object = format!("device {id}");
+    let e = logged(
+        &state,
+        &actor,
+        "device.reissue",
+        |_| object.clone(),
+        object.clone(),
+        r,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(e)))
+}
