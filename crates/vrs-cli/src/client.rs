@@ -241,15 +241,19 @@ pub fn client(args: ClientArgs) -> Result<ExitCode> {
                     println!("  last sync error: {e}");
                 }
                 for h in held {
+                    let detail = if h.detail.is_empty() || h.detail == h.reason_ja {
+                        String::new()
+                    } else {
+                        format!(" ({})", h.detail)
+                    };
                     println!(
-                        "  held {}: {} {} dose {} on {}: {} ({})",
+                        "  held {}: {} {} dose {} on {}: {}{detail}",
                         h.record.client_record_id,
                         h.record.municipality,
                         h.record.voucher,
                         h.record.dose_number,
                         h.record.vaccinated_on,
                         h.reason_ja,
-                        h.detail
                     );
                 }
             }

@@ -4,119 +4,42 @@
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// Where a server keeps its data: a folder (SQLite), and a PostgreSQL URL or none.
-struct Backend {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    database: Option<String>,
+use vrs_testkit::serve::{Backend, postgres, sqlite};
+
+fn vrs() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_vrs"))
 }
 
-fn sqlite() -> Backend {
-    let dir = tempfile::tempdir().unwrap();
-    Backend {
-        data: dir.path().to_owned(),
-        _dir: dir,
-        database: None,
+struct Server(vrs_testkit::serve::Server);
+
+impl std::ops::Deref for Server {
+    type Target = vrs_testkit::serve::Server;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
-fn postgres() -> Backend {
-    let db = vrs_testkit::pg::database();
-    let port = vrs_testkit::pg::cluster().port;
-    let mut b = sqlite();
-    b.database = Some(vrs_testkit::pg::url(port, "postgres", &db));
-    b
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    data: PathBuf,
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Server {
     fn start(backend: &Backend, residents: u64) -> Server {
-        let data = backend.data.as_path();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_vrs"))
-            .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--demo-residents", &residents.to_string(), "--data"])
-            .arg(data)
-            .args(
-                backend
-                    .database
-                    .iter()
-                    .flat_map(|d| ["--database", d.as_str()]),
-            )
-            .env_remove("VRS_VAULT_KEY")
-            .env("VRS_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            data: data.to_owned(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(r) = agent().get(format!("{}/api/health", server.base)).call()
-                && r.status() == 200
-            {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("vrs serve did not come up");
+        Server(vrs_testkit::serve::Server::start(vrs(), backend, residents))
     }
 
     /// The demo's staff token, and its tablet enrolled with the demo's one-time code.
     fn tokens(&self) -> (String, Who) {
-        let text = std::fs::read_to_string(self.data.join("demo-tokens.txt")).unwrap();
-        let get = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(k))
-                .unwrap()
-                .trim()
-                .to_owned()
-        };
-        (get("staff "), enrol(&self.base, &get("enrolment ")))
-    }
-
-    /// The demo's staff token alone (a server started again on the same data: its
-    /// tablet is enrolled already).
-    fn staff(&self) -> String {
-        let text = std::fs::read_to_string(self.data.join("demo-tokens.txt")).unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("staff "))
-            .unwrap()
-            .trim()
-            .to_owned()
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().unwrap(); // SIGKILL on Unix
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        (self.staff(), enrol(&self.base, &self.enrolment_code()))
     }
 }
 
@@ -908,12 +831,8 @@ fn the_server_speaks_tls_when_given_a_certificate() {
         "{err}"
     );
 
-    let child = serve(&key);
-    let mut server = Server {
-        child,
-        base: format!("https://localhost:{port}"),
-        data: dir.path().join("data"),
-    };
+    let mut child = serve(&key);
+    let base = format!("https://localhost:{port}");
     let roots = ureq::tls::RootCerts::Specific(Arc::new(vec![
         ureq::tls::Certificate::from_pem(made.cert.pem().as_bytes()).unwrap(),
     ]));
@@ -926,7 +845,7 @@ fn the_server_speaks_tls_when_given_a_certificate() {
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     let response = loop {
-        match https.get(format!("{}/api/health", server.base)).call() {
+        match https.get(format!("{base}/api/health")).call() {
             Ok(r) => break r,
             Err(e) => {
                 assert!(Instant::now() < deadline, "no HTTPS answer: {e}");
@@ -944,7 +863,8 @@ fn the_server_speaks_tls_when_given_a_certificate() {
         .get(format!("http://127.0.0.1:{port}/api/health"))
         .call();
     assert!(plain.is_err() || plain.is_ok_and(|r| r.status() != 200));
-    server.kill9();
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// A tablet enrols once with its code, signs every request (a replayed, altered or
@@ -954,13 +874,7 @@ fn a_tablet_enrols_once_signs_every_request_and_is_refused_once_revoked(backend:
     let server = Server::start(&backend, 300);
     let (staff, tablet) = server.tokens();
     let base = &server.base;
-    let text = std::fs::read_to_string(server.data.join("demo-tokens.txt")).unwrap();
-    let used = text
-        .lines()
-        .find_map(|l| l.strip_prefix("enrolment "))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let used = server.enrolment_code();
     let key = vrs_client::device::DeviceKey::generate().unwrap();
     let api = vrs_client::api::Api::new(base, None, Duration::from_secs(60)).unwrap();
     let e = api.enrol(&used, &key).unwrap_err();
