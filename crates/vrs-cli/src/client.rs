@@ -79,6 +79,13 @@ enum ClientCommand {
         /// The 18 digits of the OCR line, typed.
         #[arg(long, value_name = "DIGITS")]
         manual: Vec<String>,
+        /// A folder of camera frames, replayed in name order as the camera would give
+        /// them: a voucher counts once the scanner's consensus confirms it.
+        #[arg(long, value_name = "DIR")]
+        frames: Option<PathBuf>,
+        /// With --frames: frames a second (default: as fast as they are read).
+        #[arg(long, requires = "frames")]
+        fps: Option<f64>,
         /// Confirm every name shown without asking (unattended runs and tests).
         #[arg(long)]
         yes: bool,
@@ -136,7 +143,7 @@ fn images_of(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 pub fn client(args: ClientArgs) -> Result<ExitCode> {
     let scans = match &args.command {
-        ClientCommand::Record { images, .. } => !images.is_empty(),
+        ClientCommand::Record { images, frames, .. } => !images.is_empty() || frames.is_some(),
         ClientCommand::Setup { label, .. } => label.is_some(),
         _ => false,
     };
@@ -201,8 +208,16 @@ pub fn client(args: ClientArgs) -> Result<ExitCode> {
         ClientCommand::Record {
             images,
             manual,
+            frames,
+            fps,
             yes,
-        } => return record(&mut tablet, &images, &manual, yes),
+        } => {
+            let stream = frames
+                .as_deref()
+                .map(|dir| Replay::folder(dir, fps))
+                .transpose()?;
+            return record(&mut tablet, &images, &manual, stream, yes);
+        }
         ClientCommand::Sync { for_secs, batch } => {
             let opts = SyncOptions {
                 batch,
@@ -298,6 +313,7 @@ fn record(
     tablet: &mut Tablet,
     images: &[PathBuf],
     manual: &[String],
+    stream: Option<Replay>,
     yes: bool,
 ) -> Result<ExitCode> {
     let (setup, mode) = tablet.setup()?;
@@ -307,7 +323,7 @@ fn record(
         .map(|d| (format!("typed {d}"), Some(Input::Typed(d.clone()))))
         .collect();
     let files = images_of(images)?;
-    let mut scanner = if files.is_empty() {
+    let mut scanner = if files.is_empty() && stream.is_none() {
         None
     } else {
         Some(vrs_scan::Scanner::new().context("cannot start the scanner")?)
@@ -322,6 +338,17 @@ fn record(
             (Ok(_), None) => None,
         };
         inputs.push((f.display().to_string(), read));
+    }
+    if let (Some(mut stream), Some(scanner)) = (stream, scanner.as_mut()) {
+        let mut consensus = vrs_scan::consensus::Consensus::default();
+        let mut n = 0usize;
+        while let Some(frame) = stream.next_frame()? {
+            n += 1;
+            let read = scanner.scan(&frame).voucher.map(|v| v.line);
+            if let vrs_scan::consensus::Event::Confirmed(line) = consensus.push(read) {
+                inputs.push((format!("frame {n}"), Some(Input::Read(line))));
+            }
+        }
     }
     let mut not_read = 0;
     let stdin = io::stdin();
@@ -370,8 +397,14 @@ fn record(
                     Effect::Save { line, confirmed } => {
                         let r = tablet.save(&setup, line, confirmed)?;
                         println!(
-                            "  saved {} ({} {}, lot {})",
-                            r.client_record_id, r.vaccinated_on, r.vaccine, r.lot
+                            "  saved {}: {} {} dose {} ({} {}, lot {})",
+                            r.client_record_id,
+                            r.municipality,
+                            r.voucher,
+                            r.dose_number,
+                            r.vaccinated_on,
+                            r.vaccine,
+                            r.lot
                         );
                     }
                     Effect::AlreadyInBatch(line) => {

@@ -567,3 +567,32 @@ fn a_proxy_that_fails_stalls_and_drops_at_random_loses_and_doubles_nothing() {
     assert!(proxy.passed.load(Ordering::SeqCst) > 0);
     all_arrived_once(&server, &tablet, &all);
 }
+
+#[test]
+fn camera_frames_replayed_confirm_each_voucher_once_in_a_batch() {
+    let backend = sqlite();
+    let server = Server::start(vrs(), &backend, 20);
+    let tablet = Tablet::new();
+    tablet.enrol(&server.base, &server.enrolment_code());
+    tablet.ok(&["setup", "--vaccine", "pfizer", "--lot", "FA4597", "--batch"]);
+    let streams = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/scan/streams");
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(streams.join("streams.json")).unwrap())
+            .unwrap();
+    let stream = &truth[0];
+    let wanted: Vec<String> = stream["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["voucher"].as_str())
+        .map(|v| v[8..].to_owned())
+        .collect();
+    let dir = streams.join(stream["dir"].as_str().unwrap());
+    let out = tablet.ok(&["record", "--frames", dir.to_str().unwrap(), "--fps", "30"]);
+    let saved: Vec<String> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("saved ") && !l.contains("in this run"))
+        .map(|l| l.split_whitespace().nth(3).unwrap().to_owned())
+        .collect();
+    assert_eq!(saved, wanted, "{out}");
+}

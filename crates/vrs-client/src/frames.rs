@@ -109,6 +109,57 @@ impl FrameSource for Replay {
     }
 }
 
+/// The camera (nokhwa: V4L2 on Linux, AVFoundation, Media Foundation).
+#[cfg(feature = "camera")]
+pub struct Camera(nokhwa::Camera);
+
+#[cfg(feature = "camera")]
+impl std::fmt::Debug for Camera {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Camera").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "camera")]
+impl Camera {
+    /// The cameras there are, by name.
+    pub fn list() -> Result<Vec<String>, FrameError> {
+        nokhwa::query(nokhwa::utils::ApiBackend::Auto)
+            .map(|found| found.iter().map(|c| c.human_name()).collect())
+            .map_err(|e| FrameError::NoCamera(format!(" ({e})")))
+    }
+
+    /// Opens camera `index` at its highest resolution and starts its stream.
+    pub fn open(index: u32) -> Result<Camera, FrameError> {
+        use nokhwa::pixel_format::RgbFormat;
+        use nokhwa::utils::{CameraIndex, RequestedFormat, RequestedFormatType};
+        if Camera::list()?.is_empty() {
+            return Err(FrameError::NoCamera(String::new()));
+        }
+        let format =
+            RequestedFormat::new::<RgbFormat>(RequestedFormatType::AbsoluteHighestResolution);
+        let mut cam = nokhwa::Camera::new(CameraIndex::Index(index), format)
+            .map_err(|e| FrameError::NoCamera(format!(" at index {index} ({e})")))?;
+        cam.open_stream()
+            .map_err(|e| FrameError::Camera(e.to_string()))?;
+        Ok(Camera(cam))
+    }
+}
+
+#[cfg(feature = "camera")]
+impl FrameSource for Camera {
+    fn next_frame(&mut self) -> Result<Option<DynamicImage>, FrameError> {
+        let buffer = self
+            .0
+            .frame()
+            .map_err(|e| FrameError::Camera(e.to_string()))?;
+        let rgb = buffer
+            .decode_image::<nokhwa::pixel_format::RgbFormat>()
+            .map_err(|e| FrameError::Camera(e.to_string()))?;
+        Ok(Some(DynamicImage::ImageRgb8(rgb)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +199,18 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
+    }
+
+    /// On a machine with no camera (this one, CI): an error that says what to do.
+    #[cfg(feature = "camera")]
+    #[test]
+    fn no_camera_is_a_clear_error_not_a_crash() {
+        if Camera::list().is_ok_and(|l| !l.is_empty()) {
+            return; // a machine with a camera: nothing to prove here
+        }
+        let e = Camera::open(0).unwrap_err();
+        assert!(matches!(e, FrameError::NoCamera(_)), "{e}");
+        assert!(e.to_string().contains("replay images instead"), "{e}");
     }
 
     #[test]

@@ -218,6 +218,11 @@ impl Outbox {
         let key = load_or_make_key(dir)?;
         let path = dir.join(DB_FILE);
         let conn = Connection::open(&path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
         conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
         conn.execute_batch(&Zeroizing::new(format!(
             "PRAGMA key = \"x'{}'\";",
