@@ -71,7 +71,7 @@ pub enum DeviceCommand {
     },
 }
 
-fn logged(
+pub fn logged(
     store: &dyn vrs_server::Store,
     m: MunicipalityCode,
     action: &str,

@@ -17,6 +17,7 @@ use vrs_domain::synth::{RegisterSpec, write_register};
 mod client;
 mod devices;
 mod scan;
+mod users;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -144,6 +145,43 @@ struct ServeArgs {
     /// How many synthetic residents the demo registers.
     #[arg(long, env = "VRS_DEMO_RESIDENTS", default_value_t = 5000)]
     demo_residents: u64,
+    /// The SMTP server sign-in passcodes are sent through. Without it they are
+    /// written as .eml files to the mail folder (DIR/mail), for trials and the demo.
+    #[arg(long, env = "VRS_SMTP_HOST", value_name = "HOST")]
+    smtp_host: Option<String>,
+    #[arg(long, env = "VRS_SMTP_PORT", default_value_t = 587)]
+    smtp_port: u16,
+    /// none (a relay on loopback or the municipal network), starttls or tls.
+    #[arg(long, env = "VRS_SMTP_TLS", default_value = "starttls")]
+    smtp_tls: vrs_server::mail::SmtpTls,
+    /// The SMTP user; the password comes from VRS_SMTP_PASSWORD only.
+    #[arg(long, env = "VRS_SMTP_USER")]
+    smtp_user: Option<String>,
+    /// The sender of passcode mails.
+    #[arg(
+        long,
+        env = "VRS_MAIL_FROM",
+        default_value = "VRS <noreply@vrs.example.jp>"
+    )]
+    mail_from: String,
+}
+
+impl ServeArgs {
+    fn mailer(&self) -> Result<vrs_server::mail::Mailer> {
+        Ok(match &self.smtp_host {
+            Some(host) => vrs_server::mail::Mailer::smtp(&vrs_server::mail::SmtpConfig {
+                host: host.clone(),
+                port: self.smtp_port,
+                tls: self.smtp_tls,
+                user: self.smtp_user.clone(),
+                password: std::env::var("VRS_SMTP_PASSWORD")
+                    .ok()
+                    .map(zeroize::Zeroizing::new),
+                from: self.mail_from.clone(),
+            })?,
+            None => vrs_server::mail::Mailer::Folder(self.data.data.join("mail")),
+        })
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -197,6 +235,9 @@ enum AdminCommand {
     /// Tablets: register one (prints its one-time enrolment code), list, revoke.
     #[command(subcommand)]
     Device(devices::DeviceCommand),
+    /// Municipal users (様式1): add, list, remove.
+    #[command(subcommand)]
+    User(users::UserCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -337,6 +378,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             tokens.display()
         );
     }
+    let state = vrs_server::http::AppState::new(store, args.mailer()?);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
@@ -349,7 +391,7 @@ fn serve(args: ServeArgs) -> Result<()> {
                 listener.local_addr()?,
                 args.data.data.display()
             );
-            vrs_server::serve_tls(listener, store, cert, key).await?;
+            vrs_server::serve_tls(listener, state, cert, key).await?;
             return Ok(());
         }
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -360,7 +402,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             listener.local_addr()?,
             args.data.data.display()
         );
-        vrs_server::serve(listener, store).await?;
+        vrs_server::serve(listener, state).await?;
         Ok(())
     })
 }
@@ -461,6 +503,7 @@ fn admin(cmd: AdminCommand) -> Result<ExitCode> {
             println!("{whom}\n{token}");
         }
         AdminCommand::Device(cmd) => devices::run(cmd)?,
+        AdminCommand::User(cmd) => users::run(cmd)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1037,6 +1037,270 @@ fn a_tablet_enrols_once_signs_every_request_and_is_refused_once_revoked(backend:
     }
 }
 
+/// The six-digit passcode in a mail (its own line, quoted-printable keeps it as is).
+fn passcode_in(mail: &vrs_testkit::smtp::Mail) -> String {
+    mail.data
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no passcode in {}", mail.data))
+        .to_owned()
+}
+
+fn json_post(
+    base: &str,
+    path: &str,
+    body: &Value,
+    cookie: Option<&str>,
+    csrf: Option<&str>,
+) -> (u16, Value, Option<String>) {
+    let mut req = agent().post(format!("{base}{path}"));
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    if let Some(t) = csrf {
+        req = req.header("x-csrf-token", t);
+    }
+    let mut r = req.send_json(body).unwrap();
+    let set = r
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        set,
+    )
+}
+
+/// Staff sign in with a passcode mailed through a real SMTP server on loopback: the
+/// start says the same for anyone, a passcode works once, five wrong ones lock, the
+/// session cookie is HttpOnly and SameSite, a change needs the CSRF token, and the
+/// users keep to 様式1.
+fn staff_sign_in_by_a_passcode_mailed_over_smtp(backend: Backend) {
+    let sink = vrs_testkit::smtp::Sink::start();
+    let port = vrs_testkit::serve::free_port();
+    let smtp_port = sink.port.to_string();
+    let server = Server(vrs_testkit::serve::Server::start_with(
+        vrs(),
+        &backend,
+        20,
+        port,
+        &[
+            "--smtp-host",
+            "127.0.0.1",
+            "--smtp-port",
+            &smtp_port,
+            "--smtp-tls",
+            "none",
+            "--mail-from",
+            "VRS <vrs@vrs.example.jp>",
+        ],
+    ));
+    let base = &server.base;
+    let me = "demo@city.chiyoda.lg.jp";
+    let wait = Duration::from_secs(20);
+
+    let (s, a, _) = json_post(
+        base,
+        "/api/signin/start",
+        &json!({"email": "Demo@City.Chiyoda.LG.JP"}),
+        None,
+        None,
+    );
+    assert_eq!(s, 202, "{a}");
+    let (s, b, _) = json_post(
+        base,
+        "/api/signin/start",
+        &json!({"email": "nobody@city.chiyoda.lg.jp"}),
+        None,
+        None,
+    );
+    assert_eq!((s, &a), (202, &b), "the same answer for a stranger");
+    let (s, _, _) = json_post(
+        base,
+        "/api/signin/start",
+        &json!({"email": "demo@gmail.com"}),
+        None,
+        None,
+    );
+    assert_eq!(s, 422, "lg.jp only");
+    let mail = sink.nth_to(me, 1, wait).expect("the passcode mail");
+    let code = passcode_in(&mail);
+    assert!(mail.data.contains("within 10 minutes"), "{}", mail.data);
+
+    let (s, _, _) = json_post(
+        base,
+        "/api/signin/verify",
+        &json!({"email": me, "passcode": "000000"}),
+        None,
+        None,
+    );
+    assert_eq!(s, 401);
+    let (s, who, cookie) = json_post(
+        base,
+        "/api/signin/verify",
+        &json!({"email": me, "passcode": code}),
+        None,
+        None,
+    );
+    assert_eq!(s, 200, "{who}");
+    let cookie = cookie.unwrap();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "no Secure on plain HTTP: {cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let csrf = who["csrf"].as_str().unwrap().to_owned();
+    assert_eq!(who["municipality"], "131016");
+    let (s, _, _) = json_post(
+        base,
+        "/api/signin/verify",
+        &json!({"email": me, "passcode": code}),
+        None,
+        None,
+    );
+    assert_eq!(s, 401, "a passcode works once");
+    assert!(
+        sink.mails()
+            .iter()
+            .all(|m| !m.to.iter().any(|t| t.starts_with("nobody"))),
+        "no mail to a stranger"
+    );
+
+    // The session reads; a change needs its CSRF token too.
+    let mut r = agent()
+        .get(format!("{base}/api/records/held"))
+        .header("cookie", &session)
+        .call()
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "{}",
+        r.body_mut().read_to_string().unwrap()
+    );
+    let second = json!({"email": "second@city.chiyoda.lg.jp", "person": "二番 花子", "team": "保健所", "phone": "03-0000-0002"});
+    let (s, _, _) = json_post(base, "/api/users", &second, Some(&session), None);
+    assert_eq!(s, 403, "no CSRF token");
+    let (s, _, _) = json_post(base, "/api/users", &second, Some(&session), Some("0123"));
+    assert_eq!(s, 403, "a wrong CSRF token");
+    let (s, users, _) = json_post(base, "/api/users", &second, Some(&session), Some(&csrf));
+    assert_eq!(s, 200, "{users}");
+    assert_eq!(users.as_array().unwrap().len(), 2);
+    assert_eq!(
+        users[0]["transfer_contact"], true,
+        "the first user stays the contact"
+    );
+    let (s, v, _) = json_post(
+        base,
+        "/api/users",
+        &json!({"email": "x@example.com", "person": "x"}),
+        Some(&session),
+        Some(&csrf),
+    );
+    assert_eq!(s, 422, "{v}");
+    let (s, v, _) = json_post(
+        base,
+        "/api/users/remove",
+        &json!({"email": me}),
+        Some(&session),
+        Some(&csrf),
+    );
+    assert_eq!(s, 422, "the only transfer contact cannot go: {v}");
+    for i in 3..=10 {
+        let u = json!({"email": format!("u{i}@city.chiyoda.lg.jp"), "person": format!("職員 {i}")});
+        assert_eq!(
+            json_post(base, "/api/users", &u, Some(&session), Some(&csrf)).0,
+            200
+        );
+    }
+    let (s, v, _) = json_post(
+        base,
+        "/api/users",
+        &json!({"email": "u11@city.chiyoda.lg.jp", "person": "十一"}),
+        Some(&session),
+        Some(&csrf),
+    );
+    assert_eq!(s, 422, "at most ten: {v}");
+
+    // Five wrong passcodes lock the second user, even against the right one.
+    let other = "second@city.chiyoda.lg.jp";
+    assert_eq!(
+        json_post(
+            base,
+            "/api/signin/start",
+            &json!({"email": other}),
+            None,
+            None
+        )
+        .0,
+        202
+    );
+    let right = passcode_in(&sink.nth_to(other, 1, wait).unwrap());
+    let wrong = if right == "111111" {
+        "222222"
+    } else {
+        "111111"
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(
+            json_post(
+                base,
+                "/api/signin/verify",
+                &json!({"email": other, "passcode": wrong}),
+                None,
+                None,
+            )
+            .0,
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 429]);
+    let (s, _, _) = json_post(
+        base,
+        "/api/signin/verify",
+        &json!({"email": other, "passcode": right}),
+        None,
+        None,
+    );
+    assert_eq!(s, 429, "locked");
+
+    // Signed out: the cookie is cleared and the session gone.
+    let (s, _, cleared) = json_post(base, "/api/signout", &json!({}), Some(&session), None);
+    assert_eq!(s, 204);
+    assert!(cleared.unwrap().contains("Max-Age=0"));
+    let r = agent()
+        .get(format!("{base}/api/me"))
+        .header("cookie", &session)
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let staff = server.staff();
+    let mut r = agent()
+        .get(format!("{base}/api/audit?action=signin.verify&limit=50"))
+        .header("Authorization", bearer(&staff))
+        .call()
+        .unwrap();
+    let log: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let outcomes: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    for o in ["ok", "denied", "locked"] {
+        assert!(outcomes.contains(&o), "{o} not in {outcomes:?}");
+    }
+    assert!(!log.to_string().contains(&right), "no passcode in the log");
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1056,5 +1320,6 @@ on_both_backends!(
     a_slow_upload_does_not_hold_up_the_tablets,
     a_tablet_guessing_vouchers_is_stopped,
     the_access_log_records_each_access_and_shows_an_edit,
-    a_tablet_enrols_once_signs_every_request_and_is_refused_once_revoked
+    a_tablet_enrols_once_signs_every_request_and_is_refused_once_revoked,
+    staff_sign_in_by_a_passcode_mailed_over_smtp
 );

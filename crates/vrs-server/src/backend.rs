@@ -12,7 +12,9 @@ use vrs_domain::wire::{
 };
 use vrs_domain::{ClientRecordId, DeviceId, Lot, MunicipalityCode, MyNumber, Vaccine};
 
+use crate::access::{Contact, Session, SignIn, User};
 use crate::devices::{DeviceInfo, DeviceKey, DeviceRegistration, Enrolment};
+use crate::sqlite_access::Site;
 
 use crate::error::StoreError;
 use crate::principal::Principal;
@@ -150,6 +152,41 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         actor: &Principal,
         municipality: MunicipalityCode,
     ) -> Result<Vec<DeviceInfo>, StoreError>;
+    /// Adds or changes a municipal user (様式1 rules); the users after the change.
+    fn put_user(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        user: &User,
+    ) -> Result<Vec<User>, StoreError>;
+    fn remove_user(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        email: &str,
+    ) -> Result<Vec<User>, StoreError>;
+    fn users(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<User>, StoreError>;
+    fn put_contact(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        c: &Contact,
+    ) -> Result<(), StoreError>;
+    fn contacts(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Contact>, StoreError>;
+    fn sites(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Site>, StoreError>;
+    /// A user's municipality and sign-in state (the sign-in's own use: no actor).
+    fn signin_state(&self, email: &str) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError>;
+    fn save_signin(&self, email: &str, s: &SignIn) -> Result<(), StoreError>;
+    fn create_session(
+        &self,
+        token_hash: &[u8],
+        m: MunicipalityCode,
+        email: &str,
+        csrf: &str,
+    ) -> Result<(), StoreError>;
+    /// The live session of a token hash, its idle clock restarted.
+    fn session(&self, token_hash: &[u8]) -> Result<Option<Session>, StoreError>;
+    fn end_session(&self, token_hash: &[u8]) -> Result<(), StoreError>;
 }
 
 impl Store for crate::SqliteStore {
@@ -308,5 +345,59 @@ impl Store for crate::SqliteStore {
     }
     fn devices(&self, a: &Principal, m: MunicipalityCode) -> Result<Vec<DeviceInfo>, StoreError> {
         crate::SqliteStore::devices(self, a, m)
+    }
+    fn put_user(
+        &self,
+        a: &Principal,
+        m: MunicipalityCode,
+        u: &User,
+    ) -> Result<Vec<User>, StoreError> {
+        crate::SqliteStore::put_user(self, a, m, u)
+    }
+    fn remove_user(
+        &self,
+        a: &Principal,
+        m: MunicipalityCode,
+        e: &str,
+    ) -> Result<Vec<User>, StoreError> {
+        crate::SqliteStore::remove_user(self, a, m, e)
+    }
+    fn users(&self, a: &Principal, m: MunicipalityCode) -> Result<Vec<User>, StoreError> {
+        crate::SqliteStore::users(self, a, m)
+    }
+    fn put_contact(
+        &self,
+        a: &Principal,
+        m: MunicipalityCode,
+        c: &Contact,
+    ) -> Result<(), StoreError> {
+        crate::SqliteStore::put_contact(self, a, m, c)
+    }
+    fn contacts(&self, a: &Principal, m: MunicipalityCode) -> Result<Vec<Contact>, StoreError> {
+        crate::SqliteStore::contacts(self, a, m)
+    }
+    fn sites(&self, a: &Principal, m: MunicipalityCode) -> Result<Vec<Site>, StoreError> {
+        crate::SqliteStore::sites(self, a, m)
+    }
+    fn signin_state(&self, e: &str) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError> {
+        crate::SqliteStore::signin_state(self, e)
+    }
+    fn save_signin(&self, e: &str, s: &SignIn) -> Result<(), StoreError> {
+        crate::SqliteStore::save_signin(self, e, s)
+    }
+    fn create_session(
+        &self,
+        t: &[u8],
+        m: MunicipalityCode,
+        e: &str,
+        c: &str,
+    ) -> Result<(), StoreError> {
+        crate::SqliteStore::create_session(self, t, m, e, c)
+    }
+    fn session(&self, t: &[u8]) -> Result<Option<Session>, StoreError> {
+        crate::SqliteStore::session(self, t)
+    }
+    fn end_session(&self, t: &[u8]) -> Result<(), StoreError> {
+        crate::SqliteStore::end_session(self, t)
     }
 }

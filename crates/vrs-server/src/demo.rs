@@ -74,6 +74,19 @@ pub fn seed(store: &dyn Store, residents: u64) -> Result<Demo, StoreError> {
     .map_err(|e| StoreError::Invalid(e.to_string()))?;
     csv.flush()?;
     let report = store.import_register(&system, m, &mut &csv[..], &ImportOptions::default())?;
+    if store.users(&system, m)?.is_empty() {
+        store.put_user(
+            &system,
+            m,
+            &crate::access::User {
+                email: DEMO_STAFF.into(),
+                team: "保健所 予防接種担当".into(),
+                person: "デモ 太郎".into(),
+                phone: "03-0000-0000".into(),
+                transfer_contact: true,
+            },
+        )?;
+    }
     let staff_token = store.create_token(
         &system,
         &Principal::Staff {

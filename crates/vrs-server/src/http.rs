@@ -25,6 +25,7 @@ use vrs_domain::wire::{
 use vrs_domain::{ClientRecordId, MyNumber};
 
 mod devices;
+pub mod signin;
 
 use crate::audit::{AuditEntry, AuditEvent, AuditQuery};
 use crate::backend::Store;
@@ -42,13 +43,19 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Per-tablet limits on the name look-up.
     pub names: Arc<NameLimits>,
+    /// Where sign-in passcodes are sent.
+    pub mailer: Arc<crate::mail::Mailer>,
+    /// Session cookies carry `Secure` (the service speaks TLS).
+    pub secure_cookies: bool,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn Store>, mailer: crate::mail::Mailer) -> Self {
         AppState {
             store,
             names: Arc::new(NameLimits::default()),
+            mailer: Arc::new(mailer),
+            secure_cookies: false,
         }
     }
 }
@@ -186,6 +193,45 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
         if let Some(device) = parts.extensions.get::<Principal>() {
             return Ok(Caller(device.clone()));
         }
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            return principal(state, &parts.headers).await.map(Caller);
+        }
+        if let Some(token) = signin::session_token(&parts.headers) {
+            let store = state.store.clone();
+            let hash = crate::access::session_hash(&token);
+            let session = blocking(move || store.session(&hash))
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "the session has ended: sign in again",
+                    )
+                })?;
+            // A change made with the cookie must also carry the page's token: another
+            // site can make the browser send the cookie, not the token.
+            let safe = matches!(
+                parts.method,
+                axum::http::Method::GET | axum::http::Method::HEAD
+            );
+            let sent = parts
+                .headers
+                .get(signin::CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            // Compared as digests, so the time taken says nothing of the token.
+            let same =
+                crate::access::session_hash(sent) == crate::access::session_hash(&session.csrf);
+            if !safe && !same {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "the request lacks this session's x-csrf-token: reload the page and try again",
+                ));
+            }
+            return Ok(Caller(Principal::Staff {
+                municipality: session.municipality,
+                user: session.email,
+            }));
+        }
         principal(state, &parts.headers).await.map(Caller)
     }
 }
@@ -263,6 +309,25 @@ async fn log_in(
     };
     let store = state.store.clone();
     blocking(move || store.audit().append(&event).map(|_| ())).await
+}
+
+/// A staff operation on the caller's own municipality: run on a blocking thread and
+/// logged, its object named from the result (`describe`) or as attempted.
+async fn staff_op<T: Send + 'static>(
+    state: &AppState,
+    actor: &Principal,
+    action: &str,
+    attempt: String,
+    describe: impl FnOnce(&T) -> String,
+    op: impl FnOnce(&dyn Store, &Principal, vrs_domain::MunicipalityCode) -> Result<T, StoreError>
+    + Send
+    + 'static,
+) -> Result<T, ApiError> {
+    let m = actor.staff_of().map_err(ApiError::from)?;
+    let store = state.store.clone();
+    let by = actor.clone();
+    let r = blocking(move || op(store.as_ref(), &by, m)).await;
+    logged(state, actor, action, describe, attempt, r).await
 }
 
 /// Logs a request in its actor's chain, then hands its result back.
@@ -1049,6 +1114,14 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // A signed-in staff member's browser: the session cookie (and x-csrf-token on changes).
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                signin::SESSION_COOKIE,
+                "the session cookie from /api/signin/verify; changes also need x-csrf-token",
+            ))),
+        );
         // An enrolled tablet signs each request: x-vrs-device, x-vrs-time, x-vrs-nonce
         // and x-vrs-signature (Ed25519 over vrs_domain::wire::signing::message).
         components.add_security_scheme(
@@ -1108,10 +1181,14 @@ impl utoipa::Modify for BodyErrors {
     info(title = "vrs: ワクチン接種記録システム", description = "The central service's API."),
     paths(health, import_register, import_paper, import_errors, tablet_name, tablet_records,
         held, void, amend, ledger, transfer_lookup, transfer_lookup_batch, audit_search,
-        devices::enrol, devices::register, devices::list, devices::revoke, devices::reissue),
+        devices::enrol, devices::register, devices::list, devices::revoke, devices::reissue,
+        signin::start, signin::verify, signin::signout, signin::me, signin::users, signin::put_user,
+        signin::remove_user, signin::contacts, signin::put_contact, signin::sites, signin::put_site),
     components(schemas(ApiError, ImportReportSchema, TransferMatchSchema, TransferDoseSchema,
         HeldRecordSchema, TransferBatchResult, AuditEntry, crate::store::ImportMode,
-        crate::devices::DeviceRegistration, crate::devices::DeviceInfo, crate::devices::Enrolment)),
+        crate::devices::DeviceRegistration, crate::devices::DeviceInfo, crate::devices::Enrolment,
+        crate::access::User, crate::access::Contact, crate::access::ContactKind,
+        crate::sqlite_access::Site)),
     modifiers(&BearerAuth, &BodyErrors)
 )]
 pub struct ApiDoc;
@@ -1154,6 +1231,17 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/imports/{id}/errors.csv", get(import_errors))
         .route("/api/tablet/enrol", post(devices::enrol))
+        .route("/api/signin/start", post(signin::start))
+        .route("/api/signin/verify", post(signin::verify))
+        .route("/api/signout", post(signin::signout))
+        .route("/api/me", get(signin::me))
+        .route("/api/users", get(signin::users).post(signin::put_user))
+        .route("/api/users/remove", post(signin::remove_user))
+        .route(
+            "/api/contacts",
+            get(signin::contacts).post(signin::put_contact),
+        )
+        .route("/api/sites", get(signin::sites).post(signin::put_site))
         .route("/api/devices", get(devices::list).post(devices::register))
         .route("/api/devices/{id}/revoke", post(devices::revoke))
         .route("/api/devices/{id}/enrolment", post(devices::reissue))

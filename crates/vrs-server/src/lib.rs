@@ -12,6 +12,7 @@
 //! records). [`vault`] keeps the マイナンバー apart, encrypted; [`keys`] says where keys
 //! come from; [`http`] is the axum API over a `dyn Store`.
 
+pub mod access;
 pub mod audit;
 pub mod backend;
 pub mod checks;
@@ -23,11 +24,14 @@ pub mod http;
 pub mod import;
 pub mod ingest;
 pub mod keys;
+pub mod mail;
 pub mod merge;
 pub mod pg;
+mod pg_access;
 pub mod principal;
 pub mod ratelimit;
 pub mod spool;
+pub mod sqlite_access;
 mod sqlite_devices;
 pub mod store;
 pub mod vault;
@@ -42,10 +46,9 @@ pub use store::SqliteStore;
 /// or behind a TLS-terminating proxy; [`serve_tls`] otherwise.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    store: std::sync::Arc<dyn Store>,
+    state: http::AppState,
 ) -> std::io::Result<()> {
-    let app = http::router(http::AppState::new(store))
-        .layer(axum::middleware::from_fn(http::security_headers));
+    let app = http::router(state).layer(axum::middleware::from_fn(http::security_headers));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -56,12 +59,13 @@ pub async fn serve(
 /// carry Strict-Transport-Security.
 pub async fn serve_tls(
     listener: std::net::TcpListener,
-    store: std::sync::Arc<dyn Store>,
+    mut state: http::AppState,
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> std::io::Result<()> {
     let config = tls_config(cert, key)?;
-    let app = http::router(http::AppState::new(store))
+    state.secure_cookies = true;
+    let app = http::router(state)
         .layer(axum::middleware::from_fn(http::security_headers))
         .layer(axum::middleware::from_fn(http::strict_transport));
     let handle = axum_server::Handle::new();

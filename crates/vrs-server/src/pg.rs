@@ -27,6 +27,7 @@ use vrs_domain::{
     VoucherNumber,
 };
 
+use crate::access::{Contact, Session, SignIn, User};
 use crate::audit::{AuditEntry, AuditEvent, AuditLog, AuditQuery, ChainKey, Link};
 use crate::backend::Store;
 use crate::checks::{self, Candidate, PriorDose};
@@ -36,6 +37,7 @@ use crate::import::{self, ErrorCsv, PersonRow, RegisterSink};
 use crate::keys::Keys;
 use crate::merge::PersonFields;
 use crate::principal::Principal;
+use crate::sqlite_access::Site;
 use crate::store::{
     Amendment, HeldRecord, ImportOptions, ImportOutcome, ImportReport, Match, TransferDose,
     TransferMatch, hold_code, hold_of, jst_now, municipality_code, outcome_text, status_of,
@@ -62,6 +64,7 @@ const MAIN_MIGRATIONS: &[(i32, &str)] = &[
     ),
     (4, include_str!("migrations/pg_0004_audit.sql")),
     (5, include_str!("migrations/pg_0005_devices.sql")),
+    (6, include_str!("migrations/pg_0006_access.sql")),
 ];
 const VAULT_MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/pg_vault_0001.sql")),
@@ -124,7 +127,7 @@ impl PgPool {
     }
 }
 
-struct PgConn<'p> {
+pub(crate) struct PgConn<'p> {
     pool: &'p PgPool,
     client: Option<Client>,
 }
@@ -176,6 +179,11 @@ fn mc(m: MunicipalityCode) -> i32 {
 }
 
 impl PgStore {
+    /// A connection to the main schema's database.
+    pub(crate) fn main_conn(&self) -> Result<PgConn<'_>, StoreError> {
+        self.main.get()
+    }
+
     /// Connects to `url` (the `vrs` schema) and `vault_url` (the `vrs_vault` schema;
     /// give the vault its own role there), and brings both schemas up to date.
     pub fn open(url: &str, vault_url: &str, keys: &Keys) -> Result<Self, StoreError> {
@@ -1901,6 +1909,61 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+
+    fn put_user(
+        &self,
+        a: &Principal,
+        m: MunicipalityCode,
+        u: &User,
+    ) -> Result<Vec<User>, StoreError> {
+        self.put_user_pg(a, m, u)
+    }
+    fn remove_user(
+        &self,
+        a: &Principal,
+        m: MunicipalityCode,
+        e: &str,
+    ) -> Result<Vec<User>, StoreError> {
+        self.remove_user_pg(a, m, e)
+    }
+    fn users(&self, a: &Principal, m: MunicipalityCode) -> Result<Vec<User>, StoreError> {
+        self.users_pg(a, m)
+    }
+    fn put_contact(
+        &self,
+        a: &Principal,
+        m: MunicipalityCode,
+        c: &Contact,
+    ) -> Result<(), StoreError> {
+        self.put_contact_pg(a, m, c)
+    }
+    fn contacts(&self, a: &Principal, m: MunicipalityCode) -> Result<Vec<Contact>, StoreError> {
+        self.contacts_pg(a, m)
+    }
+    fn sites(&self, a: &Principal, m: MunicipalityCode) -> Result<Vec<Site>, StoreError> {
+        self.sites_pg(a, m)
+    }
+    fn signin_state(&self, e: &str) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError> {
+        self.signin_state_pg(e)
+    }
+    fn save_signin(&self, e: &str, s: &SignIn) -> Result<(), StoreError> {
+        self.save_signin_pg(e, s)
+    }
+    fn create_session(
+        &self,
+        t: &[u8],
+        m: MunicipalityCode,
+        e: &str,
+        c: &str,
+    ) -> Result<(), StoreError> {
+        self.create_session_pg(t, m, e, c)
+    }
+    fn session(&self, t: &[u8]) -> Result<Option<Session>, StoreError> {
+        self.session_pg(t)
+    }
+    fn end_session(&self, t: &[u8]) -> Result<(), StoreError> {
+        self.end_session_pg(t)
     }
 }
 

@@ -43,6 +43,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: include_str!("migrations/0003_devices.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("migrations/0004_access.sql"),
+    },
 ];
 
 /// Japan Standard Time: registration times in the ledger are local.

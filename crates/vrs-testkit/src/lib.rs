@@ -5,3 +5,4 @@
 
 pub mod pg;
 pub mod serve;
+pub mod smtp;

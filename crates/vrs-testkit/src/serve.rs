@@ -72,10 +72,22 @@ impl Server {
 
     /// The same on a given port (a server coming back where it was).
     pub fn start_on(exe: &Path, backend: &Backend, residents: u64, port: u16) -> Server {
+        Server::start_with(exe, backend, residents, port, &[])
+    }
+
+    /// The same with more `vrs serve` options (an SMTP server, say).
+    pub fn start_with(
+        exe: &Path,
+        backend: &Backend,
+        residents: u64,
+        port: u16,
+        extra: &[&str],
+    ) -> Server {
         let child = Command::new(exe)
             .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--demo-residents", &residents.to_string()])
             .args(backend.args())
+            .args(extra)
             .env_remove("VRS_VAULT_KEY")
             .env("VRS_LOG", "warn")
             .stdout(Stdio::null())

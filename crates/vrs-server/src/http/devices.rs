@@ -11,7 +11,7 @@ use axum::response::Response;
 use vrs_domain::DeviceId;
 use vrs_domain::wire::{EnrolRequest, EnrolResponse, signing};
 
-use super::{ApiError, ApiJson, AppState, Caller, blocking, log_in, logged};
+use super::{ApiError, ApiJson, AppState, Caller, blocking, log_in, staff_op};
 use crate::devices::{self, DeviceInfo, DeviceRegistration, Enrolment, SignatureError, Signed};
 use crate::principal::Principal;
 
@@ -153,17 +153,14 @@ pub async fn register(
     Caller(actor): Caller,
     ApiJson(reg): ApiJson<DeviceRegistration>,
 ) -> Result<(StatusCode, Json<Enrolment>), ApiError> {
-    let m = actor.staff_of().map_err(ApiError::from)?;
-    let store = state.store.clone();
-    let by = actor.clone();
-    let r = blocking(move || store.register_device(&by, m, &reg)).await;
-    let e = logged(
+    let describe = |e: &Enrolment| format!("device {}", e.device_id);
+    let e = staff_op(
         &state,
         &actor,
         "device.register",
-        |e: &Enrolment| format!("device {}", e.device_id),
         String::new(),
-        r,
+        describe,
+        move |s, a, m| s.register_device(a, m, &reg),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(e)))
@@ -178,17 +175,14 @@ pub async fn list(
     State(state): State<AppState>,
     Caller(actor): Caller,
 ) -> Result<Json<Vec<DeviceInfo>>, ApiError> {
-    let m = actor.staff_of().map_err(ApiError::from)?;
-    let store = state.store.clone();
-    let by = actor.clone();
-    let r = blocking(move || store.devices(&by, m)).await;
-    let l = logged(
+    let describe = |l: &Vec<DeviceInfo>| format!("{} tablets", l.len());
+    let l = staff_op(
         &state,
         &actor,
         "device.list",
-        |l: &Vec<DeviceInfo>| format!("{} tablets", l.len()),
         String::new(),
-        r,
+        describe,
+        |s, a, m| s.devices(a, m),
     )
     .await?;
     Ok(Json(l))
@@ -212,19 +206,17 @@ pub async fn revoke(
     Caller(actor): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let m = actor.staff_of().map_err(ApiError::from)?;
+    actor.staff_of().map_err(ApiError::from)?;
     let id = device_id(&id)?;
-    let store = state.store.clone();
-    let by = actor.clone();
-    let r = blocking(move || store.revoke_device(&by, m, id)).await;
     let object = format!("device {id}");
-    logged(
+    let o = object.clone();
+    staff_op(
         &state,
         &actor,
         "device.revoke",
-        |_| object.clone(),
-        object.clone(),
-        r,
+        object,
+        move |_| o,
+        move |s, a, m| s.revoke_device(a, m, id),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -243,19 +235,17 @@ pub async fn reissue(
     Caller(actor): Caller,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Enrolment>), ApiError> {
-    let m = actor.staff_of().map_err(ApiError::from)?;
+    actor.staff_of().map_err(ApiError::from)?;
     let id = device_id(&id)?;
-    let store = state.store.clone();
-    let by = actor.clone();
-    let r = blocking(move || store.reissue_enrolment(&by, m, id)).await;
     let object = format!("device {id}");
-    let e = logged(
+    let o = object.clone();
+    let e = staff_op(
         &state,
         &actor,
         "device.reissue",
-        |_| object.clone(),
-        object.clone(),
-        r,
+        object,
+        move |_| o,
+        move |s, a, m| s.reissue_enrolment(a, m, id),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(e)))

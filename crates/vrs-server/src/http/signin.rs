@@ -1,0 +1,504 @@
+//! Staff sign-in by a one-time passcode sent by e-mail, and the session cookie it
+//! leads to; the municipality's users, contacts and sites.
+//!
+//! The start of a sign-in answers the same whether or not the address is a user's
+//! (nobody learns who the users are); a passcode is six digits, good for ten minutes
+//! and once; five wrong ones lock the account for fifteen minutes. A session is a
+//! random token in an HttpOnly, SameSite=Strict cookie (Secure under TLS); a
+//! request that changes anything with it must also carry the session's CSRF token in
+//! `x-csrf-token`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiJson, AppState, Caller, blocking, log_in, staff_op};
+use crate::access::{self, Contact, Start, User, Verify};
+use crate::principal::Principal;
+use crate::sqlite_access::Site;
+use crate::store::jst_now;
+
+pub const SESSION_COOKIE: &str = "vrs_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The session token from the request's cookie, if any.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// The user's lg.jp address.
+    email: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StartResponse {
+    message: String,
+}
+
+/// Ask for a passcode by e-mail. The answer is the same whether or not the address
+/// belongs to a user.
+#[utoipa::path(post, path = "/api/signin/start", request_body = StartRequest,
+    responses((status = 202, body = StartResponse),
+        (status = 400, body = ApiError), (status = 422, body = ApiError)))]
+pub async fn start(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<StartRequest>,
+) -> Result<(StatusCode, Json<StartResponse>), ApiError> {
+    let email = access::lg_jp_email(&req.email)?;
+    let store = state.store.clone();
+    let who = email.clone();
+    let found = blocking(move || store.signin_state(&who)).await?;
+    let answer = StartResponse {
+        message:
+            "if this address belongs to a user, a passcode is on its way: it is good for 10 minutes"
+                .into(),
+    };
+    let Some((m, mut s)) = found else {
+        tracing::info!("passcode asked for an address that is no user's");
+        return Ok((StatusCode::ACCEPTED, Json(answer)));
+    };
+    let actor = Principal::Staff {
+        municipality: m,
+        user: email.clone(),
+    };
+    let now = jst_now();
+    if access::start(&s, now) == Start::Quiet {
+        log_in(
+            &state,
+            i64::from(m.get()),
+            &actor,
+            "signin.start",
+            String::new(),
+            "limited".into(),
+        )
+        .await?;
+        return Ok((StatusCode::ACCEPTED, Json(answer)));
+    }
+    let passcode = access::new_passcode()?;
+    s.passcode_hash = Some(access::passcode_hash(&email, &passcode));
+    s.passcode_expires = Some(now + access::PASSCODE_VALID);
+    s.passcode_sent = Some(now);
+    let store = state.store.clone();
+    let who = email.clone();
+    blocking(move || store.save_signin(&who, &s)).await?;
+    let mailer = state.mailer.clone();
+    let to = email.clone();
+    let sent = tokio::task::spawn_blocking(move || {
+        mailer.send_passcode(&to, &passcode, access::PASSCODE_VALID.num_minutes())
+    })
+    .await
+    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the service failed"))?;
+    let outcome = match &sent {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => {
+            tracing::error!(error = %e, "passcode mail not sent");
+            "failed 503".to_owned()
+        }
+    };
+    log_in(
+        &state,
+        i64::from(m.get()),
+        &actor,
+        "signin.start",
+        String::new(),
+        outcome,
+    )
+    .await?;
+    if sent.is_err() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the passcode mail could not be sent: try again in a minute; if it goes on, tell the operator",
+        ));
+    }
+    Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    email: String,
+    /// The six digits from the mail.
+    passcode: String,
+}
+
+impl std::fmt::Debug for VerifyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("email", &self.email)
+            .field("passcode", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Who is signed in, and the token to send in `x-csrf-token` with changes.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Me {
+    municipality: vrs_domain::MunicipalityCode,
+    email: String,
+    csrf: String,
+}
+
+fn cookie(state: &AppState, token: &str, max_age: i64) -> HeaderValue {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("vrs_session=; Path=/; Max-Age=0"))
+}
+
+/// Sign in with the passcode: a session cookie.
+#[utoipa::path(post, path = "/api/signin/verify", request_body = VerifyRequest,
+    responses((status = 200, body = Me),
+        (status = 400, body = ApiError),
+        (status = 401, description = "Wrong or expired passcode", body = ApiError),
+        (status = 422, body = ApiError),
+        (status = 429, description = "Locked after too many wrong passcodes: see Retry-After", body = ApiError)))]
+pub async fn verify(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<VerifyRequest>,
+) -> Result<Response, ApiError> {
+    let email = access::lg_jp_email(&req.email)?;
+    let store = state.store.clone();
+    let who = email.clone();
+    let found = blocking(move || store.signin_state(&who)).await?;
+    let wrong = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong or expired passcode: check the latest mail, or ask for a new passcode",
+        )
+    };
+    let Some((m, mut s)) = found else {
+        return Err(wrong());
+    };
+    let actor = Principal::Staff {
+        municipality: m,
+        user: email.clone(),
+    };
+    let now = jst_now();
+    let entered = access::passcode_hash(&email, &req.passcode);
+    let chain = i64::from(m.get());
+    match access::verify(&s, &entered, now) {
+        Verify::Locked(until) => {
+            log_in(
+                &state,
+                chain,
+                &actor,
+                "signin.verify",
+                String::new(),
+                "locked".into(),
+            )
+            .await?;
+            let wait = (until - now).num_seconds().max(1) as u64;
+            Err(ApiError::too_many(
+                "wrong passcodes",
+                std::time::Duration::from_secs(wait),
+            ))
+        }
+        Verify::Wrong {
+            failures,
+            locked_until,
+        } => {
+            s.failures = failures;
+            if locked_until.is_some() {
+                s.locked_until = locked_until;
+                s.passcode_hash = None;
+                s.passcode_expires = None;
+            }
+            let store = state.store.clone();
+            let who = email.clone();
+            blocking(move || store.save_signin(&who, &s)).await?;
+            let outcome = if locked_until.is_some() {
+                "locked"
+            } else {
+                "denied"
+            };
+            log_in(
+                &state,
+                chain,
+                &actor,
+                "signin.verify",
+                String::new(),
+                outcome.into(),
+            )
+            .await?;
+            if locked_until.is_some() {
+                return Err(ApiError::too_many(
+                    "wrong passcodes",
+                    std::time::Duration::from_secs(access::LOCKOUT.num_seconds() as u64),
+                ));
+            }
+            Err(wrong())
+        }
+        Verify::Ok => {
+            s.failures = 0;
+            s.passcode_hash = None;
+            s.passcode_expires = None;
+            s.locked_until = None;
+            let (token, hash, csrf) = access::new_session()?;
+            let store = state.store.clone();
+            let (who, c) = (email.clone(), csrf.clone());
+            blocking(move || {
+                store.save_signin(&who, &s)?;
+                store.create_session(&hash, m, &who, &c)
+            })
+            .await?;
+            log_in(
+                &state,
+                chain,
+                &actor,
+                "signin.verify",
+                String::new(),
+                "ok".into(),
+            )
+            .await?;
+            let mut r = Json(Me {
+                municipality: m,
+                email,
+                csrf,
+            })
+            .into_response();
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                cookie(&state, &token, access::SESSION_MAX.num_seconds()),
+            );
+            Ok(r)
+        }
+    }
+}
+
+/// Sign out: the session ends.
+#[utoipa::path(post, path = "/api/signout",
+    responses((status = 204, description = "Signed out")))]
+pub async fn signout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(token) = session_token(&headers) {
+        let store = state.store.clone();
+        blocking(move || store.end_session(&access::session_hash(&token))).await?;
+    }
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut()
+        .insert(header::SET_COOKIE, cookie(&state, "", 0));
+    Ok(r)
+}
+
+/// Who is signed in (and the CSRF token the pages send with changes).
+#[utoipa::path(get, path = "/api/me",
+    responses((status = 200, body = Me), (status = 401, body = ApiError), (status = 403, body = ApiError)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn me(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    headers: HeaderMap,
+) -> Result<Json<Me>, ApiError> {
+    let m = actor.staff_of().map_err(ApiError::from)?;
+    let Principal::Staff { user, .. } = &actor else {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "staff only"));
+    };
+    let csrf = match session_token(&headers) {
+        Some(t) => {
+            let store = state.store.clone();
+            blocking(move || store.session(&access::session_hash(&t)))
+                .await?
+                .map(|s| s.csrf)
+                .unwrap_or_default()
+        }
+        None => String::new(),
+    };
+    Ok(Json(Me {
+        municipality: m,
+        email: user.clone(),
+        csrf,
+    }))
+}
+
+/// The municipality's users (様式1).
+#[utoipa::path(get, path = "/api/users",
+    responses((status = 200, body = [User]), (status = 401, body = ApiError), (status = 403, body = ApiError)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn users(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+) -> Result<Json<Vec<User>>, ApiError> {
+    let describe = |l: &Vec<User>| format!("{} users", l.len());
+    staff_op(
+        &state,
+        &actor,
+        "user.list",
+        String::new(),
+        describe,
+        |s, a, m| s.users(a, m),
+    )
+    .await
+    .map(Json)
+}
+
+/// Add or change a user: lg.jp only, at most ten, exactly one transfer contact
+/// (marking a new one moves the mark).
+#[utoipa::path(post, path = "/api/users", request_body = User,
+    responses((status = 200, body = [User]), (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn put_user(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    ApiJson(user): ApiJson<User>,
+) -> Result<Json<Vec<User>>, ApiError> {
+    let object = format!("user {}", user.email.trim().to_lowercase());
+    let o = object.clone();
+    staff_op(
+        &state,
+        &actor,
+        "user.put",
+        object,
+        move |_| o,
+        move |s, a, m| s.put_user(a, m, &user),
+    )
+    .await
+    .map(Json)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveUser {
+    email: String,
+}
+
+/// Remove a user; their sessions end.
+#[utoipa::path(post, path = "/api/users/remove", request_body = RemoveUser,
+    responses((status = 200, body = [User]), (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn remove_user(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    ApiJson(req): ApiJson<RemoveUser>,
+) -> Result<Json<Vec<User>>, ApiError> {
+    let object = format!("user {}", req.email.trim().to_lowercase());
+    let o = object.clone();
+    staff_op(
+        &state,
+        &actor,
+        "user.remove",
+        object,
+        move |_| o,
+        move |s, a, m| s.remove_user(a, m, &req.email),
+    )
+    .await
+    .map(Json)
+}
+
+/// The municipality's contacts (様式2).
+#[utoipa::path(get, path = "/api/contacts",
+    responses((status = 200, body = [Contact]), (status = 401, body = ApiError), (status = 403, body = ApiError)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn contacts(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+) -> Result<Json<Vec<Contact>>, ApiError> {
+    staff_op(
+        &state,
+        &actor,
+        "contact.list",
+        String::new(),
+        |_| String::new(),
+        |s, a, m| s.contacts(a, m),
+    )
+    .await
+    .map(Json)
+}
+
+/// Set the system or the vaccination contact.
+#[utoipa::path(post, path = "/api/contacts", request_body = Contact,
+    responses((status = 204, description = "Saved"), (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn put_contact(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    ApiJson(c): ApiJson<Contact>,
+) -> Result<StatusCode, ApiError> {
+    let object = format!("contact {}", c.kind.as_str());
+    let o = object.clone();
+    staff_op(
+        &state,
+        &actor,
+        "contact.put",
+        object,
+        move |_| o,
+        move |s, a, m| s.put_contact(a, m, &c),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The municipality's sites and clinics.
+#[utoipa::path(get, path = "/api/sites",
+    responses((status = 200, body = [Site]), (status = 401, body = ApiError), (status = 403, body = ApiError)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn sites(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+) -> Result<Json<Vec<Site>>, ApiError> {
+    staff_op(
+        &state,
+        &actor,
+        "site.list",
+        String::new(),
+        |_| String::new(),
+        |s, a, m| s.sites(a, m),
+    )
+    .await
+    .map(Json)
+}
+
+/// Add a mass-vaccination site (or rename one).
+#[utoipa::path(post, path = "/api/sites", request_body = Site,
+    responses((status = 204, description = "Saved"), (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn put_site(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    ApiJson(site): ApiJson<Site>,
+) -> Result<StatusCode, ApiError> {
+    let code: vrs_domain::SiteCode = site.code.parse().map_err(|e: vrs_domain::IdError| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("code: {}: {}", e.detail(), e.fix()),
+        )
+    })?;
+    let name = site.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name: give the site's name as the ledger should show it (at most 200 characters)",
+        ));
+    }
+    let object = format!("site {code}");
+    let o = object.clone();
+    staff_op(
+        &state,
+        &actor,
+        "site.put",
+        object,
+        move |_| o,
+        move |s, a, m| s.add_site(a, m, code.as_str(), &name),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,274 @@
+//! Users, contacts, sites, sign-in state and sessions on PostgreSQL (the same
+//! rules as `sqlite_access`, from `access`).
+
+use postgres::GenericClient;
+use vrs_domain::MunicipalityCode;
+
+use crate::access::{self, Contact, ContactKind, Session, SignIn, User};
+use crate::error::StoreError;
+use crate::pg::PgStore;
+use crate::principal::Principal;
+use crate::sqlite_access::Site;
+use crate::store::{jst_now, municipality_code};
+
+fn mc(m: MunicipalityCode) -> i32 {
+    m.get() as i32
+}
+
+fn users_in(c: &mut impl GenericClient, m: MunicipalityCode) -> Result<Vec<User>, StoreError> {
+    Ok(c.query(
+        "SELECT email, team, person, phone, transfer_contact FROM vrs.users
+         WHERE municipality = $1 ORDER BY created_at, email",
+        &[&mc(m)],
+    )?
+    .iter()
+    .map(|r| User {
+        email: r.get(0),
+        team: r.get(1),
+        person: r.get(2),
+        phone: r.get(3),
+        transfer_contact: r.get(4),
+    })
+    .collect())
+}
+
+impl PgStore {
+    pub(crate) fn put_user_pg(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        user: &User,
+    ) -> Result<Vec<User>, StoreError> {
+        actor.require_staff_of(m)?;
+        let email = user.check()?;
+        let mut conn = self.main_conn()?;
+        let mut tx = conn.transaction()?;
+        // One writer of a municipality's users at a time: the rules read the list.
+        tx.execute("SELECT pg_advisory_xact_lock(7, $1)", &[&mc(m)])?;
+        let elsewhere = tx.query_opt(
+            "SELECT municipality FROM vrs.users WHERE email = $1 AND municipality <> $2",
+            &[&email, &mc(m)],
+        )?;
+        if elsewhere.is_some() {
+            return Err(StoreError::Invalid(format!(
+                "e-mail {email} is another municipality's user: each address signs in for one municipality"
+            )));
+        }
+        let user = User {
+            email: email.clone(),
+            ..user.clone()
+        };
+        let after = access::with_user(users_in(&mut tx, m)?, user);
+        access::check_users(&after)?;
+        let now = jst_now();
+        for u in &after {
+            tx.execute(
+                "INSERT INTO vrs.users (email, municipality, team, person, phone, transfer_contact, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (email) DO UPDATE SET team = excluded.team, person = excluded.person,
+                     phone = excluded.phone, transfer_contact = excluded.transfer_contact",
+                &[&u.email, &mc(m), &u.team.trim(), &u.person.trim(), &u.phone.trim(), &u.transfer_contact, &now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(after)
+    }
+
+    pub(crate) fn remove_user_pg(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        email: &str,
+    ) -> Result<Vec<User>, StoreError> {
+        actor.require_staff_of(m)?;
+        let email = email.trim().to_lowercase();
+        let mut conn = self.main_conn()?;
+        let mut tx = conn.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock(7, $1)", &[&mc(m)])?;
+        let before = users_in(&mut tx, m)?;
+        if !before.iter().any(|u| u.email == email) {
+            return Err(StoreError::NotFound(format!("no user {email} in {m}")));
+        }
+        let after: Vec<User> = before.into_iter().filter(|u| u.email != email).collect();
+        access::check_users(&after)?;
+        tx.execute("DELETE FROM vrs.users WHERE email = $1", &[&email])?;
+        tx.execute("DELETE FROM vrs.sessions WHERE email = $1", &[&email])?;
+        tx.commit()?;
+        Ok(after)
+    }
+
+    pub(crate) fn users_pg(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+    ) -> Result<Vec<User>, StoreError> {
+        actor.require_staff_of(m)?;
+        users_in(&mut *self.main_conn()?, m)
+    }
+
+    pub(crate) fn put_contact_pg(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        c: &Contact,
+    ) -> Result<(), StoreError> {
+        actor.require_staff_of(m)?;
+        let email = c.check()?;
+        self.main_conn()?.execute(
+            "INSERT INTO vrs.contacts (municipality, kind, team, person, phone, email)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (municipality, kind) DO UPDATE SET team = excluded.team,
+                 person = excluded.person, phone = excluded.phone, email = excluded.email",
+            &[
+                &mc(m),
+                &c.kind.as_str(),
+                &c.team.trim(),
+                &c.person.trim(),
+                &c.phone.trim(),
+                &email,
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn contacts_pg(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+    ) -> Result<Vec<Contact>, StoreError> {
+        actor.require_staff_of(m)?;
+        self.main_conn()?
+            .query(
+                "SELECT kind, team, person, phone, email FROM vrs.contacts WHERE municipality = $1 ORDER BY kind",
+                &[&mc(m)],
+            )?
+            .iter()
+            .map(|r| {
+                let kind: String = r.get(0);
+                Ok(Contact {
+                    kind: ContactKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("contact kind {kind}")))?,
+                    team: r.get(1),
+                    person: r.get(2),
+                    phone: r.get(3),
+                    email: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) fn sites_pg(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+    ) -> Result<Vec<Site>, StoreError> {
+        actor.require_staff_of(m)?;
+        Ok(self
+            .main_conn()?
+            .query(
+                "SELECT code, name FROM vrs.sites WHERE municipality = $1 ORDER BY code",
+                &[&mc(m)],
+            )?
+            .iter()
+            .map(|r| Site {
+                code: r.get(0),
+                name: r.get(1),
+            })
+            .collect())
+    }
+
+    pub(crate) fn signin_state_pg(
+        &self,
+        email: &str,
+    ) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError> {
+        let row = self.main_conn()?.query_opt(
+            "SELECT municipality, passcode_hash, passcode_expires, passcode_sent, failures, locked_until
+             FROM vrs.users WHERE email = $1",
+            &[&email],
+        )?;
+        row.map(|r| {
+            Ok((
+                municipality_code(i64::from(r.get::<_, i32>(0)))?,
+                SignIn {
+                    passcode_hash: r.get(1),
+                    passcode_expires: r.get(2),
+                    passcode_sent: r.get(3),
+                    failures: r.get::<_, i32>(4).max(0) as u32,
+                    locked_until: r.get(5),
+                },
+            ))
+        })
+        .transpose()
+    }
+
+    pub(crate) fn save_signin_pg(&self, email: &str, s: &SignIn) -> Result<(), StoreError> {
+        self.main_conn()?.execute(
+            "UPDATE vrs.users SET passcode_hash = $2, passcode_expires = $3, passcode_sent = $4,
+                 failures = $5, locked_until = $6 WHERE email = $1",
+            &[
+                &email,
+                &s.passcode_hash,
+                &s.passcode_expires,
+                &s.passcode_sent,
+                &(s.failures.min(i32::MAX as u32) as i32),
+                &s.locked_until,
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn create_session_pg(
+        &self,
+        token_hash: &[u8],
+        m: MunicipalityCode,
+        email: &str,
+        csrf: &str,
+    ) -> Result<(), StoreError> {
+        let now = jst_now();
+        self.main_conn()?.execute(
+            "INSERT INTO vrs.sessions (token_hash, municipality, email, csrf, started, last_seen)
+             VALUES ($1, $2, $3, $4, $5, $5)",
+            &[&token_hash, &mc(m), &email, &csrf, &now],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn session_pg(&self, token_hash: &[u8]) -> Result<Option<Session>, StoreError> {
+        let mut conn = self.main_conn()?;
+        let Some(r) = conn.query_opt(
+            "SELECT municipality, email, csrf, started, last_seen FROM vrs.sessions WHERE token_hash = $1",
+            &[&token_hash],
+        )?
+        else {
+            return Ok(None);
+        };
+        let s = Session {
+            municipality: municipality_code(i64::from(r.get::<_, i32>(0)))?,
+            email: r.get(1),
+            csrf: r.get(2),
+            started: r.get(3),
+            last_seen: r.get(4),
+        };
+        let now = jst_now();
+        if !s.live(now) {
+            conn.execute(
+                "DELETE FROM vrs.sessions WHERE token_hash = $1",
+                &[&token_hash],
+            )?;
+            return Ok(None);
+        }
+        conn.execute(
+            "UPDATE vrs.sessions SET last_seen = $2 WHERE token_hash = $1",
+            &[&token_hash, &now],
+        )?;
+        Ok(Some(s))
+    }
+
+    pub(crate) fn end_session_pg(&self, token_hash: &[u8]) -> Result<(), StoreError> {
+        self.main_conn()?.execute(
+            "DELETE FROM vrs.sessions WHERE token_hash = $1",
+            &[&token_hash],
+        )?;
+        Ok(())
+    }
+}

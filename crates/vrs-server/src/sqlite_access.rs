@@ -1,0 +1,315 @@
+//! Users, contacts, sites, sign-in state and sessions on the embedded store.
+
+use chrono::NaiveDateTime;
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use vrs_domain::MunicipalityCode;
+
+use crate::access::{self, Contact, ContactKind, Session, SignIn, User};
+use crate::error::StoreError;
+use crate::principal::Principal;
+use crate::store::{SqliteStore, jst_now, municipality_code};
+
+const TIME: &str = "%Y-%m-%dT%H:%M:%S";
+
+fn text(t: NaiveDateTime) -> String {
+    t.format(TIME).to_string()
+}
+
+fn time(s: Option<String>) -> Result<Option<NaiveDateTime>, StoreError> {
+    s.map(|s| {
+        NaiveDateTime::parse_from_str(&s, TIME)
+            .map_err(|_| StoreError::Corrupt(format!("time {s:?}")))
+    })
+    .transpose()
+}
+
+/// A site (mass-vaccination site or clinic) of a municipality.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// The site code, or the clinic's 10-digit code.
+    pub code: String,
+    pub name: String,
+}
+
+fn users_in(tx: &rusqlite::Connection, m: MunicipalityCode) -> Result<Vec<User>, StoreError> {
+    let mut st = tx.prepare_cached(
+        "SELECT email, team, person, phone, transfer_contact FROM users
+         WHERE municipality = ?1 ORDER BY created_at, email",
+    )?;
+    let rows = st.query_map([m.get()], |r| {
+        Ok(User {
+            email: r.get(0)?,
+            team: r.get(1)?,
+            person: r.get(2)?,
+            phone: r.get(3)?,
+            transfer_contact: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+impl SqliteStore {
+    /// Adds or changes a user of `municipality`; the users after the change.
+    pub fn put_user(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        user: &User,
+    ) -> Result<Vec<User>, StoreError> {
+        actor.require_staff_of(m)?;
+        let email = user.check()?;
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let elsewhere: Option<i64> = tx
+            .query_row(
+                "SELECT municipality FROM users WHERE email = ?1 AND municipality <> ?2",
+                params![email, m.get()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if elsewhere.is_some() {
+            return Err(StoreError::Invalid(format!(
+                "e-mail {email} is another municipality's user: each address signs in for one municipality"
+            )));
+        }
+        let user = User {
+            email: email.clone(),
+            ..user.clone()
+        };
+        let after = access::with_user(users_in(&tx, m)?, user);
+        access::check_users(&after)?;
+        let now = text(jst_now());
+        for u in &after {
+            tx.execute(
+                "INSERT INTO users (email, municipality, team, person, phone, transfer_contact, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (email) DO UPDATE SET team = excluded.team, person = excluded.person,
+                     phone = excluded.phone, transfer_contact = excluded.transfer_contact",
+                params![u.email, m.get(), u.team.trim(), u.person.trim(), u.phone.trim(), u.transfer_contact, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(after)
+    }
+
+    /// Removes a user (their sessions end); refused if they are the transfer contact
+    /// and others remain.
+    pub fn remove_user(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        email: &str,
+    ) -> Result<Vec<User>, StoreError> {
+        actor.require_staff_of(m)?;
+        let email = email.trim().to_lowercase();
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let before = users_in(&tx, m)?;
+        if !before.iter().any(|u| u.email == email) {
+            return Err(StoreError::NotFound(format!("no user {email} in {m}")));
+        }
+        let after: Vec<User> = before.into_iter().filter(|u| u.email != email).collect();
+        access::check_users(&after)?;
+        tx.execute("DELETE FROM users WHERE email = ?1", [&email])?;
+        tx.execute("DELETE FROM sessions WHERE email = ?1", [&email])?;
+        tx.commit()?;
+        Ok(after)
+    }
+
+    pub fn users(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<User>, StoreError> {
+        actor.require_staff_of(m)?;
+        let conn = self.pool.get()?;
+        users_in(&conn, m)
+    }
+
+    pub fn put_contact(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        c: &Contact,
+    ) -> Result<(), StoreError> {
+        actor.require_staff_of(m)?;
+        let email = c.check()?;
+        self.pool.get()?.execute(
+            "INSERT INTO contacts (municipality, kind, team, person, phone, email)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (municipality, kind) DO UPDATE SET team = excluded.team,
+                 person = excluded.person, phone = excluded.phone, email = excluded.email",
+            params![
+                m.get(),
+                c.kind.as_str(),
+                c.team.trim(),
+                c.person.trim(),
+                c.phone.trim(),
+                email
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn contacts(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+    ) -> Result<Vec<Contact>, StoreError> {
+        actor.require_staff_of(m)?;
+        let conn = self.pool.get()?;
+        let mut st = conn.prepare(
+            "SELECT kind, team, person, phone, email FROM contacts WHERE municipality = ?1 ORDER BY kind",
+        )?;
+        let rows = st.query_map([m.get()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, team, person, phone, email) = row?;
+            out.push(Contact {
+                kind: ContactKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("contact kind {kind}")))?,
+                team,
+                person,
+                phone,
+                email,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn sites(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Site>, StoreError> {
+        actor.require_staff_of(m)?;
+        let conn = self.pool.get()?;
+        let mut st =
+            conn.prepare("SELECT code, name FROM sites WHERE municipality = ?1 ORDER BY code")?;
+        let rows = st.query_map([m.get()], |r| {
+            Ok(Site {
+                code: r.get(0)?,
+                name: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A user's municipality and sign-in state, by e-mail.
+    pub fn signin_state(
+        &self,
+        email: &str,
+    ) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError> {
+        let row = self
+            .pool
+            .get()?
+            .query_row(
+                "SELECT municipality, passcode_hash, passcode_expires, passcode_sent, failures,
+                        locked_until
+                 FROM users WHERE email = ?1",
+                [email],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<Vec<u8>>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, u32>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(m, hash, expires, sent, failures, locked)| {
+            Ok((
+                municipality_code(m)?,
+                SignIn {
+                    passcode_hash: hash,
+                    passcode_expires: time(expires)?,
+                    passcode_sent: time(sent)?,
+                    failures,
+                    locked_until: time(locked)?,
+                },
+            ))
+        })
+        .transpose()
+    }
+
+    pub fn save_signin(&self, email: &str, s: &SignIn) -> Result<(), StoreError> {
+        self.pool.get()?.execute(
+            "UPDATE users SET passcode_hash = ?2, passcode_expires = ?3, passcode_sent = ?4,
+                 failures = ?5, locked_until = ?6 WHERE email = ?1",
+            params![
+                email,
+                s.passcode_hash,
+                s.passcode_expires.map(text),
+                s.passcode_sent.map(text),
+                s.failures,
+                s.locked_until.map(text)
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn create_session(
+        &self,
+        token_hash: &[u8],
+        m: MunicipalityCode,
+        email: &str,
+        csrf: &str,
+    ) -> Result<(), StoreError> {
+        let now = text(jst_now());
+        self.pool.get()?.execute(
+            "INSERT INTO sessions (token_hash, municipality, email, csrf, started, last_seen)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            params![token_hash, m.get(), email, csrf, now],
+        )?;
+        Ok(())
+    }
+
+    /// The live session of a token hash (its idle clock restarted), or `None` (an
+    /// ended one is deleted).
+    pub fn session(&self, token_hash: &[u8]) -> Result<Option<Session>, StoreError> {
+        let conn = self.pool.get()?;
+        let row = conn
+            .prepare_cached(
+                "SELECT municipality, email, csrf, started, last_seen FROM sessions WHERE token_hash = ?1",
+            )?
+            .query_row([token_hash], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .optional()?;
+        let Some((m, email, csrf, started, last_seen)) = row else {
+            return Ok(None);
+        };
+        let now = jst_now();
+        let s = Session {
+            municipality: municipality_code(m)?,
+            email,
+            csrf,
+            started: time(Some(started))?.unwrap_or(now),
+            last_seen: time(Some(last_seen))?.unwrap_or(now),
+        };
+        if !s.live(now) {
+            conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+            return Ok(None);
+        }
+        conn.prepare_cached("UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1")?
+            .execute(params![token_hash, text(now)])?;
+        Ok(Some(s))
+    }
+
+    pub fn end_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
+        self.pool
+            .get()?
+            .execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+        Ok(())
+    }
+}
