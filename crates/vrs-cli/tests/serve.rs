@@ -1301,6 +1301,259 @@ fn staff_sign_in_by_a_passcode_mailed_over_smtp(backend: Backend) {
     assert!(!log.to_string().contains(&right), "no passcode in the log");
 }
 
+/// Who a matrix row's request goes as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Role {
+    /// Staff of Chiyoda, whose data the requests name.
+    Own,
+    /// Staff of Osaka: another municipality.
+    Other,
+    /// Chiyoda's enrolled tablet.
+    Tablet,
+    /// No credentials.
+    Nobody,
+}
+
+/// Every endpoint × every role × own or other municipality's data: staff reach only
+/// their own municipality, tablets only the name look-up and the upload, nobody
+/// anything but sign-in, enrolment and the public documents.
+fn every_endpoint_by_every_role_reaches_only_what_it_may(backend: Backend) {
+    let server = Server::start(&backend, 50);
+    let (own, tablet) = server.tokens();
+    let base = &server.base;
+    let (code, out) = vrs_admin(
+        &backend,
+        &["municipality", "--code", "271004", "--name", "大阪府大阪市"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = vrs_admin(
+        &backend,
+        &[
+            "token",
+            "--municipality",
+            "271004",
+            "--staff",
+            "clerk@city.osaka.lg.jp",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let other = out.lines().last().unwrap().trim().to_owned();
+    let dev = tablet.device();
+
+    // Chiyoda's data: a held record, an import with a bad row, its tablet.
+    let batch = json!({"records": [record(&dev, 900, 1310169999, 1, "2021-06-01")]});
+    let (s, r) = post_json(base, "/api/tablet/records", &tablet, &batch);
+    assert_eq!(
+        (s, r["receipts"][0]["outcome"].as_str()),
+        (200, Some("held")),
+        "{r}"
+    );
+    let held_id = uuid::Uuid::from_u128(900).to_string();
+    let (s, report) = upload(
+        base,
+        &own,
+        "/api/register/import",
+        "mode=partial",
+        b"900001,,a,b,,,19600401,9,1310169000,\n".to_vec(),
+    );
+    assert_eq!(s, 200, "{report}");
+    let import = report["import_id"].as_i64().unwrap();
+    let device = dev.clone();
+
+    let send = |role: Role, method: &str, path: &str, body: Option<&Value>| -> (u16, String) {
+        let bytes = body
+            .map(|b| serde_json::to_vec(b).unwrap())
+            .unwrap_or_default();
+        let url = format!("{base}{path}");
+        let path_only = path.to_owned();
+        let mut r = match method {
+            "GET" => {
+                let req = agent().get(&url);
+                match role {
+                    Role::Own => req.header("Authorization", bearer(&own)).call(),
+                    Role::Other => req.header("Authorization", bearer(&other)).call(),
+                    Role::Tablet => tablet.on(req, "GET", &path_only, b"").call(),
+                    Role::Nobody => req.call(),
+                }
+            }
+            _ => {
+                let req = agent().post(&url).content_type("application/json");
+                match role {
+                    Role::Own => req.header("Authorization", bearer(&own)).send(&bytes[..]),
+                    Role::Other => req.header("Authorization", bearer(&other)).send(&bytes[..]),
+                    Role::Tablet => tablet.on(req, "POST", &path_only, &bytes).send(&bytes[..]),
+                    Role::Nobody => req.send(&bytes[..]),
+                }
+            }
+        }
+        .unwrap();
+        let status = r.status().as_u16();
+        (
+            status,
+            r.body_mut()
+                .with_config()
+                .limit(1 << 26)
+                .read_to_string()
+                .unwrap(),
+        )
+    };
+
+    let name = json!({"municipality": "131016", "voucher": "1310160001"});
+    let upload_one = json!({"records": [record(&dev, 901, 1310160002, 1, "2021-06-01")]});
+    let amend = json!({"reason": "matrix", "lot": "FA4597"});
+    let void = json!({"reason": "matrix"});
+    let lookup = json!({"my_number": "123456789018"});
+    let user = json!({"email": "matrix@city.example.lg.jp", "person": "マトリクス"});
+    let contact = json!({"kind": "system", "person": "担当", "email": "sys@city.example.lg.jp"});
+    let site = json!({"code": "SITE-1", "name": "会場"});
+    let remove = json!({"email": "demo@city.chiyoda.lg.jp"});
+    let reg = json!({"site": {"site": "SITE-9"}, "site_name": "会場9", "email": format!("t-{}@example.jp", uuid::Uuid::new_v4())});
+    let bad_code = json!({"code": "0000-0000-0000-0000", "public_key": "00".repeat(32)});
+    let stranger = json!({"email": "nobody@city.example.lg.jp"});
+    let errors = format!("/api/imports/{import}/errors.csv");
+    let held_void = format!("/api/records/{held_id}/void");
+    let held_amend = format!("/api/records/{held_id}/amend");
+    let dev_revoke = format!("/api/devices/{device}/revoke");
+    let dev_code = format!("/api/devices/{device}/enrolment");
+    use Role::*;
+    // (method, path, body, [Own, Other, Tablet, Nobody]); 0 = any 2xx.
+    let rows: Vec<(&str, &str, Option<&Value>, [u16; 4])> = vec![
+        ("GET", "/api/health", None, [0, 0, 0, 0]),
+        ("GET", "/api/openapi.json", None, [0, 0, 0, 0]),
+        ("GET", "/api/me", None, [0, 0, 401, 401]),
+        ("GET", "/api/records/held", None, [0, 0, 401, 401]),
+        ("POST", &held_amend, Some(&amend), [0, 404, 401, 401]),
+        ("GET", &errors, None, [0, 404, 401, 401]),
+        (
+            "GET",
+            "/api/ledger.csv?from=2021-01-01&to=2021-12-31",
+            None,
+            [0, 0, 401, 401],
+        ),
+        (
+            "POST",
+            "/api/transfer/lookup",
+            Some(&lookup),
+            [0, 0, 401, 401],
+        ),
+        ("GET", "/api/audit?limit=500", None, [0, 0, 401, 401]),
+        ("GET", "/api/devices", None, [0, 0, 401, 401]),
+        // The same tablet e-mail again, from Osaka: one address per tablet.
+        ("POST", "/api/devices", Some(&reg), [201, 422, 401, 401]),
+        ("POST", &dev_code, None, [201, 404, 401, 401]),
+        ("POST", &dev_revoke, None, [0, 404, 401, 401]),
+        ("GET", "/api/users", None, [0, 0, 401, 401]),
+        ("POST", "/api/users", Some(&user), [0, 422, 401, 401]),
+        (
+            "POST",
+            "/api/users/remove",
+            Some(&remove),
+            [422, 404, 401, 401],
+        ),
+        ("GET", "/api/contacts", None, [0, 0, 401, 401]),
+        ("POST", "/api/contacts", Some(&contact), [0, 0, 401, 401]),
+        ("GET", "/api/sites", None, [0, 0, 401, 401]),
+        ("POST", "/api/sites", Some(&site), [0, 0, 401, 401]),
+        (
+            "POST",
+            "/api/tablet/enrol",
+            Some(&bad_code),
+            [403, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/api/signin/start",
+            Some(&stranger),
+            [202, 202, 202, 202],
+        ),
+        ("POST", "/api/signout", None, [0, 0, 0, 0]),
+    ];
+    let mut bodies = std::collections::HashMap::new();
+    for (method, path, body, expected) in &rows {
+        for (role, want) in [Own, Other, Tablet, Nobody].into_iter().zip(expected) {
+            if *path == dev_revoke && role == Own {
+                continue; // revoked last, below: the tablet is needed until then
+            }
+            let (got, text) = send(role, method, path, *body);
+            let ok = if *want == 0 {
+                (200..300).contains(&got)
+            } else {
+                got == *want
+            };
+            assert!(
+                ok,
+                "{method} {path} as {role:?}: {got}, expected {want}: {text}"
+            );
+            bodies.insert((method.to_string(), path.to_string(), role), text);
+        }
+    }
+    // The tablet's own two endpoints, and nothing of them for staff.
+    for (path, body) in [
+        ("/api/tablet/name", &name),
+        ("/api/tablet/records", &upload_one),
+    ] {
+        for (role, want) in [(Own, 401), (Other, 401), (Tablet, 200), (Nobody, 401)] {
+            let (got, text) = send(role, "POST", path, Some(body));
+            assert_eq!(got, want, "POST {path} as {role:?}: {text}");
+        }
+    }
+    // The CSV uploads: staff of either municipality (into their own), nobody else.
+    for path in [
+        "/api/register/import?dry_run=true",
+        "/api/paper/import?dry_run=true",
+        "/api/transfer/lookup-batch",
+    ] {
+        for role in [Own, Other, Tablet, Nobody] {
+            let req = agent()
+                .post(format!("{base}{path}"))
+                .content_type("text/csv");
+            let csv = b"123456789018\n";
+            let mut r = match role {
+                Own => req.header("Authorization", bearer(&own)).send(&csv[..]),
+                Other => req.header("Authorization", bearer(&other)).send(&csv[..]),
+                Tablet => tablet.on(req, "POST", path, csv).send(&csv[..]),
+                Nobody => req.send(&csv[..]),
+            }
+            .unwrap();
+            let got = r.status().as_u16();
+            let text = r.body_mut().read_to_string().unwrap();
+            let ok = match role {
+                Own | Other => got < 500 && got != 401 && got != 403,
+                Tablet | Nobody => got == 401,
+            };
+            assert!(ok, "POST {path} as {role:?}: {got}: {text}");
+        }
+    }
+    // What a 2xx showed the other municipality: none of Chiyoda's data.
+    let seen = |path: &str| bodies[&("GET".to_owned(), path.to_owned(), Other)].clone();
+    assert_eq!(seen("/api/records/held"), "[]");
+    assert_eq!(
+        seen("/api/ledger.csv?from=2021-01-01&to=2021-12-31")
+            .lines()
+            .count(),
+        1,
+        "header only"
+    );
+    assert_eq!(seen("/api/devices"), "[]");
+    assert!(
+        !seen("/api/users").contains("chiyoda"),
+        "{}",
+        seen("/api/users")
+    );
+    assert!(
+        !seen("/api/audit?limit=500").contains("131016"),
+        "{}",
+        seen("/api/audit?limit=500")
+    );
+    assert!(!seen("/api/sites").contains("デモクリニック"));
+    assert!(bodies[&("GET".to_owned(), "/api/records/held".to_owned(), Own)].contains(&held_id));
+    // Chiyoda's staff revoke their tablet; it is refused from then on.
+    assert_eq!(send(Own, "POST", &dev_revoke, None).0, 204);
+    assert_eq!(send(Tablet, "POST", "/api/tablet/name", Some(&name)).0, 401);
+    assert_eq!(send(Own, "POST", &held_void, Some(&void)).0, 204);
+    assert_eq!(send(Other, "POST", &held_void, Some(&void)).0, 404);
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1321,5 +1574,6 @@ on_both_backends!(
     a_tablet_guessing_vouchers_is_stopped,
     the_access_log_records_each_access_and_shows_an_edit,
     a_tablet_enrols_once_signs_every_request_and_is_refused_once_revoked,
-    staff_sign_in_by_a_passcode_mailed_over_smtp
+    staff_sign_in_by_a_passcode_mailed_over_smtp,
+    every_endpoint_by_every_role_reaches_only_what_it_may
 );
