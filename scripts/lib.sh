@@ -11,6 +11,7 @@ VRS_DEBIAN_PACKAGES=(
     curl            # scripts wait for a server's /api/health
     libtesseract-dev libleptonica-dev libclang-dev tesseract-ocr-eng # the scanner's OCR (tesseract crate)
     fonts-ocr-b fonts-noto-cjk # the fixture generator's fonts (OCR-B line, Japanese text)
+    chromium chromium-driver # the staff web pages, tested end to end in headless chromium
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }

@@ -169,6 +169,19 @@ pub struct Enrolment {
     pub code: String,
     /// When it runs out unused (JST).
     pub expires: String,
+    /// The code as a QR code (SVG), for the tablet's camera.
+    pub qr_svg: String,
+}
+
+/// The enrolment code as an SVG QR code.
+pub fn qr_svg(code: &str) -> String {
+    match qrcode::QrCode::new(code.as_bytes()) {
+        Ok(qr) => qr
+            .render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(200, 200)
+            .build(),
+        Err(_) => String::new(),
+    }
 }
 
 impl std::fmt::Debug for Enrolment {
@@ -229,6 +242,7 @@ pub fn new_enrolment(
     Ok((
         Enrolment {
             device_id: device,
+            qr_svg: qr_svg(&code),
             code,
             expires: expires.format("%Y-%m-%dT%H:%M:%S").to_string(),
         },

@@ -1254,6 +1254,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/audit", get(audit_search))
         .merge(uploads)
         .merge(tablet)
+        .merge(crate::web::router())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -1284,5 +1285,12 @@ pub async fn security_headers(req: Request, next: axum::middleware::Next) -> Res
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert("cache-control", HeaderValue::from_static("no-store"));
+    // The pages load only their own script and style; nothing may frame them.
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
     r
 }

@@ -35,6 +35,7 @@ pub mod sqlite_access;
 mod sqlite_devices;
 pub mod store;
 pub mod vault;
+pub mod web;
 
 pub use backend::Store;
 pub use error::StoreError;
