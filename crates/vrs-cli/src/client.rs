@@ -49,6 +49,15 @@ enum ClientCommand {
         #[arg(long)]
         code: String,
     },
+    /// Sign the tablet's user in: without --passcode a passcode is mailed to the
+    /// tablet's registered e-mail; with it, the user is signed in (the name look-up
+    /// needs it).
+    Signin {
+        #[arg(long)]
+        passcode: Option<String>,
+    },
+    /// Sign the tablet's user out.
+    Signout,
     /// Set up the session: date, vaccine and lot (typed, or from a photo of the
     /// vaccine's GS1 label). An expired lot is refused.
     Setup {
@@ -168,6 +177,20 @@ pub fn client(args: ClientArgs) -> Result<ExitCode> {
                 "enrolled: device {}\n  {} ({})\n  site: {}",
                 e.device_id, e.municipality_name, e.municipality, e.site_name
             );
+        }
+        ClientCommand::Signin { passcode: None } => {
+            tablet.sign_in_start()?;
+            println!(
+                "a passcode is on its way to the tablet's e-mail; then: vrs client signin --passcode DIGITS"
+            );
+        }
+        ClientCommand::Signin { passcode: Some(p) } => {
+            tablet.sign_in(&p)?;
+            println!("signed in");
+        }
+        ClientCommand::Signout => {
+            tablet.sign_out()?;
+            println!("signed out");
         }
         ClientCommand::Setup {
             date,

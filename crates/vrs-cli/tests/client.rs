@@ -212,6 +212,21 @@ fn a_voucher_photo_goes_from_the_tablet_to_its_municipalitys_ledger() {
         "--expiry",
         "2030-12-31",
     ]);
+    // The name look-up needs the nurse signed in: a passcode to the tablet's e-mail.
+    let out = tablet.run(&["record", "--yes", "--manual", "112710043024746053"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("vrs client signin"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        tablet.status()["status"]["saved"],
+        0,
+        "nothing saved without the name"
+    );
+    tablet.ok(&["signin"]);
+    let code = server.mailed_passcode("tablet1@clinic.example.jp");
+    tablet.ok(&["signin", "--passcode", &code]);
     let photo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/scan/0008.jpg");
     let out = tablet.ok(&["record", "--yes", "--image", photo.to_str().unwrap()]);
     assert!(

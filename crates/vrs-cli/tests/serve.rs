@@ -37,9 +37,12 @@ impl Server {
         Server(vrs_testkit::serve::Server::start(vrs(), backend, residents))
     }
 
-    /// The demo's staff token, and its tablet enrolled with the demo's one-time code.
+    /// The demo's staff token, and its tablet enrolled with the demo's one-time code,
+    /// its user signed in.
     fn tokens(&self) -> (String, Who) {
-        (self.staff(), enrol(&self.base, &self.enrolment_code()))
+        let who = enrol(&self.base, &self.enrolment_code());
+        sign_in(self, &who, "tablet1@clinic.example.jp");
+        (self.staff(), who)
     }
 }
 
@@ -64,6 +67,8 @@ struct Who(Arc<Signer>);
 struct Signer {
     device: vrs_domain::DeviceId,
     key: vrs_client::device::DeviceKey,
+    /// The tablet user's session (the name look-up needs it).
+    session: std::sync::Mutex<Option<String>>,
 }
 
 /// Enrols a new tablet key with a one-time code.
@@ -74,7 +79,23 @@ fn enrol(base: &str, code: &str) -> Who {
     Who(Arc::new(Signer {
         device: e.device_id,
         key,
+        session: std::sync::Mutex::new(None),
     }))
+}
+
+/// Signs the tablet's user in with the passcode the server mailed to its folder.
+fn sign_in(server: &vrs_testkit::serve::Server, who: &Who, email: &str) {
+    let (s, v) = post_json(&server.base, "/api/tablet/signin/start", who, &json!({}));
+    assert_eq!(s, 202, "{v}");
+    let code = server.mailed_passcode(email);
+    let (s, v) = post_json(
+        &server.base,
+        "/api/tablet/signin/verify",
+        who,
+        &json!({"passcode": code}),
+    );
+    assert_eq!(s, 200, "{v}");
+    *who.0.session.lock().unwrap() = Some(v["session"].as_str().unwrap().to_owned());
 }
 
 impl Who {
@@ -139,6 +160,10 @@ impl Creds for Who {
                 chrono::Utc::now().timestamp(),
             )
             .unwrap();
+        let req = match self.0.session.lock().unwrap().as_deref() {
+            Some(s) => req.header("x-vrs-session", s),
+            None => req,
+        };
         h.pairs()
             .into_iter()
             .fold(req, |r, (name, value)| r.header(name, value))
@@ -544,6 +569,7 @@ fn a_tablet_guessing_vouchers_is_stopped(backend: Backend) {
         .unwrap()
         .to_owned();
     let other = enrol(base, &code);
+    sign_in(&server, &other, "tablet2@clinic.example.jp");
     assert_eq!(ask(&other, 1_310_160_001).0, 200);
 }
 
@@ -901,6 +927,8 @@ fn a_tablet_enrols_once_signs_every_request_and_is_refused_once_revoked(backend:
     );
     assert_eq!(s, 422, "one e-mail per tablet: {again}");
     let third = enrol(base, &code.to_lowercase().replace('-', " "));
+    sign_in(&server, &third, "tablet3@clinic.example.jp");
+    let session = third.0.session.lock().unwrap().clone().unwrap();
     assert_eq!(third.device(), reg["device_id"].as_str().unwrap());
 
     // One signed request, sent twice: the second is a replay.
@@ -918,12 +946,12 @@ fn a_tablet_enrols_once_signs_every_request_and_is_refused_once_revoked(backend:
         )
         .unwrap();
     let send = |h: &vrs_client::device::SignedHeaders, body: &[u8]| {
-        let req = h
-            .pairs()
-            .into_iter()
-            .fold(agent().post(format!("{base}{path}")), |r, (n, v)| {
-                r.header(n, v)
-            });
+        let req = h.pairs().into_iter().fold(
+            agent()
+                .post(format!("{base}{path}"))
+                .header("x-vrs-session", &session),
+            |r, (n, v)| r.header(n, v),
+        );
         let mut r = req.content_type("application/json").send(body).unwrap();
         (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
     };
@@ -1497,6 +1525,15 @@ fn every_endpoint_by_every_role_reaches_only_what_it_may(backend: Backend) {
             assert_eq!(got, want, "POST {path} as {role:?}: {text}");
         }
     }
+    // A tablet whose user is not signed in uploads, but sees no name.
+    let session = tablet.0.session.lock().unwrap().take();
+    assert_eq!(send(Tablet, "POST", "/api/tablet/name", Some(&name)).0, 401);
+    let another = json!({"records": [record(&dev, 902, 1310160003, 1, "2021-06-01")]});
+    assert_eq!(
+        send(Tablet, "POST", "/api/tablet/records", Some(&another)).0,
+        200
+    );
+    *tablet.0.session.lock().unwrap() = session;
     // The CSV uploads: staff of either municipality (into their own), nobody else.
     for path in [
         "/api/register/import?dry_run=true",

@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use vrs_domain::DeviceId;
 use vrs_domain::wire::{
-    EnrolRequest, EnrolResponse, NameLookupRequest, NameLookupResponse, UploadBatch, UploadResponse,
+    EnrolRequest, EnrolResponse, NameLookupRequest, NameLookupResponse, TabletSession,
+    TabletSignIn, UploadBatch, UploadResponse,
 };
 
 use crate::device::DeviceKey;
@@ -95,6 +96,7 @@ impl Api {
         path: &str,
         body: &B,
         tablet: Option<Tablet<'_>>,
+        session: Option<&str>,
     ) -> Result<Option<T>, ApiError> {
         let bytes = serde_json::to_vec(body).map_err(|e| ApiError::BadAnswer(e.to_string()))?;
         let mut req = self
@@ -110,6 +112,9 @@ impl Api {
             for (name, value) in h.pairs() {
                 req = req.header(name, value);
             }
+        }
+        if let Some(token) = session {
+            req = req.header(vrs_domain::wire::signing::SESSION, token);
         }
         let mut resp = req
             .send(&bytes[..])
@@ -134,6 +139,10 @@ impl Api {
                 .unwrap_or_else(|| text.chars().take(200).collect())
         };
         match status {
+            // An empty answer (202, 204) reads as null.
+            200..=299 if text.trim().is_empty() => serde_json::from_str("null")
+                .map(Some)
+                .map_err(|e| ApiError::BadAnswer(e.to_string())),
             200..=299 => serde_json::from_str(&text)
                 .map(Some)
                 .map_err(|e| ApiError::BadAnswer(e.to_string())),
@@ -165,6 +174,7 @@ impl Api {
                 public_key: key.public_hex(),
             },
             None,
+            None,
         )?
         .ok_or_else(|| ApiError::Refused {
             status: 404,
@@ -172,13 +182,42 @@ impl Api {
         })
     }
 
-    /// The name for a voucher (`None`: no one is registered with it).
+    /// The name for a voucher (`None`: no one is registered with it); needs the
+    /// tablet user's session.
     pub fn name(
         &self,
         tablet: Tablet<'_>,
+        session: &str,
         req: &NameLookupRequest,
     ) -> Result<Option<NameLookupResponse>, ApiError> {
-        self.post("/api/tablet/name", req, Some(tablet))
+        self.post("/api/tablet/name", req, Some(tablet), Some(session))
+    }
+
+    /// Asks for a sign-in passcode, mailed to the tablet's registered e-mail.
+    pub fn sign_in_start(&self, tablet: Tablet<'_>) -> Result<(), ApiError> {
+        self.post::<_, serde_json::Value>(
+            "/api/tablet/signin/start",
+            &serde_json::json!({}),
+            Some(tablet),
+            None,
+        )
+        .map(|_| ())
+    }
+
+    /// Signs the tablet's user in with the passcode from the mail.
+    pub fn sign_in(&self, tablet: Tablet<'_>, passcode: &str) -> Result<TabletSession, ApiError> {
+        self.post(
+            "/api/tablet/signin/verify",
+            &TabletSignIn {
+                passcode: passcode.trim().to_owned(),
+            },
+            Some(tablet),
+            None,
+        )?
+        .ok_or_else(|| ApiError::Refused {
+            status: 404,
+            message: "this server has no tablet sign-in: check the server address".into(),
+        })
     }
 
     /// Uploads a batch; one receipt per record, in order.
@@ -187,7 +226,7 @@ impl Api {
         tablet: Tablet<'_>,
         batch: &UploadBatch,
     ) -> Result<UploadResponse, ApiError> {
-        self.post("/api/tablet/records", batch, Some(tablet))?
+        self.post("/api/tablet/records", batch, Some(tablet), None)?
             .ok_or_else(|| ApiError::Refused {
                 status: 404,
                 message: "this server has no record upload: check the server address".into(),

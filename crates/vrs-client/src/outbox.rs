@@ -299,6 +299,22 @@ impl Outbox {
             .transpose()
     }
 
+    /// Keeps a secret string (the user's session token): only ever in this
+    /// encrypted file.
+    pub fn put_secret(&self, key: &str, value: &str) -> Result<(), OutboxError> {
+        self.set_config(&format!("secret.{key}"), value.as_bytes())
+    }
+
+    pub fn secret(&self, key: &str) -> Result<Option<Zeroizing<String>>, OutboxError> {
+        self.config(&format!("secret.{key}"))?
+            .map(|v| {
+                String::from_utf8(v)
+                    .map(Zeroizing::new)
+                    .map_err(|_| OutboxError::Corrupt(key.into()))
+            })
+            .transpose()
+    }
+
     /// Stores the enrolment: the server, what it said of the device, the key pair.
     pub fn set_enrolment(
         &mut self,

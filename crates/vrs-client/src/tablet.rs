@@ -35,6 +35,10 @@ pub enum TabletError {
     Key(#[from] crate::device::KeyError),
     #[error("this tablet is enrolled already (device {0}); use a new data folder to enrol again")]
     AlreadyEnrolled(vrs_domain::DeviceId),
+    #[error(
+        "sign in on the tablet first ({0}): a passcode goes to the tablet's e-mail (vrs client signin)"
+    )]
+    SignInNeeded(String),
 }
 
 /// A session's set-up as kept in the outbox between runs.
@@ -139,11 +143,50 @@ impl Tablet {
         Ok((self.check_setup(&s)?, mode))
     }
 
-    /// Asks the server for the voucher's name: found, unknown, or offline (any
-    /// failure to get an answer; the record is then saved unconfirmed).
-    pub fn look_up_name(&self, line: &OcrLine) -> Result<Name, TabletError> {
+    fn signer_api(&self) -> Result<(crate::outbox::Enrolled, Api), TabletError> {
         let e = self.outbox.enrolment()?;
         let api = self.api(&e.server)?;
+        Ok((e, api))
+    }
+
+    /// Asks for a sign-in passcode, mailed to the tablet's registered e-mail.
+    pub fn sign_in_start(&self) -> Result<(), TabletError> {
+        let (e, api) = self.signer_api()?;
+        let signer = Signer {
+            device: e.device.device_id,
+            key: &e.key,
+        };
+        Ok(api.sign_in_start(signer)?)
+    }
+
+    /// Signs the tablet's user in; the session is kept in the encrypted outbox.
+    pub fn sign_in(&mut self, passcode: &str) -> Result<(), TabletError> {
+        let (e, api) = self.signer_api()?;
+        let signer = Signer {
+            device: e.device.device_id,
+            key: &e.key,
+        };
+        let session = api.sign_in(signer, passcode)?;
+        self.outbox.put_secret("session", &session.session)?;
+        Ok(())
+    }
+
+    /// Forgets the user's session (signing out on the tablet).
+    pub fn sign_out(&mut self) -> Result<(), TabletError> {
+        self.outbox.put_secret("session", "")?;
+        Ok(())
+    }
+
+    /// Asks the server for the voucher's name: found, unknown, or offline (no
+    /// answer; the record is then saved unconfirmed). A refusal of the user's
+    /// sign-in is an error: the nurse signs in again.
+    pub fn look_up_name(&self, line: &OcrLine) -> Result<Name, TabletError> {
+        let (e, api) = self.signer_api()?;
+        let session = self
+            .outbox
+            .secret("session")?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| TabletError::SignInNeeded("not signed in".into()))?;
         let req = NameLookupRequest {
             municipality: line.municipality,
             voucher: line.number,
@@ -152,11 +195,15 @@ impl Tablet {
             device: e.device.device_id,
             key: &e.key,
         };
-        Ok(match api.name(signer, &req) {
-            Ok(Some(n)) => Name::Found(n),
-            Ok(None) => Name::Unknown,
-            Err(_) => Name::Offline,
-        })
+        match api.name(signer, &session, &req) {
+            Ok(Some(n)) => Ok(Name::Found(n)),
+            Ok(None) => Ok(Name::Unknown),
+            Err(ApiError::Refused {
+                status: 401,
+                message,
+            }) => Err(TabletError::SignInNeeded(message)),
+            Err(_) => Ok(Name::Offline),
+        }
     }
 
     /// Saves the dose for `line` with the session's set-up.

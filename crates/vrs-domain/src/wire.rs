@@ -141,6 +141,38 @@ pub struct EnrolResponse {
     pub site_name: String,
 }
 
+/// `POST /api/tablet/signin/verify`: the passcode mailed to the tablet's e-mail.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TabletSignIn {
+    pub passcode: String,
+}
+
+impl std::fmt::Debug for TabletSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TabletSignIn { passcode: <redacted> }")
+    }
+}
+
+/// A tablet user's session: send `session` as `x-vrs-session` with name look-ups.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TabletSession {
+    pub session: String,
+    /// Seconds until it ends at the latest (it also ends when idle).
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for TabletSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TabletSession")
+            .field("session", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
 /// How a tablet signs its requests. Every request to `/api/tablet/…` (except the
 /// enrolment itself) carries four headers; the server checks the signature with the
 /// public key registered at enrolment, refuses a time more than [`MAX_SKEW_SECS`]
@@ -157,6 +189,9 @@ pub mod signing {
     pub const SIGNATURE: &str = "x-vrs-signature";
     /// How far a request's time may be from the server's.
     pub const MAX_SKEW_SECS: i64 = 300;
+    /// The tablet user's session token (from `/api/tablet/signin/verify`), which the
+    /// name look-up needs besides the device's signature.
+    pub const SESSION: &str = "x-vrs-session";
 
     /// The text a tablet signs: the method, the path with its query, the time, the
     /// nonce and the SHA-256 of the body (hex), one per line after a version tag.

@@ -187,6 +187,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The live session of a token hash, its idle clock restarted.
     fn session(&self, token_hash: &[u8]) -> Result<Option<Session>, StoreError>;
     fn end_session(&self, token_hash: &[u8]) -> Result<(), StoreError>;
+    /// A tablet's e-mail and its user's sign-in state.
+    fn device_signin(&self, device: DeviceId) -> Result<Option<(String, SignIn)>, StoreError>;
+    fn save_device_signin(&self, device: DeviceId, s: &SignIn) -> Result<(), StoreError>;
 }
 
 impl Store for crate::SqliteStore {
@@ -399,5 +402,11 @@ impl Store for crate::SqliteStore {
     }
     fn end_session(&self, t: &[u8]) -> Result<(), StoreError> {
         crate::SqliteStore::end_session(self, t)
+    }
+    fn device_signin(&self, d: DeviceId) -> Result<Option<(String, SignIn)>, StoreError> {
+        crate::SqliteStore::device_signin(self, d)
+    }
+    fn save_device_signin(&self, d: DeviceId, s: &SignIn) -> Result<(), StoreError> {
+        crate::SqliteStore::save_device_signin(self, d, s)
     }
 }

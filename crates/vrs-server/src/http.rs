@@ -552,8 +552,10 @@ fn csv_response(body: impl Into<Body>, filename: &str) -> Response {
 async fn tablet_name(
     State(state): State<AppState>,
     Caller(actor): Caller,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<NameLookupRequest>,
 ) -> Result<Json<NameLookupResponse>, ApiError> {
+    devices::tablet_user(&state, &headers, &actor).await?;
     let who = actor.to_string();
     if let Err(wait) = state.names.take(&who, std::time::Instant::now()) {
         tracing::warn!(principal = %who, "name look-ups refused: over the limit");
@@ -1182,6 +1184,7 @@ impl utoipa::Modify for BodyErrors {
     paths(health, import_register, import_paper, import_errors, tablet_name, tablet_records,
         held, void, amend, ledger, transfer_lookup, transfer_lookup_batch, audit_search,
         devices::enrol, devices::register, devices::list, devices::revoke, devices::reissue,
+        devices::tablet_signin_start, devices::tablet_signin_verify,
         signin::start, signin::verify, signin::signout, signin::me, signin::users, signin::put_user,
         signin::remove_user, signin::contacts, signin::put_contact, signin::sites, signin::put_site),
     components(schemas(ApiError, ImportReportSchema, TransferMatchSchema, TransferDoseSchema,
@@ -1211,6 +1214,14 @@ pub fn router(state: AppState) -> Router {
     let tablet = Router::new()
         .route("/api/tablet/name", post(tablet_name))
         .route("/api/tablet/records", post(tablet_records))
+        .route(
+            "/api/tablet/signin/start",
+            post(devices::tablet_signin_start),
+        )
+        .route(
+            "/api/tablet/signin/verify",
+            post(devices::tablet_signin_verify),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             devices::signed_tablet,

@@ -65,6 +65,7 @@ const MAIN_MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("migrations/pg_0004_audit.sql")),
     (5, include_str!("migrations/pg_0005_devices.sql")),
     (6, include_str!("migrations/pg_0006_access.sql")),
+    (7, include_str!("migrations/pg_0007_device_signin.sql")),
 ];
 const VAULT_MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/pg_vault_0001.sql")),
@@ -1964,6 +1965,12 @@ impl Store for PgStore {
     }
     fn end_session(&self, t: &[u8]) -> Result<(), StoreError> {
         self.end_session_pg(t)
+    }
+    fn device_signin(&self, d: DeviceId) -> Result<Option<(String, SignIn)>, StoreError> {
+        self.device_signin_pg(d)
+    }
+    fn save_device_signin(&self, d: DeviceId, s: &SignIn) -> Result<(), StoreError> {
+        self.save_device_signin_pg(d, s)
     }
 }
 

@@ -271,4 +271,47 @@ impl PgStore {
         )?;
         Ok(())
     }
+
+    pub(crate) fn device_signin_pg(
+        &self,
+        device: vrs_domain::DeviceId,
+    ) -> Result<Option<(String, SignIn)>, StoreError> {
+        let row = self.main_conn()?.query_opt(
+            "SELECT email, passcode_hash, passcode_expires, passcode_sent, failures, locked_until
+             FROM vrs.devices WHERE id = $1",
+            &[&device.0],
+        )?;
+        Ok(row.map(|r| {
+            (
+                r.get(0),
+                SignIn {
+                    passcode_hash: r.get(1),
+                    passcode_expires: r.get(2),
+                    passcode_sent: r.get(3),
+                    failures: r.get::<_, i32>(4).max(0) as u32,
+                    locked_until: r.get(5),
+                },
+            )
+        }))
+    }
+
+    pub(crate) fn save_device_signin_pg(
+        &self,
+        device: vrs_domain::DeviceId,
+        s: &SignIn,
+    ) -> Result<(), StoreError> {
+        self.main_conn()?.execute(
+            "UPDATE vrs.devices SET passcode_hash = $2, passcode_expires = $3, passcode_sent = $4,
+                 failures = $5, locked_until = $6 WHERE id = $1",
+            &[
+                &device.0,
+                &s.passcode_hash,
+                &s.passcode_expires,
+                &s.passcode_sent,
+                &(s.failures.min(i32::MAX as u32) as i32),
+                &s.locked_until,
+            ],
+        )?;
+        Ok(())
+    }
 }

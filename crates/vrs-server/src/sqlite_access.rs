@@ -312,4 +312,62 @@ impl SqliteStore {
             .execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
         Ok(())
     }
+
+    pub fn device_signin(
+        &self,
+        device: vrs_domain::DeviceId,
+    ) -> Result<Option<(String, SignIn)>, StoreError> {
+        let row = self
+            .pool
+            .get()?
+            .query_row(
+                "SELECT email, passcode_hash, passcode_expires, passcode_sent, failures, locked_until
+                 FROM devices WHERE id = ?1",
+                [device.to_string()],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<Vec<u8>>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, u32>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(email, hash, expires, sent, failures, locked)| {
+            Ok((
+                email,
+                SignIn {
+                    passcode_hash: hash,
+                    passcode_expires: time(expires)?,
+                    passcode_sent: time(sent)?,
+                    failures,
+                    locked_until: time(locked)?,
+                },
+            ))
+        })
+        .transpose()
+    }
+
+    pub fn save_device_signin(
+        &self,
+        device: vrs_domain::DeviceId,
+        s: &SignIn,
+    ) -> Result<(), StoreError> {
+        self.pool.get()?.execute(
+            "UPDATE devices SET passcode_hash = ?2, passcode_expires = ?3, passcode_sent = ?4,
+                 failures = ?5, locked_until = ?6 WHERE id = ?1",
+            params![
+                device.to_string(),
+                s.passcode_hash,
+                s.passcode_expires.map(text),
+                s.passcode_sent.map(text),
+                s.failures,
+                s.locked_until.map(text)
+            ],
+        )?;
+        Ok(())
+    }
 }

@@ -47,6 +47,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         sql: include_str!("migrations/0004_access.sql"),
     },
+    Migration {
+        version: 5,
+        sql: include_str!("migrations/0005_device_signin.sql"),
+    },
 ];
 
 /// Japan Standard Time: registration times in the ledger are local.

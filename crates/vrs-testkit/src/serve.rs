@@ -130,6 +130,37 @@ impl Server {
         self.demo_value("enrolment")
     }
 
+    /// The latest passcode mailed to `to` into the server's mail folder (the
+    /// embedded default when no SMTP server is given), waiting up to 20 s for it.
+    pub fn mailed_passcode(&self, to: &str) -> String {
+        let dir = self.data.join("mail");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            files.sort();
+            for f in files.iter().rev() {
+                let text = std::fs::read_to_string(f).unwrap_or_default();
+                if text.lines().any(|l| l.trim() == format!("To: {to}")) {
+                    if let Some(code) = text
+                        .lines()
+                        .map(str::trim)
+                        .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
+                    {
+                        return code.to_owned();
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no passcode mail to {to} in {}",
+                dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGKILL, and wait for it.
     pub fn kill9(&mut self) {
         self.child.kill().unwrap(); // SIGKILL on Unix

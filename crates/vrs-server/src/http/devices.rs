@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use vrs_domain::DeviceId;
-use vrs_domain::wire::{EnrolRequest, EnrolResponse, signing};
+use vrs_domain::wire::{EnrolRequest, EnrolResponse, TabletSession, TabletSignIn, signing};
 
 use super::{ApiError, ApiJson, AppState, Caller, blocking, log_in, staff_op};
 use crate::devices::{self, DeviceInfo, DeviceRegistration, Enrolment, SignatureError, Signed};
@@ -249,4 +249,95 @@ pub async fn reissue(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(e)))
+}
+
+fn not_signed_in(why: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, why.to_owned())
+}
+
+/// The tablet's user must be signed in (by a passcode to the tablet's e-mail) for
+/// what shows personal data: the name look-up. A session of the tablet's e-mail,
+/// sent in `x-vrs-session`.
+pub(super) async fn tablet_user(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    actor: &Principal,
+) -> Result<(), ApiError> {
+    let (m, device) = actor.device().map_err(ApiError::from)?;
+    let token = headers
+        .get(signing::SESSION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 128)
+        .ok_or_else(|| {
+            not_signed_in(
+                "sign in on the tablet first: a passcode goes to the tablet's e-mail (vrs client signin)",
+            )
+        })?
+        .to_owned();
+    let store = state.store.clone();
+    let (session, signin) = blocking(move || {
+        Ok((
+            store.session(&crate::access::session_hash(&token))?,
+            store.device_signin(device)?,
+        ))
+    })
+    .await?;
+    match (session, signin) {
+        (Some(s), Some((email, _))) if s.email == email && s.municipality == m => Ok(()),
+        _ => Err(not_signed_in(
+            "the tablet's sign-in has ended: sign in again with a new passcode",
+        )),
+    }
+}
+
+/// The tablet's user asks for a passcode, sent to the tablet's registered e-mail.
+#[utoipa::path(post, path = "/api/tablet/signin/start",
+    responses((status = 202, description = "A passcode is on its way (unless one was just sent, or the tablet is locked)"),
+        (status = 401, body = ApiError), (status = 503, body = ApiError)),
+    security(("tablet" = [])))]
+pub async fn tablet_signin_start(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+) -> Result<StatusCode, ApiError> {
+    let (m, device) = actor.device().map_err(ApiError::from)?;
+    let store = state.store.clone();
+    let (email, mut s) = blocking(move || store.device_signin(device))
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown tablet"))?;
+    let store = state.store.clone();
+    super::signin::send_passcode(&state, &actor, m, &email, &mut s, move |s| {
+        store.save_device_signin(device, &s)
+    })
+    .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// The tablet's user signs in with the passcode: a session for the name look-up.
+#[utoipa::path(post, path = "/api/tablet/signin/verify", request_body = TabletSignIn,
+    responses((status = 200, body = TabletSession),
+        (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 422, body = ApiError),
+        (status = 429, description = "Locked after too many wrong passcodes: see Retry-After", body = ApiError)),
+    security(("tablet" = [])))]
+pub async fn tablet_signin_verify(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    ApiJson(req): ApiJson<TabletSignIn>,
+) -> Result<Json<TabletSession>, ApiError> {
+    let (m, device) = actor.device().map_err(ApiError::from)?;
+    let store = state.store.clone();
+    let (email, s) = blocking(move || store.device_signin(device))
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown tablet"))?;
+    let store = state.store.clone();
+    let (token, _csrf) =
+        super::signin::take_passcode(&state, &actor, m, &email, s, &req.passcode, move |s| {
+            store.save_device_signin(device, &s)
+        })
+        .await?;
+    Ok(Json(TabletSession {
+        session: token,
+        expires_in: crate::access::SESSION_MAX.num_seconds().max(0) as u64,
+    }))
 }

@@ -74,28 +74,55 @@ pub async fn start(
         municipality: m,
         user: email.clone(),
     };
+    let store = state.store.clone();
+    let who = email.clone();
+    send_passcode(&state, &actor, m, &email, &mut s, move |s| {
+        store.save_signin(&who, &s)
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+fn wrong_passcode() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "wrong or expired passcode: check the latest mail, or ask for a new passcode",
+    )
+}
+
+/// Sends a new passcode to `email` unless the sign-in state says to keep quiet
+/// (locked, or one just sent); `save` stores the state it leaves. Logged as
+/// `signin.start` in the municipality's chain.
+pub(super) async fn send_passcode(
+    state: &AppState,
+    actor: &Principal,
+    m: vrs_domain::MunicipalityCode,
+    email: &str,
+    s: &mut access::SignIn,
+    save: impl FnOnce(access::SignIn) -> Result<(), crate::StoreError> + Send + 'static,
+) -> Result<(), ApiError> {
+    let chain = i64::from(m.get());
     let now = jst_now();
-    if access::start(&s, now) == Start::Quiet {
+    if access::start(s, now) == Start::Quiet {
         log_in(
-            &state,
-            i64::from(m.get()),
-            &actor,
+            state,
+            chain,
+            actor,
             "signin.start",
             String::new(),
             "limited".into(),
         )
         .await?;
-        return Ok((StatusCode::ACCEPTED, Json(answer)));
+        return Ok(());
     }
     let passcode = access::new_passcode()?;
-    s.passcode_hash = Some(access::passcode_hash(&email, &passcode));
+    s.passcode_hash = Some(access::passcode_hash(email, &passcode));
     s.passcode_expires = Some(now + access::PASSCODE_VALID);
     s.passcode_sent = Some(now);
-    let store = state.store.clone();
-    let who = email.clone();
-    blocking(move || store.save_signin(&who, &s)).await?;
+    let kept = s.clone();
+    blocking(move || save(kept)).await?;
     let mailer = state.mailer.clone();
-    let to = email.clone();
+    let to = email.to_owned();
     let sent = tokio::task::spawn_blocking(move || {
         mailer.send_passcode(&to, &passcode, access::PASSCODE_VALID.num_minutes())
     })
@@ -108,22 +135,105 @@ pub async fn start(
             "failed 503".to_owned()
         }
     };
-    log_in(
-        &state,
-        i64::from(m.get()),
-        &actor,
-        "signin.start",
-        String::new(),
-        outcome,
-    )
-    .await?;
+    log_in(state, chain, actor, "signin.start", String::new(), outcome).await?;
     if sent.is_err() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the passcode mail could not be sent: try again in a minute; if it goes on, tell the operator",
         ));
     }
-    Ok((StatusCode::ACCEPTED, Json(answer)))
+    Ok(())
+}
+
+/// Checks an entered passcode against the sign-in state and stores what follows
+/// (`save`); on success a new session for `email` in `m`: its token and CSRF token.
+/// Logged as `signin.verify`.
+pub(super) async fn take_passcode(
+    state: &AppState,
+    actor: &Principal,
+    m: vrs_domain::MunicipalityCode,
+    email: &str,
+    mut s: access::SignIn,
+    entered: &str,
+    save: impl FnOnce(access::SignIn) -> Result<(), crate::StoreError> + Send + 'static,
+) -> Result<(String, String), ApiError> {
+    let chain = i64::from(m.get());
+    let now = jst_now();
+    match access::verify(&s, &access::passcode_hash(email, entered), now) {
+        Verify::Locked(until) => {
+            log_in(
+                state,
+                chain,
+                actor,
+                "signin.verify",
+                String::new(),
+                "locked".into(),
+            )
+            .await?;
+            let wait = (until - now).num_seconds().max(1) as u64;
+            Err(ApiError::too_many(
+                "wrong passcodes",
+                std::time::Duration::from_secs(wait),
+            ))
+        }
+        Verify::Wrong {
+            failures,
+            locked_until,
+        } => {
+            s.failures = failures;
+            if locked_until.is_some() {
+                s.locked_until = locked_until;
+                s.passcode_hash = None;
+                s.passcode_expires = None;
+            }
+            blocking(move || save(s)).await?;
+            let outcome = if locked_until.is_some() {
+                "locked"
+            } else {
+                "denied"
+            };
+            log_in(
+                state,
+                chain,
+                actor,
+                "signin.verify",
+                String::new(),
+                outcome.into(),
+            )
+            .await?;
+            if locked_until.is_some() {
+                return Err(ApiError::too_many(
+                    "wrong passcodes",
+                    std::time::Duration::from_secs(access::LOCKOUT.num_seconds() as u64),
+                ));
+            }
+            Err(wrong_passcode())
+        }
+        Verify::Ok => {
+            s.failures = 0;
+            s.passcode_hash = None;
+            s.passcode_expires = None;
+            s.locked_until = None;
+            let (token, hash, csrf) = access::new_session()?;
+            let store = state.store.clone();
+            let (who, c) = (email.to_owned(), csrf.clone());
+            blocking(move || {
+                save(s)?;
+                store.create_session(&hash, m, &who, &c)
+            })
+            .await?;
+            log_in(
+                state,
+                chain,
+                actor,
+                "signin.verify",
+                String::new(),
+                "ok".into(),
+            )
+            .await?;
+            Ok((token, csrf))
+        }
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -174,109 +284,30 @@ pub async fn verify(
     let store = state.store.clone();
     let who = email.clone();
     let found = blocking(move || store.signin_state(&who)).await?;
-    let wrong = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "wrong or expired passcode: check the latest mail, or ask for a new passcode",
-        )
-    };
-    let Some((m, mut s)) = found else {
-        return Err(wrong());
+    let Some((m, s)) = found else {
+        return Err(wrong_passcode());
     };
     let actor = Principal::Staff {
         municipality: m,
         user: email.clone(),
     };
-    let now = jst_now();
-    let entered = access::passcode_hash(&email, &req.passcode);
-    let chain = i64::from(m.get());
-    match access::verify(&s, &entered, now) {
-        Verify::Locked(until) => {
-            log_in(
-                &state,
-                chain,
-                &actor,
-                "signin.verify",
-                String::new(),
-                "locked".into(),
-            )
-            .await?;
-            let wait = (until - now).num_seconds().max(1) as u64;
-            Err(ApiError::too_many(
-                "wrong passcodes",
-                std::time::Duration::from_secs(wait),
-            ))
-        }
-        Verify::Wrong {
-            failures,
-            locked_until,
-        } => {
-            s.failures = failures;
-            if locked_until.is_some() {
-                s.locked_until = locked_until;
-                s.passcode_hash = None;
-                s.passcode_expires = None;
-            }
-            let store = state.store.clone();
-            let who = email.clone();
-            blocking(move || store.save_signin(&who, &s)).await?;
-            let outcome = if locked_until.is_some() {
-                "locked"
-            } else {
-                "denied"
-            };
-            log_in(
-                &state,
-                chain,
-                &actor,
-                "signin.verify",
-                String::new(),
-                outcome.into(),
-            )
-            .await?;
-            if locked_until.is_some() {
-                return Err(ApiError::too_many(
-                    "wrong passcodes",
-                    std::time::Duration::from_secs(access::LOCKOUT.num_seconds() as u64),
-                ));
-            }
-            Err(wrong())
-        }
-        Verify::Ok => {
-            s.failures = 0;
-            s.passcode_hash = None;
-            s.passcode_expires = None;
-            s.locked_until = None;
-            let (token, hash, csrf) = access::new_session()?;
-            let store = state.store.clone();
-            let (who, c) = (email.clone(), csrf.clone());
-            blocking(move || {
-                store.save_signin(&who, &s)?;
-                store.create_session(&hash, m, &who, &c)
-            })
-            .await?;
-            log_in(
-                &state,
-                chain,
-                &actor,
-                "signin.verify",
-                String::new(),
-                "ok".into(),
-            )
-            .await?;
-            let mut r = Json(Me {
-                municipality: m,
-                email,
-                csrf,
-            })
-            .into_response();
-            r.headers_mut().insert(
-                header::SET_COOKIE,
-                cookie(&state, &token, access::SESSION_MAX.num_seconds()),
-            );
-            Ok(r)
-        }
-    }
+    let store = state.store.clone();
+    let who = email.clone();
+    let (token, csrf) = take_passcode(&state, &actor, m, &email, s, &req.passcode, move |s| {
+        store.save_signin(&who, &s)
+    })
+    .await?;
+    let mut r = Json(Me {
+        municipality: m,
+        email,
+        csrf,
+    })
+    .into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie(&state, &token, access::SESSION_MAX.num_seconds()),
+    );
+    Ok(r)
 }
 
 /// Sign out: the session ends.
