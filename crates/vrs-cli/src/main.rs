@@ -367,15 +367,17 @@ fn serve(args: ServeArgs) -> Result<()> {
             "http"
         };
         eprintln!(
-            "demo: {} ({} residents: {} new, {} unchanged)\n  staff token: {}\n  tablet {}: enrolment code {code}\n    vrs client enrol --server {scheme}://{} --code {code}\n  (also in {})",
+            "demo: {} ({} residents: {} new, {} unchanged)\n  staff pages: {scheme}://{listen}/ (sign in as {}; passcode mails in {})\n  staff token: {}\n  tablet {}: enrolment code {code}\n    vrs client enrol --server {scheme}://{listen} --code {code}\n  (also in {})",
             demo.municipality,
             demo.report.rows,
             demo.report.new,
             demo.report.unchanged,
+            vrs_server::demo::DEMO_STAFF,
+            args.data.data.join("mail").display(),
             demo.staff_token,
             demo.tablet,
-            args.listen,
-            tokens.display()
+            tokens.display(),
+            listen = args.listen,
         );
     }
     let state = vrs_server::http::AppState::new(store, args.mailer()?);
