@@ -825,6 +825,41 @@ fn the_server_speaks_tls_when_given_a_certificate() {
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert, made.cert.pem()).unwrap();
     std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    // A municipality and its first user, to sign in over HTTPS.
+    let data = dir.path().join("data");
+    for args in [
+        &[
+            "municipality",
+            "--code",
+            "131016",
+            "--name",
+            "東京都千代田区",
+        ][..],
+        &[
+            "user",
+            "add",
+            "--municipality",
+            "131016",
+            "--email",
+            "tls@city.chiyoda.lg.jp",
+            "--person",
+            "暗号 太郎",
+        ][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vrs"))
+            .arg("admin")
+            .args(args)
+            .arg("--data")
+            .arg(&data)
+            .env_remove("VRS_VAULT_KEY")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -883,6 +918,36 @@ fn the_server_speaks_tls_when_given_a_certificate() {
     assert_eq!(
         response.headers()["strict-transport-security"],
         "max-age=31536000"
+    );
+    // Under TLS the session cookie is Secure.
+    let email = "tls@city.chiyoda.lg.jp";
+    let r = https
+        .post(format!("{base}/api/signin/start"))
+        .send_json(json!({"email": email}))
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let mail = std::fs::read_dir(data.join("mail"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(mail).unwrap();
+    let code = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap();
+    let r = https
+        .post(format!("{base}/api/signin/verify"))
+        .send_json(json!({"email": email, "passcode": code}))
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
     );
     // Plain HTTP on the same port gets no answer from the API.
     let plain = agent()

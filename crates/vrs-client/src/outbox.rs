@@ -2,10 +2,11 @@
 //! enrolment (device id, server, key pair), the session set-up and every record
 //! saved, with its state and the server's receipt.
 //!
-//! - The database key is 32 random bytes, made on first use and kept in
-//!   `outbox.key` next to the database, readable only by its user (mode 0600). It is
-//!   never derived from a password, and handed to SQLCipher as a raw key (no KDF
-//!   needed for random bytes). Without it nothing in the file can be read.
+//! - The database key is 32 random bytes, made on first use and kept by a
+//!   [`KeyStore`]: the platform's key store where the app has one, otherwise
+//!   [`KeyFile`], `outbox.key` next to the database, readable only by its user (mode
+//!   0600). It is never derived from a password, and handed to SQLCipher as a raw
+//!   key (no KDF needed for random bytes). Without it nothing in the file can be read.
 //! - WAL with `synchronous = FULL`: a saved record survives the process being killed
 //!   or the tablet losing power the moment `save` returns.
 //! - A record is never deleted. It moves queued → sent → confirmed or held on its
@@ -146,57 +147,81 @@ pub struct Outbox {
     path: PathBuf,
 }
 
-/// Reads the key file, or makes it (mode 0600, never overwritten).
-fn load_or_make_key(dir: &Path) -> Result<Zeroizing<String>, OutboxError> {
-    let path = dir.join(KEY_FILE);
-    let bad = |why: String| OutboxError::Key {
-        path: path.clone(),
-        why,
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let text = Zeroizing::new(text);
-            let key = text.trim();
-            if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(bad("not 64 hex digits: the file is damaged".into()));
-            }
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::metadata(&path)?.permissions().mode();
-                if mode & 0o077 != 0 {
-                    return Err(bad(format!(
-                        "readable by others (mode {:o}): chmod 600 it",
-                        mode & 0o777
-                    )));
+/// Where the outbox's database key is kept. The tablet app hands in the platform's
+/// key store where there is one (Android Keystore, a desktop's Secret Service); the
+/// default, and the store wherever there is none, is [`KeyFile`].
+pub trait KeyStore {
+    /// The key as 64 hex digits, made and kept on first use. `outbox_exists` says
+    /// whether there is a database already: a key missing then is an error, never
+    /// a new key (which would make the records unreadable).
+    fn outbox_key(&self, outbox_exists: bool) -> Result<Zeroizing<String>, OutboxError>;
+}
+
+/// The key in a file only its user can read (mode 0600), never overwritten.
+#[derive(Debug, Clone)]
+pub struct KeyFile(pub PathBuf);
+
+/// 32 random bytes as hex.
+pub fn new_key() -> Result<Zeroizing<String>, OutboxError> {
+    let mut raw = Zeroizing::new([0u8; 32]);
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), raw.as_mut()).map_err(
+        |_| OutboxError::Key {
+            path: PathBuf::new(),
+            why: "the random number generator failed".into(),
+        },
+    )?;
+    Ok(Zeroizing::new(hex::encode(raw.as_ref())))
+}
+
+impl KeyStore for KeyFile {
+    fn outbox_key(&self, outbox_exists: bool) -> Result<Zeroizing<String>, OutboxError> {
+        let path = &self.0;
+        let bad = |why: String| OutboxError::Key {
+            path: path.clone(),
+            why,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let text = Zeroizing::new(text);
+                let key = text.trim();
+                if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(bad("not 64 hex digits: the file is damaged".into()));
                 }
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    let mode = std::fs::metadata(path)?.permissions().mode();
+                    if mode & 0o077 != 0 {
+                        return Err(bad(format!(
+                            "readable by others (mode {:o}): chmod 600 it",
+                            mode & 0o777
+                        )));
+                    }
+                }
+                Ok(Zeroizing::new(key.to_owned()))
             }
-            Ok(Zeroizing::new(key.to_owned()))
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if outbox_exists {
+                    return Err(bad(
+                        "missing, but the outbox exists: restore the key file; without it the records cannot be read"
+                            .into(),
+                    ));
+                }
+                let key = new_key()?;
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    options.mode(0o600);
+                }
+                let mut f = options.open(path).map_err(|e| bad(e.to_string()))?;
+                f.write_all(key.as_bytes())?;
+                f.sync_all()?;
+                Ok(key)
+            }
+            Err(e) => Err(bad(e.to_string())),
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if dir.join(DB_FILE).exists() {
-                return Err(bad(
-                    "missing, but the outbox exists: restore the key file; without it the records cannot be read"
-                        .into(),
-                ));
-            }
-            let mut raw = Zeroizing::new([0u8; 32]);
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), raw.as_mut())
-                .map_err(|_| bad("the random number generator failed".into()))?;
-            let key = Zeroizing::new(hex::encode(raw.as_ref()));
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let mut f = options.open(&path).map_err(|e| bad(e.to_string()))?;
-            f.write_all(key.as_bytes())?;
-            f.sync_all()?;
-            Ok(key)
-        }
-        Err(e) => Err(bad(e.to_string())),
     }
 }
 
@@ -207,16 +232,21 @@ fn now_text() -> String {
 }
 
 impl Outbox {
-    /// Opens (or makes) the outbox in `dir`.
+    /// Opens (or makes) the outbox in `dir`, its key in `dir/outbox.key`.
     pub fn open(dir: &Path) -> Result<Outbox, OutboxError> {
+        Outbox::open_with(dir, &KeyFile(dir.join(KEY_FILE)))
+    }
+
+    /// Opens (or makes) the outbox in `dir` with its key from `keys`.
+    pub fn open_with(dir: &Path, keys: &dyn KeyStore) -> Result<Outbox, OutboxError> {
         std::fs::create_dir_all(dir)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         }
-        let key = load_or_make_key(dir)?;
         let path = dir.join(DB_FILE);
+        let key = keys.outbox_key(path.exists())?;
         let conn = Connection::open(&path)?;
         #[cfg(unix)]
         {
@@ -687,6 +717,35 @@ mod tests {
         std::fs::remove_file(&key).unwrap();
         let e = Outbox::open(dir.path()).unwrap_err();
         assert!(e.to_string().contains("restore the key file"), "{e}");
+    }
+
+    /// A platform key store in place of the file: the key is taken from it, and no
+    /// key file is written.
+    #[test]
+    fn a_key_store_of_the_platform_takes_the_files_place() {
+        struct Held(std::cell::RefCell<Option<String>>);
+        impl KeyStore for Held {
+            fn outbox_key(&self, _: bool) -> Result<Zeroizing<String>, OutboxError> {
+                let mut k = self.0.borrow_mut();
+                if k.is_none() {
+                    *k = Some(new_key()?.to_string());
+                }
+                Ok(Zeroizing::new(k.clone().unwrap()))
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Held(std::cell::RefCell::new(None));
+        let mut o = Outbox::open_with(dir.path(), &store).unwrap();
+        o.save(&record(1), true).unwrap();
+        drop(o);
+        assert!(!dir.path().join(KEY_FILE).exists());
+        let o = Outbox::open_with(dir.path(), &store).unwrap();
+        assert_eq!(o.status().unwrap().saved, 1);
+        drop(o);
+        assert!(matches!(
+            Outbox::open_with(dir.path(), &Held(std::cell::RefCell::new(None))),
+            Err(OutboxError::WrongKey(_))
+        ));
     }
 
     #[test]
