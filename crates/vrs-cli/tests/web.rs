@@ -221,6 +221,25 @@ async fn every_staff_page_works_in_headless_chromium() {
         .unwrap();
     assert_eq!(progress.as_f64(), Some(100.0));
     shot(&c, "03-upload").await;
+    // Paper records: one dose, through the same page.
+    let paper = dir.path().join("paper.csv");
+    std::fs::write(
+        &paper,
+        ",20210601,1310160003,131016,千代田デモクリニック,,ファイザー,FA4597,1\n",
+    )
+    .unwrap();
+    c.goto(&format!("{base}/upload")).await.unwrap();
+    wait_text(&c, "h2.page-title", "アップロード").await;
+    click(&c, "#upload input[value=paper]").await;
+    c.find(Locator::Css("#upload input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(paper.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&c, "#upload button").await;
+    wait_text(&c, "#message", "取り込みました").await;
+    wait_text(&c, "#counts", "1").await;
 
     // The review queue: the held record, voided.
     c.goto(&format!("{base}/review")).await.unwrap();
@@ -287,6 +306,18 @@ async fn every_staff_page_works_in_headless_chromium() {
         !url.as_str().contains("123456789018"),
         "the number in a URL: {url}"
     );
+    // The batch look-up: a CSV of 個別宛名番号,マイナンバー lines.
+    let batch = dir.path().join("newcomers.csv");
+    std::fs::write(&batch, "100000001,123456789018\n100000002,12345\n").unwrap();
+    c.find(Locator::Css("#lookup-batch input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(batch.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&c, "#lookup-batch button").await;
+    wait_text(&c, "#batch tbody", "100000001").await;
+    wait_text(&c, "#batch tbody", "100000002").await;
     shot(&c, "06-transfer").await;
 
     // Users: one added; the ten-user rule is the API's.

@@ -252,7 +252,7 @@ const pages = {
     await me();
     const load = async () => {
       const list = await api("GET", "/api/devices");
-      fill(document.getElementById("tablets"), list, ["device_id", "site_name", "email", "state"], (d) => d.state === "revoked" ? [] : [
+      fill(document.getElementById("tablets"), list, ["device_id", "site_name", "email", (d) => T[`state_${d.state}`] || d.state], (d) => d.state === "revoked" ? [] : [
         button(T.new_code, async () => showCode(await api("POST", `/api/devices/${d.device_id}/enrolment`))),
         button(T.revoke, async () => {
           if (!confirm(T.confirm_revoke)) return;
