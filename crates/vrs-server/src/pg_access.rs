@@ -181,14 +181,34 @@ impl PgStore {
         &self,
         email: &str,
     ) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError> {
+        self.read_signin("vrs.users", "municipality", "email", &email)?
+            .map(|(m, s): (i32, SignIn)| Ok((municipality_code(i64::from(m))?, s)))
+            .transpose()
+    }
+
+    pub(crate) fn save_signin_pg(&self, email: &str, s: &SignIn) -> Result<(), StoreError> {
+        self.write_signin("vrs.users", "email", &email, s)
+    }
+
+    /// The sign-in columns (users and devices have the same five) of one row, with
+    /// the column `first` before them.
+    fn read_signin<T: for<'a> postgres::types::FromSql<'a>>(
+        &self,
+        table: &str,
+        first: &str,
+        key: &str,
+        value: &(dyn postgres::types::ToSql + Sync),
+    ) -> Result<Option<(T, SignIn)>, StoreError> {
         let row = self.main_conn()?.query_opt(
-            "SELECT municipality, passcode_hash, passcode_expires, passcode_sent, failures, locked_until
-             FROM vrs.users WHERE email = $1",
-            &[&email],
+            &format!(
+                "SELECT {first}, passcode_hash, passcode_expires, passcode_sent, failures, locked_until
+                 FROM {table} WHERE {key} = $1"
+            ),
+            &[value],
         )?;
-        row.map(|r| {
-            Ok((
-                municipality_code(i64::from(r.get::<_, i32>(0)))?,
+        Ok(row.map(|r| {
+            (
+                r.get(0),
                 SignIn {
                     passcode_hash: r.get(1),
                     passcode_expires: r.get(2),
@@ -196,17 +216,24 @@ impl PgStore {
                     failures: r.get::<_, i32>(4).max(0) as u32,
                     locked_until: r.get(5),
                 },
-            ))
-        })
-        .transpose()
+            )
+        }))
     }
 
-    pub(crate) fn save_signin_pg(&self, email: &str, s: &SignIn) -> Result<(), StoreError> {
+    fn write_signin(
+        &self,
+        table: &str,
+        key: &str,
+        value: &(dyn postgres::types::ToSql + Sync),
+        s: &SignIn,
+    ) -> Result<(), StoreError> {
         self.main_conn()?.execute(
-            "UPDATE vrs.users SET passcode_hash = $2, passcode_expires = $3, passcode_sent = $4,
-                 failures = $5, locked_until = $6 WHERE email = $1",
+            &format!(
+                "UPDATE {table} SET passcode_hash = $2, passcode_expires = $3, passcode_sent = $4,
+                     failures = $5, locked_until = $6 WHERE {key} = $1"
+            ),
             &[
-                &email,
+                value,
                 &s.passcode_hash,
                 &s.passcode_expires,
                 &s.passcode_sent,
@@ -276,23 +303,7 @@ impl PgStore {
         &self,
         device: vrs_domain::DeviceId,
     ) -> Result<Option<(String, SignIn)>, StoreError> {
-        let row = self.main_conn()?.query_opt(
-            "SELECT email, passcode_hash, passcode_expires, passcode_sent, failures, locked_until
-             FROM vrs.devices WHERE id = $1",
-            &[&device.0],
-        )?;
-        Ok(row.map(|r| {
-            (
-                r.get(0),
-                SignIn {
-                    passcode_hash: r.get(1),
-                    passcode_expires: r.get(2),
-                    passcode_sent: r.get(3),
-                    failures: r.get::<_, i32>(4).max(0) as u32,
-                    locked_until: r.get(5),
-                },
-            )
-        }))
+        self.read_signin("vrs.devices", "email", "id", &device.0)
     }
 
     pub(crate) fn save_device_signin_pg(
@@ -300,18 +311,6 @@ impl PgStore {
         device: vrs_domain::DeviceId,
         s: &SignIn,
     ) -> Result<(), StoreError> {
-        self.main_conn()?.execute(
-            "UPDATE vrs.devices SET passcode_hash = $2, passcode_expires = $3, passcode_sent = $4,
-                 failures = $5, locked_until = $6 WHERE id = $1",
-            &[
-                &device.0,
-                &s.passcode_hash,
-                &s.passcode_expires,
-                &s.passcode_sent,
-                &(s.failures.min(i32::MAX as u32) as i32),
-                &s.locked_until,
-            ],
-        )?;
-        Ok(())
+        self.write_signin("vrs.devices", "id", &device.0, s)
     }
 }

@@ -201,29 +201,45 @@ impl SqliteStore {
         &self,
         email: &str,
     ) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError> {
+        self.read_signin("users", "municipality", "email", email)?
+            .map(|(m, s)| Ok((municipality_code(m)?, s)))
+            .transpose()
+    }
+
+    pub fn save_signin(&self, email: &str, s: &SignIn) -> Result<(), StoreError> {
+        self.write_signin("users", "email", email, s)
+    }
+
+    /// The sign-in columns (users and devices have the same five) of one row, with
+    /// the column `first` before them.
+    fn read_signin<T: rusqlite::types::FromSql>(
+        &self,
+        table: &str,
+        first: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<Option<(T, SignIn)>, StoreError> {
+        let sql = format!(
+            "SELECT {first}, passcode_hash, passcode_expires, passcode_sent, failures, locked_until
+             FROM {table} WHERE {key} = ?1"
+        );
         let row = self
             .pool
             .get()?
-            .query_row(
-                "SELECT municipality, passcode_hash, passcode_expires, passcode_sent, failures,
-                        locked_until
-                 FROM users WHERE email = ?1",
-                [email],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, Option<Vec<u8>>>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                        r.get::<_, u32>(4)?,
-                        r.get::<_, Option<String>>(5)?,
-                    ))
-                },
-            )
+            .query_row(&sql, [value], |r| {
+                Ok((
+                    r.get::<_, T>(0)?,
+                    r.get::<_, Option<Vec<u8>>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            })
             .optional()?;
-        row.map(|(m, hash, expires, sent, failures, locked)| {
+        row.map(|(v, hash, expires, sent, failures, locked)| {
             Ok((
-                municipality_code(m)?,
+                v,
                 SignIn {
                     passcode_hash: hash,
                     passcode_expires: time(expires)?,
@@ -236,12 +252,20 @@ impl SqliteStore {
         .transpose()
     }
 
-    pub fn save_signin(&self, email: &str, s: &SignIn) -> Result<(), StoreError> {
+    fn write_signin(
+        &self,
+        table: &str,
+        key: &str,
+        value: &str,
+        s: &SignIn,
+    ) -> Result<(), StoreError> {
         self.pool.get()?.execute(
-            "UPDATE users SET passcode_hash = ?2, passcode_expires = ?3, passcode_sent = ?4,
-                 failures = ?5, locked_until = ?6 WHERE email = ?1",
+            &format!(
+                "UPDATE {table} SET passcode_hash = ?2, passcode_expires = ?3, passcode_sent = ?4,
+                     failures = ?5, locked_until = ?6 WHERE {key} = ?1"
+            ),
             params![
-                email,
+                value,
                 s.passcode_hash,
                 s.passcode_expires.map(text),
                 s.passcode_sent.map(text),
@@ -317,38 +341,7 @@ impl SqliteStore {
         &self,
         device: vrs_domain::DeviceId,
     ) -> Result<Option<(String, SignIn)>, StoreError> {
-        let row = self
-            .pool
-            .get()?
-            .query_row(
-                "SELECT email, passcode_hash, passcode_expires, passcode_sent, failures, locked_until
-                 FROM devices WHERE id = ?1",
-                [device.to_string()],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, Option<Vec<u8>>>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                        r.get::<_, u32>(4)?,
-                        r.get::<_, Option<String>>(5)?,
-                    ))
-                },
-            )
-            .optional()?;
-        row.map(|(email, hash, expires, sent, failures, locked)| {
-            Ok((
-                email,
-                SignIn {
-                    passcode_hash: hash,
-                    passcode_expires: time(expires)?,
-                    passcode_sent: time(sent)?,
-                    failures,
-                    locked_until: time(locked)?,
-                },
-            ))
-        })
-        .transpose()
+        self.read_signin("devices", "email", "id", &device.to_string())
     }
 
     pub fn save_device_signin(
@@ -356,18 +349,6 @@ impl SqliteStore {
         device: vrs_domain::DeviceId,
         s: &SignIn,
     ) -> Result<(), StoreError> {
-        self.pool.get()?.execute(
-            "UPDATE devices SET passcode_hash = ?2, passcode_expires = ?3, passcode_sent = ?4,
-                 failures = ?5, locked_until = ?6 WHERE id = ?1",
-            params![
-                device.to_string(),
-                s.passcode_hash,
-                s.passcode_expires.map(text),
-                s.passcode_sent.map(text),
-                s.failures,
-                s.locked_until.map(text)
-            ],
-        )?;
-        Ok(())
+        self.write_signin("devices", "id", &device.to_string(), s)
     }
 }
