@@ -46,8 +46,11 @@ enum ClientCommand {
         #[arg(long, env = "VRS_SERVER")]
         server: String,
         /// The enrolment code (ABCD-EFGH-JKMN-PQRS).
-        #[arg(long)]
-        code: String,
+        #[arg(long, required_unless_present = "qr", conflicts_with = "qr")]
+        code: Option<String>,
+        /// A photo of the enrolment QR code (the municipality's tablets page shows it).
+        #[arg(long, value_name = "IMAGE")]
+        qr: Option<PathBuf>,
     },
     /// Sign the tablet's user in: without --passcode a passcode is mailed to the
     /// tablet's registered e-mail; with it, the user is signed in (the name look-up
@@ -171,7 +174,21 @@ pub fn client(args: ClientArgs) -> Result<ExitCode> {
     let mut tablet = Tablet::open(&args.dir, connection)
         .with_context(|| format!("cannot open the tablet's outbox in {}", args.dir.display()))?;
     match args.command {
-        ClientCommand::Enrol { server, code } => {
+        ClientCommand::Enrol { server, code, qr } => {
+            let code = match (code, qr) {
+                (Some(c), _) => c,
+                (None, Some(photo)) => {
+                    let img = image::open(&photo)
+                        .with_context(|| format!("cannot read {}", photo.display()))?;
+                    vrs_client::tablet::enrolment_code_in(&img).with_context(|| {
+                        format!(
+                            "{}: no enrolment QR code found: photograph it flat and whole, or type --code",
+                            photo.display()
+                        )
+                    })?
+                }
+                (None, None) => bail!("give --code or --qr"),
+            };
             let e = tablet.enrol(&server, &code)?;
             println!(
                 "enrolled: device {}\n  {} ({})\n  site: {}",

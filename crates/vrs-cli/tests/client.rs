@@ -259,7 +259,20 @@ fn a_held_record_stays_visible_and_is_corrected_and_sent_again() {
     let backend = sqlite();
     let server = Server::start(vrs(), &backend, 50);
     let tablet = Tablet::new();
-    tablet.enrol(&server.base, &server.enrolment_code());
+    // Enrolled from a photo of the enrolment QR code.
+    let photo = tablet._dir.path().join("enrolment-qr.png");
+    vrs_scan::synth::qr_image(&server.enrolment_code(), 8)
+        .unwrap()
+        .save(&photo)
+        .unwrap();
+    let out = tablet.ok(&[
+        "enrol",
+        "--server",
+        &server.base,
+        "--qr",
+        photo.to_str().unwrap(),
+    ]);
+    assert!(out.contains("enrolled: device"), "{out}");
     // A misread voucher number: no one has it; saved unconfirmed and held.
     queue(&tablet, &["111310169999999999".to_owned()]);
     tablet.ok(&["sync"]);

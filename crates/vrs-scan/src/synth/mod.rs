@@ -230,6 +230,32 @@ fn check_sizes(sizes: &[(u32, u32)]) -> Result<(), SynthError> {
     Ok(())
 }
 
+/// Any text as a QR code on white, `module` pixels a module with a four-module quiet
+/// zone: the enrolment code's QR as the municipality's page shows it, for tests.
+pub fn qr_image(text: &str, module: u32) -> Result<image::GrayImage, SynthError> {
+    let m = symbols::qr(text)?;
+    let module = module.max(1);
+    let quiet = 4 * module;
+    let side = |n: usize| n as u32 * module + 2 * quiet;
+    let mut img = image::GrayImage::from_pixel(side(m.cols), side(m.rows()), image::Luma([255]));
+    for (i, &dark) in m.bits.iter().enumerate() {
+        if !dark {
+            continue;
+        }
+        let (x, y) = ((i % m.cols) as u32, (i / m.cols) as u32);
+        for dy in 0..module {
+            for dx in 0..module {
+                img.put_pixel(
+                    quiet + x * module + dx,
+                    quiet + y * module + dy,
+                    image::Luma([0]),
+                );
+            }
+        }
+    }
+    Ok(img)
+}
+
 /// Writes `count` images (`0000.jpg`, `0001.jpg`, …) and `DIR/truth.json`; returns
 /// the entries. The folder is created if missing; existing files of the same names
 /// are overwritten.
