@@ -367,7 +367,7 @@ fn kill_9_during_a_sync_then_a_new_sync_stores_each_record_once() {
     let all = lines(4000);
     queue(&tablet, &all);
     let mut child = tablet
-        .command(&["sync", "--batch", "50"])
+        .command(&["sync", "--batch", "10"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
