@@ -624,3 +624,48 @@ fn camera_frames_replayed_confirm_each_voucher_once_in_a_batch() {
         .collect();
     assert_eq!(saved, wanted, "{out}");
 }
+
+#[test]
+fn background_sync_sends_the_outbox_once_the_network_is_back() {
+    let backend = sqlite();
+    let mut server = Server::start(vrs(), &backend, 200);
+    let port = server.port;
+    let tablet = Tablet::new();
+    tablet.enrol(&server.base, &server.enrolment_code());
+    let all = lines(200);
+    queue(&tablet, &all);
+    server.kill9();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sync = vrs_client::tablet::BackgroundSync::start(
+        &tablet.dir,
+        vrs_client::tablet::Connection {
+            ca_pem: None,
+            timeout: Duration::from_secs(3),
+        },
+        vrs_client::sync::SyncOptions {
+            give_up_after: Duration::from_secs(1),
+            ..Default::default()
+        },
+        Duration::from_millis(300),
+        move |r| {
+            let _ = tx.send(r);
+        },
+    )
+    .unwrap();
+    // Offline: each attempt stops with records left, and says why.
+    let first = rx.recv_timeout(Duration::from_secs(30)).unwrap().unwrap();
+    assert!(first.stopped.is_some(), "{first:?}");
+    assert_eq!(first.status.confirmed, 0);
+    let server = Server::start_on(vrs(), &backend, 200, port);
+    sync.now();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = rx.recv_timeout(Duration::from_secs(30)).unwrap().unwrap();
+        if r.status.complete() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never complete: {r:?}");
+    }
+    drop(sync);
+    all_arrived_once(&server, &tablet, &all);
+}

@@ -263,6 +263,60 @@ impl Tablet {
     }
 }
 
+/// Syncs in the background "whenever the network allows": a thread with its own
+/// connection to the outbox that runs a sync every `every` (or at once when
+/// [`BackgroundSync::now`] is called), each one retrying with backoff for up to
+/// `opts.give_up_after`, and hands each report to `report` (the app shows it).
+/// Dropping the handle stops the thread after its current attempt.
+#[derive(Debug)]
+pub struct BackgroundSync {
+    wake: std::sync::mpsc::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BackgroundSync {
+    pub fn start(
+        dir: &Path,
+        connection: Connection,
+        opts: SyncOptions,
+        every: Duration,
+        report: impl Fn(Result<SyncReport, String>) + Send + 'static,
+    ) -> Result<BackgroundSync, TabletError> {
+        let mut tablet = Tablet::open(dir, connection)?;
+        let (wake, woken) = std::sync::mpsc::channel::<bool>();
+        let thread = std::thread::spawn(move || {
+            loop {
+                let r = tablet
+                    .sync(&opts, &mut crate::sync::RealClock)
+                    .map_err(|e| e.to_string());
+                report(r);
+                match woken.recv_timeout(every) {
+                    Ok(true) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Ok(false) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        });
+        Ok(BackgroundSync {
+            wake,
+            thread: Some(thread),
+        })
+    }
+
+    /// Sync now (a record was just saved, or the network came back).
+    pub fn now(&self) {
+        let _ = self.wake.send(true);
+    }
+}
+
+impl Drop for BackgroundSync {
+    fn drop(&mut self) {
+        let _ = self.wake.send(false);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
