@@ -297,6 +297,8 @@ pub struct Session {
     pub csrf: String,
     pub started: NaiveDateTime,
     pub last_seen: NaiveDateTime,
+    /// The tablet whose user this session is; `None` for staff.
+    pub device: Option<vrs_domain::DeviceId>,
 }
 
 impl Session {
@@ -466,6 +468,7 @@ mod tests {
             csrf: "c".into(),
             started: at(0),
             last_seen: at(0),
+            device: None,
         };
         assert!(s.live(at(29)));
         assert!(!s.live(at(30)), "idle");

@@ -176,20 +176,29 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn sites(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Site>, StoreError>;
     /// A user's municipality and sign-in state (the sign-in's own use: no actor).
     fn signin_state(&self, email: &str) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError>;
-    fn save_signin(&self, email: &str, s: &SignIn) -> Result<(), StoreError>;
+    /// Replaces the sign-in state `old` by `new`, only if it is still `old` (two
+    /// requests racing cannot both use a passcode or lose a miss): `false` if not.
+    fn save_signin(&self, email: &str, old: &SignIn, new: &SignIn) -> Result<bool, StoreError>;
+    /// A session: a staff member's (`device` None) or a tablet user's.
     fn create_session(
         &self,
         token_hash: &[u8],
         m: MunicipalityCode,
         email: &str,
         csrf: &str,
+        device: Option<DeviceId>,
     ) -> Result<(), StoreError>;
     /// The live session of a token hash, its idle clock restarted.
     fn session(&self, token_hash: &[u8]) -> Result<Option<Session>, StoreError>;
     fn end_session(&self, token_hash: &[u8]) -> Result<(), StoreError>;
     /// A tablet's e-mail and its user's sign-in state.
     fn device_signin(&self, device: DeviceId) -> Result<Option<(String, SignIn)>, StoreError>;
-    fn save_device_signin(&self, device: DeviceId, s: &SignIn) -> Result<(), StoreError>;
+    fn save_device_signin(
+        &self,
+        device: DeviceId,
+        old: &SignIn,
+        new: &SignIn,
+    ) -> Result<bool, StoreError>;
 }
 
 impl Store for crate::SqliteStore {
@@ -385,8 +394,8 @@ impl Store for crate::SqliteStore {
     fn signin_state(&self, e: &str) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError> {
         crate::SqliteStore::signin_state(self, e)
     }
-    fn save_signin(&self, e: &str, s: &SignIn) -> Result<(), StoreError> {
-        crate::SqliteStore::save_signin(self, e, s)
+    fn save_signin(&self, e: &str, old: &SignIn, s: &SignIn) -> Result<bool, StoreError> {
+        crate::SqliteStore::save_signin(self, e, old, s)
     }
     fn create_session(
         &self,
@@ -394,8 +403,9 @@ impl Store for crate::SqliteStore {
         m: MunicipalityCode,
         e: &str,
         c: &str,
+        d: Option<DeviceId>,
     ) -> Result<(), StoreError> {
-        crate::SqliteStore::create_session(self, t, m, e, c)
+        crate::SqliteStore::create_session(self, t, m, e, c, d)
     }
     fn session(&self, t: &[u8]) -> Result<Option<Session>, StoreError> {
         crate::SqliteStore::session(self, t)
@@ -406,7 +416,12 @@ impl Store for crate::SqliteStore {
     fn device_signin(&self, d: DeviceId) -> Result<Option<(String, SignIn)>, StoreError> {
         crate::SqliteStore::device_signin(self, d)
     }
-    fn save_device_signin(&self, d: DeviceId, s: &SignIn) -> Result<(), StoreError> {
-        crate::SqliteStore::save_device_signin(self, d, s)
+    fn save_device_signin(
+        &self,
+        d: DeviceId,
+        old: &SignIn,
+        s: &SignIn,
+    ) -> Result<bool, StoreError> {
+        crate::SqliteStore::save_device_signin(self, d, old, s)
     }
 }

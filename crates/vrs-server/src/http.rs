@@ -207,6 +207,13 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
                         "the session has ended: sign in again",
                     )
                 })?;
+            // A tablet user's session serves that tablet's name look-up, nothing here.
+            if session.device.is_some() {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "a tablet's session does not sign in to the staff pages: sign in with your lg.jp address",
+                ));
+            }
             // A change made with the cookie must also carry the page's token: another
             // site can make the browser send the cookie, not the token.
             let safe = matches!(

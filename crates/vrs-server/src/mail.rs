@@ -165,7 +165,10 @@ impl Mailer {
                 #[cfg(unix)]
                 std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
                 use std::io::Write;
-                opts.open(dir.join(name))?.write_all(&message.formatted())?;
+                // Written aside, then renamed: a reader never sees half a message.
+                let part = dir.join(format!("{name}.part"));
+                opts.open(&part)?.write_all(&message.formatted())?;
+                std::fs::rename(&part, dir.join(name))?;
                 Ok(())
             }
         }

@@ -66,6 +66,7 @@ const MAIN_MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("migrations/pg_0005_devices.sql")),
     (6, include_str!("migrations/pg_0006_access.sql")),
     (7, include_str!("migrations/pg_0007_device_signin.sql")),
+    (8, include_str!("migrations/pg_0008_session_device.sql")),
 ];
 const VAULT_MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/pg_vault_0001.sql")),
@@ -1864,6 +1865,9 @@ impl Store for PgStore {
         if n == 0 {
             return Err(StoreError::NotFound(format!("no tablet {device} of {m}")));
         }
+        self.main
+            .get()?
+            .execute("DELETE FROM vrs.sessions WHERE device = $1", &[&device.0])?;
         Ok(())
     }
 
@@ -1948,8 +1952,8 @@ impl Store for PgStore {
     fn signin_state(&self, e: &str) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError> {
         self.signin_state_pg(e)
     }
-    fn save_signin(&self, e: &str, s: &SignIn) -> Result<(), StoreError> {
-        self.save_signin_pg(e, s)
+    fn save_signin(&self, e: &str, old: &SignIn, s: &SignIn) -> Result<bool, StoreError> {
+        self.save_signin_pg(e, old, s)
     }
     fn create_session(
         &self,
@@ -1957,8 +1961,9 @@ impl Store for PgStore {
         m: MunicipalityCode,
         e: &str,
         c: &str,
+        d: Option<DeviceId>,
     ) -> Result<(), StoreError> {
-        self.create_session_pg(t, m, e, c)
+        self.create_session_pg(t, m, e, c, d)
     }
     fn session(&self, t: &[u8]) -> Result<Option<Session>, StoreError> {
         self.session_pg(t)
@@ -1969,8 +1974,13 @@ impl Store for PgStore {
     fn device_signin(&self, d: DeviceId) -> Result<Option<(String, SignIn)>, StoreError> {
         self.device_signin_pg(d)
     }
-    fn save_device_signin(&self, d: DeviceId, s: &SignIn) -> Result<(), StoreError> {
-        self.save_device_signin_pg(d, s)
+    fn save_device_signin(
+        &self,
+        d: DeviceId,
+        old: &SignIn,
+        s: &SignIn,
+    ) -> Result<bool, StoreError> {
+        self.save_device_signin_pg(d, old, s)
     }
 }
 

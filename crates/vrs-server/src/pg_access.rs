@@ -62,13 +62,22 @@ impl PgStore {
         access::check_users(&after)?;
         let now = jst_now();
         for u in &after {
-            tx.execute(
+            // Never onto another municipality's user: two municipalities adding one
+            // address at once both pass the check above (their locks differ).
+            let n = tx.execute(
                 "INSERT INTO vrs.users (email, municipality, team, person, phone, transfer_contact, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (email) DO UPDATE SET team = excluded.team, person = excluded.person,
-                     phone = excluded.phone, transfer_contact = excluded.transfer_contact",
+                     phone = excluded.phone, transfer_contact = excluded.transfer_contact
+                 WHERE vrs.users.municipality = excluded.municipality",
                 &[&u.email, &mc(m), &u.team.trim(), &u.person.trim(), &u.phone.trim(), &u.transfer_contact, &now],
             )?;
+            if n == 0 {
+                return Err(StoreError::Invalid(format!(
+                    "e-mail {} is another municipality's user: each address signs in for one municipality",
+                    u.email
+                )));
+            }
         }
         tx.commit()?;
         Ok(after)
@@ -186,8 +195,13 @@ impl PgStore {
             .transpose()
     }
 
-    pub(crate) fn save_signin_pg(&self, email: &str, s: &SignIn) -> Result<(), StoreError> {
-        self.write_signin("vrs.users", "email", &email, s)
+    pub(crate) fn save_signin_pg(
+        &self,
+        email: &str,
+        old: &SignIn,
+        s: &SignIn,
+    ) -> Result<bool, StoreError> {
+        self.write_signin("vrs.users", "email", &email, old, s)
     }
 
     /// The sign-in columns (users and devices have the same five) of one row, with
@@ -225,23 +239,34 @@ impl PgStore {
         table: &str,
         key: &str,
         value: &(dyn postgres::types::ToSql + Sync),
+        old: &SignIn,
         s: &SignIn,
-    ) -> Result<(), StoreError> {
-        self.main_conn()?.execute(
+    ) -> Result<bool, StoreError> {
+        let fails = |f: u32| f.min(i32::MAX as u32) as i32;
+        let n = self.main_conn()?.execute(
             &format!(
                 "UPDATE {table} SET passcode_hash = $2, passcode_expires = $3, passcode_sent = $4,
-                     failures = $5, locked_until = $6 WHERE {key} = $1"
+                     failures = $5, locked_until = $6
+                 WHERE {key} = $1 AND passcode_hash IS NOT DISTINCT FROM $7
+                     AND passcode_expires IS NOT DISTINCT FROM $8
+                     AND passcode_sent IS NOT DISTINCT FROM $9 AND failures = $10
+                     AND locked_until IS NOT DISTINCT FROM $11"
             ),
             &[
                 value,
                 &s.passcode_hash,
                 &s.passcode_expires,
                 &s.passcode_sent,
-                &(s.failures.min(i32::MAX as u32) as i32),
+                &fails(s.failures),
                 &s.locked_until,
+                &old.passcode_hash,
+                &old.passcode_expires,
+                &old.passcode_sent,
+                &fails(old.failures),
+                &old.locked_until,
             ],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     pub(crate) fn create_session_pg(
@@ -250,12 +275,13 @@ impl PgStore {
         m: MunicipalityCode,
         email: &str,
         csrf: &str,
+        device: Option<vrs_domain::DeviceId>,
     ) -> Result<(), StoreError> {
         let now = jst_now();
         self.main_conn()?.execute(
-            "INSERT INTO vrs.sessions (token_hash, municipality, email, csrf, started, last_seen)
-             VALUES ($1, $2, $3, $4, $5, $5)",
-            &[&token_hash, &mc(m), &email, &csrf, &now],
+            "INSERT INTO vrs.sessions (token_hash, municipality, email, csrf, started, last_seen, device)
+             VALUES ($1, $2, $3, $4, $5, $5, $6)",
+            &[&token_hash, &mc(m), &email, &csrf, &now, &device.map(|d| d.0)],
         )?;
         Ok(())
     }
@@ -263,7 +289,8 @@ impl PgStore {
     pub(crate) fn session_pg(&self, token_hash: &[u8]) -> Result<Option<Session>, StoreError> {
         let mut conn = self.main_conn()?;
         let Some(r) = conn.query_opt(
-            "SELECT municipality, email, csrf, started, last_seen FROM vrs.sessions WHERE token_hash = $1",
+            "SELECT municipality, email, csrf, started, last_seen, device FROM vrs.sessions
+             WHERE token_hash = $1",
             &[&token_hash],
         )?
         else {
@@ -275,6 +302,7 @@ impl PgStore {
             csrf: r.get(2),
             started: r.get(3),
             last_seen: r.get(4),
+            device: r.get::<_, Option<uuid::Uuid>>(5).map(vrs_domain::DeviceId),
         };
         let now = jst_now();
         if !s.live(now) {
@@ -309,8 +337,9 @@ impl PgStore {
     pub(crate) fn save_device_signin_pg(
         &self,
         device: vrs_domain::DeviceId,
+        old: &SignIn,
         s: &SignIn,
-    ) -> Result<(), StoreError> {
-        self.write_signin("vrs.devices", "id", &device.0, s)
+    ) -> Result<bool, StoreError> {
+        self.write_signin("vrs.devices", "id", &device.0, old, s)
     }
 }

@@ -206,8 +206,8 @@ impl SqliteStore {
             .transpose()
     }
 
-    pub fn save_signin(&self, email: &str, s: &SignIn) -> Result<(), StoreError> {
-        self.write_signin("users", "email", email, s)
+    pub fn save_signin(&self, email: &str, old: &SignIn, s: &SignIn) -> Result<bool, StoreError> {
+        self.write_signin("users", "email", email, old, s)
     }
 
     /// The sign-in columns (users and devices have the same five) of one row, with
@@ -257,12 +257,15 @@ impl SqliteStore {
         table: &str,
         key: &str,
         value: &str,
+        old: &SignIn,
         s: &SignIn,
-    ) -> Result<(), StoreError> {
-        self.pool.get()?.execute(
+    ) -> Result<bool, StoreError> {
+        let n = self.pool.get()?.execute(
             &format!(
                 "UPDATE {table} SET passcode_hash = ?2, passcode_expires = ?3, passcode_sent = ?4,
-                     failures = ?5, locked_until = ?6 WHERE {key} = ?1"
+                     failures = ?5, locked_until = ?6
+                 WHERE {key} = ?1 AND passcode_hash IS ?7 AND passcode_expires IS ?8
+                     AND passcode_sent IS ?9 AND failures = ?10 AND locked_until IS ?11"
             ),
             params![
                 value,
@@ -270,10 +273,15 @@ impl SqliteStore {
                 s.passcode_expires.map(text),
                 s.passcode_sent.map(text),
                 s.failures,
-                s.locked_until.map(text)
+                s.locked_until.map(text),
+                old.passcode_hash,
+                old.passcode_expires.map(text),
+                old.passcode_sent.map(text),
+                old.failures,
+                old.locked_until.map(text),
             ],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     pub fn create_session(
@@ -282,12 +290,13 @@ impl SqliteStore {
         m: MunicipalityCode,
         email: &str,
         csrf: &str,
+        device: Option<vrs_domain::DeviceId>,
     ) -> Result<(), StoreError> {
         let now = text(jst_now());
         self.pool.get()?.execute(
-            "INSERT INTO sessions (token_hash, municipality, email, csrf, started, last_seen)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            params![token_hash, m.get(), email, csrf, now],
+            "INSERT INTO sessions (token_hash, municipality, email, csrf, started, last_seen, device)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+            params![token_hash, m.get(), email, csrf, now, device.map(|d| d.to_string())],
         )?;
         Ok(())
     }
@@ -298,7 +307,8 @@ impl SqliteStore {
         let conn = self.pool.get()?;
         let row = conn
             .prepare_cached(
-                "SELECT municipality, email, csrf, started, last_seen FROM sessions WHERE token_hash = ?1",
+                "SELECT municipality, email, csrf, started, last_seen, device FROM sessions
+                 WHERE token_hash = ?1",
             )?
             .query_row([token_hash], |r| {
                 Ok((
@@ -307,10 +317,11 @@ impl SqliteStore {
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
                     r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
                 ))
             })
             .optional()?;
-        let Some((m, email, csrf, started, last_seen)) = row else {
+        let Some((m, email, csrf, started, last_seen, device)) = row else {
             return Ok(None);
         };
         let now = jst_now();
@@ -320,6 +331,13 @@ impl SqliteStore {
             csrf,
             started: time(Some(started))?.unwrap_or(now),
             last_seen: time(Some(last_seen))?.unwrap_or(now),
+            device: device
+                .map(|d| {
+                    d.parse()
+                        .map(vrs_domain::DeviceId)
+                        .map_err(|_| StoreError::Corrupt("session device".into()))
+                })
+                .transpose()?,
         };
         if !s.live(now) {
             conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
@@ -347,8 +365,9 @@ impl SqliteStore {
     pub fn save_device_signin(
         &self,
         device: vrs_domain::DeviceId,
+        old: &SignIn,
         s: &SignIn,
-    ) -> Result<(), StoreError> {
-        self.write_signin("devices", "id", &device.to_string(), s)
+    ) -> Result<bool, StoreError> {
+        self.write_signin("devices", "id", &device.to_string(), old, s)
     }
 }

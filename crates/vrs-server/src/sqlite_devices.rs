@@ -195,6 +195,10 @@ impl SqliteStore {
                 "no tablet {device} of {municipality}"
             )));
         }
+        self.pool.get()?.execute(
+            "DELETE FROM sessions WHERE device = ?1",
+            [device.to_string()],
+        )?;
         Ok(())
     }
 

@@ -51,6 +51,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 5,
         sql: include_str!("migrations/0005_device_signin.sql"),
     },
+    Migration {
+        version: 6,
+        sql: include_str!("migrations/0006_session_device.sql"),
+    },
 ];
 
 /// Japan Standard Time: registration times in the ledger are local.

@@ -139,6 +139,7 @@ impl Server {
             let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
                 .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
                 .unwrap_or_default();
+            files.retain(|f| f.extension().is_some_and(|e| e == "eml"));
             files.sort();
             for f in files.iter().rev() {
                 let text = std::fs::read_to_string(f).unwrap_or_default();

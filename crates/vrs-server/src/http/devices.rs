@@ -284,11 +284,36 @@ pub(super) async fn tablet_user(
     })
     .await?;
     match (session, signin) {
-        (Some(s), Some((email, _))) if s.email == email && s.municipality == m => Ok(()),
+        (Some(s), Some((email, _)))
+            if s.device == Some(device) && s.email == email && s.municipality == m =>
+        {
+            Ok(())
+        }
         _ => Err(not_signed_in(
             "the tablet's sign-in has ended: sign in again with a new passcode",
         )),
     }
+}
+
+/// How a tablet's sign-in state is read and (compare and set) written.
+#[allow(clippy::type_complexity)]
+fn device_signin_io(
+    state: &AppState,
+    device: DeviceId,
+) -> (
+    impl Fn() -> Result<Option<crate::access::SignIn>, crate::StoreError> + Send + Clone + 'static,
+    impl Fn(&crate::access::SignIn, &crate::access::SignIn) -> Result<bool, crate::StoreError>
+    + Send
+    + Clone
+    + 'static,
+) {
+    let store = state.store.clone();
+    let load = move || Ok(store.device_signin(device)?.map(|(_, s)| s));
+    let store = state.store.clone();
+    let save = move |old: &crate::access::SignIn, new: &crate::access::SignIn| {
+        store.save_device_signin(device, old, new)
+    };
+    (load, save)
 }
 
 /// The tablet's user asks for a passcode, sent to the tablet's registered e-mail.
@@ -302,14 +327,11 @@ pub async fn tablet_signin_start(
 ) -> Result<StatusCode, ApiError> {
     let (m, device) = actor.device().map_err(ApiError::from)?;
     let store = state.store.clone();
-    let (email, mut s) = blocking(move || store.device_signin(device))
+    let (email, _) = blocking(move || store.device_signin(device))
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown tablet"))?;
-    let store = state.store.clone();
-    super::signin::send_passcode(&state, &actor, m, &email, &mut s, move |s| {
-        store.save_device_signin(device, &s)
-    })
-    .await?;
+    let (load, save) = device_signin_io(&state, device);
+    super::signin::send_passcode(&state, &actor, m, &email, load, save).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -327,15 +349,21 @@ pub async fn tablet_signin_verify(
 ) -> Result<Json<TabletSession>, ApiError> {
     let (m, device) = actor.device().map_err(ApiError::from)?;
     let store = state.store.clone();
-    let (email, s) = blocking(move || store.device_signin(device))
+    let (email, _) = blocking(move || store.device_signin(device))
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown tablet"))?;
-    let store = state.store.clone();
-    let (token, _csrf) =
-        super::signin::take_passcode(&state, &actor, m, &email, s, &req.passcode, move |s| {
-            store.save_device_signin(device, &s)
-        })
-        .await?;
+    let (load, save) = device_signin_io(&state, device);
+    let (token, _csrf) = super::signin::take_passcode(
+        &state,
+        &actor,
+        m,
+        &email,
+        &req.passcode,
+        Some(device),
+        load,
+        save,
+    )
+    .await?;
     Ok(Json(TabletSession {
         session: token,
         expires_in: crate::access::SESSION_MAX.num_seconds().max(0) as u64,

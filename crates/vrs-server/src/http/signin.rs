@@ -66,7 +66,7 @@ pub async fn start(
             "if this address belongs to a user, a passcode is on its way: it is good for 10 minutes"
                 .into(),
     };
-    let Some((m, mut s)) = found else {
+    let Some((m, _)) = found else {
         tracing::info!("passcode asked for an address that is no user's");
         return Ok((StatusCode::ACCEPTED, Json(answer)));
     };
@@ -74,12 +74,11 @@ pub async fn start(
         municipality: m,
         user: email.clone(),
     };
-    let store = state.store.clone();
-    let who = email.clone();
-    send_passcode(&state, &actor, m, &email, &mut s, move |s| {
-        store.save_signin(&who, &s)
-    })
-    .await?;
+    let (store, who) = (state.store.clone(), email.clone());
+    let load = move || Ok(store.signin_state(&who)?.map(|(_, s)| s));
+    let (store, who) = (state.store.clone(), email.clone());
+    let save = move |old: &access::SignIn, new: &access::SignIn| store.save_signin(&who, old, new);
+    send_passcode(&state, &actor, m, &email, load, save).await?;
     Ok((StatusCode::ACCEPTED, Json(answer)))
 }
 
@@ -91,149 +90,192 @@ fn wrong_passcode() -> ApiError {
 }
 
 /// Sends a new passcode to `email` unless the sign-in state says to keep quiet
-/// (locked, or one just sent); `save` stores the state it leaves. Logged as
+/// (locked, or one just sent). The state is read with `load` and replaced with
+/// `save` only if it is unchanged meanwhile (compare and set; a race is retried).
+/// The mail goes out in the background: the answer neither waits for the SMTP
+/// server nor tells, by the time it takes, that the address is a user's. Logged as
 /// `signin.start` in the municipality's chain.
 pub(super) async fn send_passcode(
     state: &AppState,
     actor: &Principal,
     m: vrs_domain::MunicipalityCode,
     email: &str,
-    s: &mut access::SignIn,
-    save: impl FnOnce(access::SignIn) -> Result<(), crate::StoreError> + Send + 'static,
+    load: impl Fn() -> Result<Option<access::SignIn>, crate::StoreError> + Send + Clone + 'static,
+    save: impl Fn(&access::SignIn, &access::SignIn) -> Result<bool, crate::StoreError>
+    + Send
+    + Clone
+    + 'static,
 ) -> Result<(), ApiError> {
     let chain = i64::from(m.get());
-    let now = jst_now();
-    if access::start(s, now) == Start::Quiet {
-        log_in(
-            state,
-            chain,
-            actor,
-            "signin.start",
-            String::new(),
-            "limited".into(),
-        )
-        .await?;
-        return Ok(());
-    }
-    let passcode = access::new_passcode()?;
-    s.passcode_hash = Some(access::passcode_hash(email, &passcode));
-    s.passcode_expires = Some(now + access::PASSCODE_VALID);
-    s.passcode_sent = Some(now);
-    let kept = s.clone();
-    blocking(move || save(kept)).await?;
-    let mailer = state.mailer.clone();
-    let to = email.to_owned();
-    let sent = tokio::task::spawn_blocking(move || {
-        mailer.send_passcode(&to, &passcode, access::PASSCODE_VALID.num_minutes())
-    })
-    .await
-    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the service failed"))?;
-    let outcome = match &sent {
-        Ok(()) => "ok".to_owned(),
-        Err(e) => {
-            tracing::error!(error = %e, "passcode mail not sent");
-            "failed 503".to_owned()
+    for _ in 0..5 {
+        let l = load.clone();
+        let Some(old) = blocking(l).await? else {
+            return Ok(());
+        };
+        let now = jst_now();
+        if access::start(&old, now) == Start::Quiet {
+            log_in(
+                state,
+                chain,
+                actor,
+                "signin.start",
+                String::new(),
+                "limited".into(),
+            )
+            .await?;
+            return Ok(());
         }
-    };
-    log_in(state, chain, actor, "signin.start", String::new(), outcome).await?;
-    if sent.is_err() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the passcode mail could not be sent: try again in a minute; if it goes on, tell the operator",
-        ));
+        let passcode = access::new_passcode()?;
+        let mut new = old.clone();
+        new.passcode_hash = Some(access::passcode_hash(email, &passcode));
+        new.passcode_expires = Some(now + access::PASSCODE_VALID);
+        new.passcode_sent = Some(now);
+        let sv = save.clone();
+        if !blocking(move || sv(&old, &new)).await? {
+            continue;
+        }
+        let (state, actor, to) = (state.clone(), actor.clone(), email.to_owned());
+        tokio::spawn(async move {
+            let mailer = state.mailer.clone();
+            let sent = tokio::task::spawn_blocking(move || {
+                mailer.send_passcode(&to, &passcode, access::PASSCODE_VALID.num_minutes())
+            })
+            .await;
+            let outcome = match sent {
+                Ok(Ok(())) => "ok".to_owned(),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "passcode mail not sent");
+                    "failed: mail not sent".to_owned()
+                }
+                Err(_) => "failed: mail not sent".to_owned(),
+            };
+            if log_in(
+                &state,
+                chain,
+                &actor,
+                "signin.start",
+                String::new(),
+                outcome,
+            )
+            .await
+            .is_err()
+            {
+                tracing::error!("the access log refused a signin.start entry");
+            }
+        });
+        return Ok(());
     }
     Ok(())
 }
 
-/// Checks an entered passcode against the sign-in state and stores what follows
-/// (`save`); on success a new session for `email` in `m`: its token and CSRF token.
-/// Logged as `signin.verify`.
+/// Checks an entered passcode against the sign-in state (`load`) and stores what
+/// follows with `save`, compare and set: two requests racing cannot both use one
+/// passcode, nor lose a miss. On success a new session for `email` in `m` (a
+/// tablet user's when `device` is given): its token and CSRF token. Logged as
+/// `signin.verify`.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn take_passcode(
     state: &AppState,
     actor: &Principal,
     m: vrs_domain::MunicipalityCode,
     email: &str,
-    mut s: access::SignIn,
     entered: &str,
-    save: impl FnOnce(access::SignIn) -> Result<(), crate::StoreError> + Send + 'static,
+    device: Option<vrs_domain::DeviceId>,
+    load: impl Fn() -> Result<Option<access::SignIn>, crate::StoreError> + Send + Clone + 'static,
+    save: impl Fn(&access::SignIn, &access::SignIn) -> Result<bool, crate::StoreError>
+    + Send
+    + Clone
+    + 'static,
 ) -> Result<(String, String), ApiError> {
     let chain = i64::from(m.get());
-    let now = jst_now();
-    match access::verify(&s, &access::passcode_hash(email, entered), now) {
-        Verify::Locked(until) => {
-            log_in(
-                state,
-                chain,
-                actor,
-                "signin.verify",
-                String::new(),
-                "locked".into(),
-            )
-            .await?;
-            let wait = (until - now).num_seconds().max(1) as u64;
-            Err(ApiError::too_many(
-                "wrong passcodes",
-                std::time::Duration::from_secs(wait),
-            ))
-        }
-        Verify::Wrong {
-            failures,
-            locked_until,
-        } => {
-            s.failures = failures;
-            if locked_until.is_some() {
-                s.locked_until = locked_until;
-                s.passcode_hash = None;
-                s.passcode_expires = None;
-            }
-            blocking(move || save(s)).await?;
-            let outcome = if locked_until.is_some() {
-                "locked"
-            } else {
-                "denied"
-            };
-            log_in(
-                state,
-                chain,
-                actor,
-                "signin.verify",
-                String::new(),
-                outcome.into(),
-            )
-            .await?;
-            if locked_until.is_some() {
+    let entered = access::passcode_hash(email, entered);
+    for _ in 0..5 {
+        let l = load.clone();
+        let Some(old) = blocking(l).await? else {
+            return Err(wrong_passcode());
+        };
+        let now = jst_now();
+        let mut new = old.clone();
+        match access::verify(&old, &entered, now) {
+            Verify::Locked(until) => {
+                log_in(
+                    state,
+                    chain,
+                    actor,
+                    "signin.verify",
+                    String::new(),
+                    "locked".into(),
+                )
+                .await?;
+                let wait = (until - now).num_seconds().max(1) as u64;
                 return Err(ApiError::too_many(
                     "wrong passcodes",
-                    std::time::Duration::from_secs(access::LOCKOUT.num_seconds() as u64),
+                    std::time::Duration::from_secs(wait),
                 ));
             }
-            Err(wrong_passcode())
-        }
-        Verify::Ok => {
-            s.failures = 0;
-            s.passcode_hash = None;
-            s.passcode_expires = None;
-            s.locked_until = None;
-            let (token, hash, csrf) = access::new_session()?;
-            let store = state.store.clone();
-            let (who, c) = (email.to_owned(), csrf.clone());
-            blocking(move || {
-                save(s)?;
-                store.create_session(&hash, m, &who, &c)
-            })
-            .await?;
-            log_in(
-                state,
-                chain,
-                actor,
-                "signin.verify",
-                String::new(),
-                "ok".into(),
-            )
-            .await?;
-            Ok((token, csrf))
+            Verify::Wrong {
+                failures,
+                locked_until,
+            } => {
+                new.failures = failures;
+                if locked_until.is_some() {
+                    new.locked_until = locked_until;
+                    new.passcode_hash = None;
+                    new.passcode_expires = None;
+                }
+                let sv = save.clone();
+                if !blocking(move || sv(&old, &new)).await? {
+                    continue;
+                }
+                let outcome = if locked_until.is_some() {
+                    "locked"
+                } else {
+                    "denied"
+                };
+                log_in(
+                    state,
+                    chain,
+                    actor,
+                    "signin.verify",
+                    String::new(),
+                    outcome.into(),
+                )
+                .await?;
+                if locked_until.is_some() {
+                    return Err(ApiError::too_many(
+                        "wrong passcodes",
+                        std::time::Duration::from_secs(access::LOCKOUT.num_seconds() as u64),
+                    ));
+                }
+                return Err(wrong_passcode());
+            }
+            Verify::Ok => {
+                new.failures = 0;
+                new.passcode_hash = None;
+                new.passcode_expires = None;
+                new.locked_until = None;
+                let sv = save.clone();
+                if !blocking(move || sv(&old, &new)).await? {
+                    continue;
+                }
+                let (token, hash, csrf) = access::new_session()?;
+                let store = state.store.clone();
+                let (who, c) = (email.to_owned(), csrf.clone());
+                blocking(move || store.create_session(&hash, m, &who, &c, device)).await?;
+                log_in(
+                    state,
+                    chain,
+                    actor,
+                    "signin.verify",
+                    String::new(),
+                    "ok".into(),
+                )
+                .await?;
+                return Ok((token, csrf));
+            }
         }
     }
+    Err(wrong_passcode())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -284,19 +326,19 @@ pub async fn verify(
     let store = state.store.clone();
     let who = email.clone();
     let found = blocking(move || store.signin_state(&who)).await?;
-    let Some((m, s)) = found else {
+    let Some((m, _)) = found else {
         return Err(wrong_passcode());
     };
     let actor = Principal::Staff {
         municipality: m,
         user: email.clone(),
     };
-    let store = state.store.clone();
-    let who = email.clone();
-    let (token, csrf) = take_passcode(&state, &actor, m, &email, s, &req.passcode, move |s| {
-        store.save_signin(&who, &s)
-    })
-    .await?;
+    let (store, who) = (state.store.clone(), email.clone());
+    let load = move || Ok(store.signin_state(&who)?.map(|(_, s)| s));
+    let (store, who) = (state.store.clone(), email.clone());
+    let save = move |old: &access::SignIn, new: &access::SignIn| store.save_signin(&who, old, new);
+    let (token, csrf) =
+        take_passcode(&state, &actor, m, &email, &req.passcode, None, load, save).await?;
     let mut r = Json(Me {
         municipality: m,
         email,
