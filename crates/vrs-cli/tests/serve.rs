@@ -280,6 +280,17 @@ fn the_api_end_to_end_on_a_running_server(backend: Backend) {
         .collect();
     assert_eq!(outcomes, ["accepted", "duplicate", "held"]);
     assert_eq!(r["receipts"][2]["reason"], "unknown_voucher");
+    // Sent again (the first answer lost): stored once, and the held one says so again.
+    let (s, r) = post_json(base, "/api/tablet/records", &tablet, &batch);
+    assert_eq!(s, 200, "{r}");
+    let again: Vec<&str> = r["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(again, ["duplicate", "duplicate", "held"]);
+    assert_eq!(r["receipts"][2]["reason"], "unknown_voucher");
 
     // Staff see the held record and the accepted one in the ledger.
     let mut held = agent()

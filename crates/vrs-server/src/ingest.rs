@@ -35,11 +35,12 @@ pub struct Decided<'a> {
 
 /// What a backend answers and stores for a batch, inside its open transaction.
 pub trait DoseSink {
-    /// Which of these records are stored already.
+    /// Which of these records are stored already, each with its hold reason when it
+    /// is held (so that a record sent again is told it is held, not just "stored").
     fn stored(
         &mut self,
         keys: &[(MunicipalityCode, ClientRecordId)],
-    ) -> Result<HashSet<(MunicipalityCode, ClientRecordId)>, StoreError>;
+    ) -> Result<HashMap<(MunicipalityCode, ClientRecordId), Option<HoldReason>>, StoreError>;
     /// The people these vouchers belong to.
     fn people(
         &mut self,
@@ -136,7 +137,22 @@ pub fn run(
     let mut rows = Vec::with_capacity(recs.len());
     for (rec, code) in recs.iter().zip(codes) {
         let key = (rec.municipality, rec.client_record_id);
-        if stored.contains(&key) || !seen.insert(key) {
+        if let Some(held) = stored.get(&key) {
+            // Sent again (its first answer lost): the tablet learns where it stands.
+            let outcome = match held {
+                Some(reason) => checks::for_tablet(Outcome::Held {
+                    reason: *reason,
+                    detail: String::new(),
+                }),
+                None => Outcome::Duplicate,
+            };
+            receipts.push(Receipt {
+                client_record_id: rec.client_record_id,
+                outcome,
+            });
+            continue;
+        }
+        if !seen.insert(key) {
             receipts.push(Receipt {
                 client_record_id: rec.client_record_id,
                 outcome: Outcome::Duplicate,

@@ -535,22 +535,35 @@ impl crate::ingest::DoseSink for PgDoseSink<'_, '_> {
     fn stored(
         &mut self,
         keys: &[(MunicipalityCode, ClientRecordId)],
-    ) -> Result<std::collections::HashSet<(MunicipalityCode, ClientRecordId)>, StoreError> {
+    ) -> Result<
+        std::collections::HashMap<(MunicipalityCode, ClientRecordId), Option<HoldReason>>,
+        StoreError,
+    > {
         let ms: Vec<i32> = keys.iter().map(|(m, _)| mc(*m)).collect();
         let ids: Vec<uuid::Uuid> = keys.iter().map(|(_, id)| id.0).collect();
         self.tx
             .query(
-                "SELECT d.municipality, d.client_record_id
+                "SELECT d.municipality, d.client_record_id, d.state, d.hold_reason
                  FROM UNNEST($1::int4[], $2::uuid[]) AS u(m, id)
-                 CROSS JOIN LATERAL (SELECT municipality, client_record_id FROM vrs.doses
+                 CROSS JOIN LATERAL (SELECT municipality, client_record_id, state, hold_reason
+                     FROM vrs.doses
                      WHERE municipality = u.m AND client_record_id = u.id OFFSET 0) d",
                 &[&ms, &ids],
             )?
             .into_iter()
             .map(|r| {
+                let state: String = r.get(2);
+                let reason: Option<String> = r.get(3);
+                let held = match (state.as_str(), reason) {
+                    ("held", Some(h)) => Some(hold_of(&h)?),
+                    _ => None,
+                };
                 Ok((
-                    municipality_code(i64::from(r.get::<_, i32>(0)))?,
-                    ClientRecordId(r.get(1)),
+                    (
+                        municipality_code(i64::from(r.get::<_, i32>(0)))?,
+                        ClientRecordId(r.get(1)),
+                    ),
+                    held,
                 ))
             })
             .collect()

@@ -1091,11 +1091,26 @@ impl crate::ingest::DoseSink for SqliteDoseSink<'_> {
     fn stored(
         &mut self,
         keys: &[(MunicipalityCode, ClientRecordId)],
-    ) -> Result<std::collections::HashSet<(MunicipalityCode, ClientRecordId)>, StoreError> {
-        let mut out = std::collections::HashSet::new();
+    ) -> Result<
+        std::collections::HashMap<(MunicipalityCode, ClientRecordId), Option<HoldReason>>,
+        StoreError,
+    > {
+        let mut st = self.tx.prepare_cached(
+            "SELECT state, hold_reason FROM doses WHERE municipality = ?1 AND client_record_id = ?2",
+        )?;
+        let mut out = std::collections::HashMap::new();
         for (m, id) in keys {
-            if dose_stored(self.tx, *m, *id)? {
-                out.insert((*m, *id));
+            let row: Option<(String, Option<String>)> = st
+                .query_row(params![m.get(), id.to_string()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            if let Some((state, reason)) = row {
+                let held = match (state.as_str(), reason) {
+                    ("held", Some(r)) => Some(hold_of(&r)?),
+                    _ => None,
+                };
+                out.insert((*m, *id), held);
             }
         }
         Ok(out)
