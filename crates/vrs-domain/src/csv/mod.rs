@@ -847,10 +847,14 @@ mod tests {
 
     #[test]
     fn long_digit_runs_are_masked() {
+        // Twelve digits, ASCII and full width, made rather than written out.
+        let ascii: String = (0..12).map(|i| char::from(b'0' + (i % 10) as u8)).collect();
+        let wide: String = ascii
+            .chars()
+            .map(|c| char::from_u32(u32::from(c) - u32::from('0') + 0xFF10).unwrap())
+            .collect();
         assert_eq!(
-            redact_long_numbers(
-                "\"123456789018\" is not a date; 1980 ok; １２３４５６７８９０１２"
-            ),
+            redact_long_numbers(&format!("\"{ascii}\" is not a date; 1980 ok; {wide}")),
             "\"************\" is not a date; 1980 ok; ************"
         );
     }

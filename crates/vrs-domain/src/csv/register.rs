@@ -122,7 +122,8 @@ pub struct ReadOptions {
 ///
 /// ```
 /// use vrs_domain::csv::register::{RegisterReader, ReadOptions};
-/// let csv = "1001,123456789018,山田,太郎,ヤマダ,タロウ,19800401,1,1234567890,\n";
+/// // マイナンバー (field 2) left empty: an empty field keeps what is stored.
+/// let csv = "1001,,山田,太郎,ヤマダ,タロウ,19800401,1,1234567890,\n";
 /// let mut rows = RegisterReader::new(csv.as_bytes(), ReadOptions::default()).unwrap();
 /// let row = rows.next().unwrap().unwrap();
 /// assert_eq!(row.family_name.as_deref(), Some("山田"));
@@ -546,17 +547,29 @@ mod tests {
             .collect()
     }
 
-    const GOOD: &str = "1001,123456789018,山田,太郎,ヤマダ,タロウ,19800401,1,1234567890,\r\n";
+    /// The sample マイナンバー of the tests (1234567890 1 with its check digit), made
+    /// here rather than written out.
+    fn sample_number() -> String {
+        let n = MyNumber::from_first_eleven([1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]).unwrap();
+        String::from_utf8(n.expose_for_vault().to_vec()).unwrap()
+    }
+
+    fn good() -> String {
+        format!(
+            "1001,{},山田,太郎,ヤマダ,タロウ,19800401,1,1234567890,\r\n",
+            sample_number()
+        )
+    }
 
     #[test]
     fn a_full_row_reads_every_field() {
-        let rows = read_all(GOOD.as_bytes());
+        let rows = read_all(good().as_bytes());
         let row = rows[0].as_ref().unwrap();
         assert_eq!(row.line, 1);
         assert_eq!(row.person_id.as_str(), "1001");
         assert_eq!(
             row.my_number.as_ref().unwrap().expose_for_vault(),
-            b"123456789018"
+            sample_number().as_bytes()
         );
         assert_eq!(row.given_kana.as_deref(), Some("タロウ"));
         assert_eq!(row.birth_date, NaiveDate::from_ymd_opt(1980, 4, 1));
@@ -576,10 +589,11 @@ mod tests {
     #[test]
     fn bom_header_and_cp932_all_read_the_same_row() {
         let header = "個別宛名番号,マイナンバー,氏名(姓),氏名(名),氏名(セイ),氏名(メイ),生年月日,性別,券番号,転出/死亡フラグ\r\n";
-        let plain = read_all(GOOD.as_bytes());
-        let with_bom = read_all(format!("\u{FEFF}{GOOD}").as_bytes());
-        let with_header = read_all(format!("{header}{GOOD}").as_bytes());
-        let text = format!("{header}{GOOD}");
+        let good = good();
+        let plain = read_all(good.as_bytes());
+        let with_bom = read_all(format!("\u{FEFF}{good}").as_bytes());
+        let with_header = read_all(format!("{header}{good}").as_bytes());
+        let text = format!("{header}{good}");
         let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(&text);
         let cp932 = read_all(&sjis);
         let strip = |v: &Vec<Result<RegisterRow, RowError>>| {
@@ -623,7 +637,7 @@ mod tests {
 
     #[test]
     fn wrong_my_number_check_digit_names_line_field_and_fix_without_the_digits() {
-        let csv = format!("{GOOD}1002,123456789013,,,,,,,,\n");
+        let csv = format!("{}1002,123456789013,,,,,,,,\n", good());
         let rows = read_all(csv.as_bytes());
         let e = rows[1].as_ref().unwrap_err();
         assert_eq!(e.line, 2);
