@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::{FixedOffset, NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use vrs_domain::wire::{EnrolResponse, NameLookupRequest};
 use vrs_domain::{ClientRecordId, DoseRecord, Lot, OcrLine, Vaccine};
@@ -16,10 +16,7 @@ use crate::session::{Mode, Name, Setup, SetupError};
 use crate::sync::{self, Clock, SyncOptions, SyncReport};
 
 /// Today in Japan: the default date of a session.
-pub fn today_jst() -> NaiveDate {
-    let jst = FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!());
-    Utc::now().with_timezone(&jst).date_naive()
-}
+pub use vrs_domain::date::today_jst;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TabletError {

@@ -2,9 +2,21 @@
 //! `YYYY年M月D日`, and 和暦 (Japanese era) dates such as `S55.1.1`, `昭和55年1月1日`,
 //! `令和元年5月1日` or the 7-digit `GYYMMDD` form (era digit 1 明治 … 5 令和).
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{FixedOffset, NaiveDate, NaiveDateTime, Utc};
 
 use crate::ids::{digit_value, trim_blank};
+
+/// Now in Japan Standard Time: registration times in the ledger are local, and a
+/// session's date is Japan's, wherever the machine's clock is set.
+pub fn jst_now() -> NaiveDateTime {
+    let jst = FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!());
+    Utc::now().with_timezone(&jst).naive_local()
+}
+
+/// Today in Japan.
+pub fn today_jst() -> NaiveDate {
+    jst_now().date()
+}
 
 /// Why a date could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

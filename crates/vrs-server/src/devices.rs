@@ -244,7 +244,7 @@ pub fn new_enrolment(
             device_id: device,
             qr_svg: qr_svg(&code),
             code,
-            expires: expires.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            expires: crate::store::time_text(expires),
         },
         hash,
         expires,

@@ -1891,7 +1891,7 @@ impl Store for PgStore {
     ) -> Result<Vec<DeviceInfo>, StoreError> {
         actor.require_staff_of(m)?;
         let now = jst_now();
-        let t = |v: Option<NaiveDateTime>| v.map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string());
+        let t = |v: Option<NaiveDateTime>| v.map(crate::store::time_text);
         let rows = self.main.get()?.query(
             "SELECT d.id, d.site_kind, d.site_code, coalesce(s.name, d.site_code), d.email,
                     d.address, d.delivery, d.contact, d.notes, d.doses_per_day,

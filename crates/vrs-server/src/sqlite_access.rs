@@ -7,20 +7,10 @@ use vrs_domain::MunicipalityCode;
 use crate::access::{self, Contact, ContactKind, Session, SignIn, User};
 use crate::error::StoreError;
 use crate::principal::Principal;
-use crate::store::{SqliteStore, jst_now, municipality_code};
-
-const TIME: &str = "%Y-%m-%dT%H:%M:%S";
-
-fn text(t: NaiveDateTime) -> String {
-    t.format(TIME).to_string()
-}
+use crate::store::{SqliteStore, jst_now, municipality_code, time_of, time_text};
 
 fn time(s: Option<String>) -> Result<Option<NaiveDateTime>, StoreError> {
-    s.map(|s| {
-        NaiveDateTime::parse_from_str(&s, TIME)
-            .map_err(|_| StoreError::Corrupt(format!("time {s:?}")))
-    })
-    .transpose()
+    s.as_deref().map(time_of).transpose()
 }
 
 /// A site (mass-vaccination site or clinic) of a municipality.
@@ -79,7 +69,7 @@ impl SqliteStore {
         };
         let after = access::with_user(users_in(&tx, m)?, user);
         access::check_users(&after)?;
-        let now = text(jst_now());
+        let now = time_text(jst_now());
         for u in &after {
             tx.execute(
                 "INSERT INTO users (email, municipality, team, person, phone, transfer_contact, created_at)
@@ -270,15 +260,15 @@ impl SqliteStore {
             params![
                 value,
                 s.passcode_hash,
-                s.passcode_expires.map(text),
-                s.passcode_sent.map(text),
+                s.passcode_expires.map(time_text),
+                s.passcode_sent.map(time_text),
                 s.failures,
-                s.locked_until.map(text),
+                s.locked_until.map(time_text),
                 old.passcode_hash,
-                old.passcode_expires.map(text),
-                old.passcode_sent.map(text),
+                old.passcode_expires.map(time_text),
+                old.passcode_sent.map(time_text),
                 old.failures,
-                old.locked_until.map(text),
+                old.locked_until.map(time_text),
             ],
         )?;
         Ok(n == 1)
@@ -292,7 +282,7 @@ impl SqliteStore {
         csrf: &str,
         device: Option<vrs_domain::DeviceId>,
     ) -> Result<(), StoreError> {
-        let now = text(jst_now());
+        let now = time_text(jst_now());
         self.pool.get()?.execute(
             "INSERT INTO sessions (token_hash, municipality, email, csrf, started, last_seen, device)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
@@ -344,7 +334,7 @@ impl SqliteStore {
             return Ok(None);
         }
         conn.prepare_cached("UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1")?
-            .execute(params![token_hash, text(now)])?;
+            .execute(params![token_hash, time_text(now)])?;
         Ok(Some(s))
     }
 

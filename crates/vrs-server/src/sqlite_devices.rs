@@ -1,6 +1,5 @@
 //! Tablets on the embedded store: registration, enrolment, revocation, nonces.
 
-use chrono::NaiveDateTime;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use vrs_domain::wire::EnrolResponse;
 use vrs_domain::{DeviceId, MunicipalityCode};
@@ -8,17 +7,7 @@ use vrs_domain::{DeviceId, MunicipalityCode};
 use crate::devices::{self, DeviceInfo, DeviceKey, DeviceRegistration, Enrolment};
 use crate::error::StoreError;
 use crate::principal::Principal;
-use crate::store::{SqliteStore, jst_now, municipality_code};
-
-const TIME: &str = "%Y-%m-%dT%H:%M:%S";
-
-fn text(t: NaiveDateTime) -> String {
-    t.format(TIME).to_string()
-}
-
-fn time(s: &str) -> Result<NaiveDateTime, StoreError> {
-    NaiveDateTime::parse_from_str(s, TIME).map_err(|_| StoreError::Corrupt(format!("time {s:?}")))
-}
+use crate::store::{SqliteStore, jst_now, municipality_code, time_of, time_text};
 
 fn device_id(s: &str) -> Result<DeviceId, StoreError> {
     s.parse()
@@ -58,9 +47,9 @@ impl SqliteStore {
                 reg.contact.trim(),
                 reg.notes.trim(),
                 reg.doses_per_day,
-                text(d.now),
+                time_text(d.now),
                 d.code_hash,
-                text(d.code_expires),
+                time_text(d.code_expires),
             ],
         )?;
         if n == 0 {
@@ -83,7 +72,12 @@ impl SqliteStore {
         let n = self.pool.get()?.execute(
             "UPDATE devices SET enrol_hash = ?1, enrol_expires = ?2
              WHERE id = ?3 AND municipality = ?4 AND revoked_at IS NULL",
-            params![hash, text(expires), device.to_string(), municipality.get()],
+            params![
+                hash,
+                time_text(expires),
+                device.to_string(),
+                municipality.get()
+            ],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!(
@@ -111,13 +105,13 @@ impl SqliteStore {
         let Some((id, m, kind, site_code, expires)) = row else {
             return Err(devices::code_refused());
         };
-        if time(&expires)? <= now {
+        if time_of(&expires)? <= now {
             return Err(devices::code_refused());
         }
         tx.execute(
             "UPDATE devices SET public_key = ?1, enrolled_at = ?2, enrol_hash = NULL,
                  enrol_expires = NULL WHERE id = ?3",
-            params![public_key, text(now), id],
+            params![public_key, time_text(now), id],
         )?;
         let (municipality_name, site_name): (String, Option<String>) = tx.query_row(
             "SELECT m.name, s.name FROM municipalities m
@@ -188,7 +182,7 @@ impl SqliteStore {
             "UPDATE devices SET revoked_at = coalesce(revoked_at, ?1), enrol_hash = NULL,
                  enrol_expires = NULL
              WHERE id = ?2 AND municipality = ?3",
-            params![text(jst_now()), device.to_string(), municipality.get()],
+            params![time_text(jst_now()), device.to_string(), municipality.get()],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!(
@@ -252,7 +246,7 @@ impl SqliteStore {
                 en,
                 rev,
             ) = row?;
-            let expires = exp.as_deref().map(time).transpose()?;
+            let expires = exp.as_deref().map(time_of).transpose()?;
             out.push(DeviceInfo {
                 device_id: device_id(&id)?,
                 municipality,

@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::{FixedOffset, NaiveDate, NaiveDateTime, Utc};
+use chrono::{NaiveDate, NaiveDateTime};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
 use vrs_domain::csv::ledger::{LedgerRow, LedgerWriter};
@@ -57,15 +57,20 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// Japan Standard Time: registration times in the ledger are local.
-pub fn jst_now() -> NaiveDateTime {
-    let jst = FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!());
-    Utc::now().with_timezone(&jst).naive_local()
+pub use vrs_domain::date::{jst_now, today_jst};
+
+/// How the embedded store writes a time (JST, to the second).
+const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
+/// A time as the embedded store keeps it (and as the API shows it).
+pub(crate) fn time_text(t: NaiveDateTime) -> String {
+    t.format(TIME_FORMAT).to_string()
 }
 
-/// Today in Japan.
-pub fn today_jst() -> NaiveDate {
-    jst_now().date()
+/// A time the embedded store kept.
+pub(crate) fn time_of(s: &str) -> Result<NaiveDateTime, StoreError> {
+    NaiveDateTime::parse_from_str(s, TIME_FORMAT)
+        .map_err(|_| StoreError::Corrupt(format!("time {s:?}")))
 }
 
 pub(crate) fn municipality_code(v: i64) -> Result<MunicipalityCode, StoreError> {
@@ -520,7 +525,7 @@ impl SqliteStore {
             [m],
             |r| r.get(0),
         )?;
-        let now = jst_now().format("%Y-%m-%dT%H:%M:%S").to_string();
+        let now = time_text(jst_now());
         // The vault is written on a second thread, beside the register: half an
         // import's time is the vault's own inserts.
         let vault = &self.vault;
@@ -638,7 +643,7 @@ impl SqliteStore {
         today: NaiveDate,
     ) -> Result<Vec<Receipt>, StoreError> {
         let (site_m, device) = actor.device()?;
-        let registered_at = jst_now().format("%Y-%m-%dT%H:%M:%S").to_string();
+        let registered_at = time_text(jst_now());
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let receipts = crate::ingest::run(
@@ -665,7 +670,7 @@ impl SqliteStore {
         opts: &ImportOptions,
     ) -> Result<ImportReport, StoreError> {
         actor.require_staff_of(municipality)?;
-        let now = jst_now().format("%Y-%m-%dT%H:%M:%S").to_string();
+        let now = time_text(jst_now());
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut sink = SqlitePaperSink {
@@ -781,7 +786,7 @@ impl SqliteStore {
                 m.get(),
                 id.to_string(),
                 revision,
-                jst_now().format("%Y-%m-%dT%H:%M:%S").to_string(),
+                time_text(jst_now()),
                 actor.to_string(),
                 reason,
                 before
@@ -1053,7 +1058,7 @@ impl SqliteStore {
                 t.kind,
                 t.municipality.get(),
                 t.subject,
-                jst_now().format("%Y-%m-%dT%H:%M:%S").to_string()
+                time_text(jst_now())
             ],
         )?;
         Ok(t.token)
@@ -1260,7 +1265,7 @@ impl import::PaperSink for SqlitePaperSink<'_> {
     ) -> Result<(), StoreError> {
         let registered_at = row
             .registered_at
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
+            .map(time_text)
             .unwrap_or_else(|| self.now.to_owned());
         insert_dose(
             self.tx,
