@@ -12,6 +12,8 @@ VRS_DEBIAN_PACKAGES=(
     libtesseract-dev libleptonica-dev libclang-dev tesseract-ocr-eng # the scanner's OCR (tesseract crate)
     fonts-ocr-b fonts-noto-cjk # the fixture generator's fonts (OCR-B line, Japanese text)
     chromium chromium-driver # the staff web pages, tested end to end in headless chromium
+    libwebkit2gtk-4.1-dev # the tablet app (Tauri 2's web view; pulls gtk3, soup3, jsc)
+    webkit2gtk-driver xvfb xauth # the tablet app, tested end to end under Xvfb by WebKitWebDriver
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }

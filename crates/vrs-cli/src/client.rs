@@ -406,11 +406,7 @@ fn record(
             for effect in pending {
                 match effect {
                     Effect::LookUpName(line) => {
-                        let input = match tablet.look_up_name(&line)? {
-                            Name::Found(n) => Input::NameAnswer(line, Some(n)),
-                            Name::Unknown => Input::NameAnswer(line, None),
-                            _ => Input::NameOffline(line),
-                        };
+                        let input = tablet.look_up_name(&line)?.into_input(line);
                         next.extend(session.step(input));
                         if let vrs_client::session::State::Confirming { name, .. } = session.state()
                         {

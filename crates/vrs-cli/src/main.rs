@@ -311,6 +311,23 @@ enum FixturesCommand {
         #[arg(long, short)]
         output: PathBuf,
     },
+    /// Write photos of the demo residents' vouchers (the first of `vrs serve --demo`'s
+    /// register, in order), for the tablet app to replay as its camera. Needs
+    /// fonts-ocr-b and fonts-noto-cjk.
+    DemoVouchers {
+        /// How many residents, from the first.
+        #[arg(long, default_value_t = 6)]
+        count: u64,
+        /// Skip this many residents first (a second set that is not yet recorded).
+        #[arg(long, default_value_t = 0)]
+        skip: u64,
+        /// The dose the vouchers are for.
+        #[arg(long, default_value_t = 1)]
+        dose: u8,
+        /// The folder to write into (made if missing): 0000.jpg, 0001.jpg, …
+        #[arg(long, short)]
+        output: PathBuf,
+    },
     /// Render the scanner's OCR-B digit templates (models/ocrb-digits.png) from the
     /// OCR-B font.
     OcrbTemplates {
@@ -691,6 +708,12 @@ fn fixtures(cmd: FixturesCommand) -> Result<()> {
                 stream_sizes,
             },
         ),
+        FixturesCommand::DemoVouchers {
+            count,
+            skip,
+            dose,
+            output,
+        } => scan::fixtures_demo_vouchers(&output, skip, count, dose),
         FixturesCommand::OcrbTemplates { font, output } => scan::fixtures_templates(&font, &output),
     }
 }

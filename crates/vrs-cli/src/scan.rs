@@ -171,6 +171,29 @@ pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
     Ok((w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?))
 }
 
+/// `vrs fixtures demo-vouchers`: the demo residents' vouchers, photographed.
+pub fn fixtures_demo_vouchers(dir: &Path, skip: u64, count: u64, dose: u8) -> Result<()> {
+    use vrs_domain::{DoseNumber, MunicipalityCode, OcrLine, VoucherKind, VoucherNumber};
+    let municipality: MunicipalityCode = vrs_server::demo::DEMO_MUNICIPALITY.parse()?;
+    let dose = DoseNumber::new(dose).context("--dose: 1 to 9")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for i in 0..count {
+        let n = vrs_server::demo::DEMO_FIRST_VOUCHER + skip + i;
+        let line = OcrLine {
+            kind: VoucherKind::new(1).context("券種 1")?,
+            dose,
+            municipality,
+            number: VoucherNumber::new(n).context("券番号 of 10 digits")?,
+        };
+        let img = vrs_scan::synth::render_voucher(n, &line, "東京都", "千代田区")?;
+        let path = dir.join(format!("{i:04}.jpg"));
+        img.save(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("{}  {line}", path.display());
+    }
+    Ok(())
+}
+
 /// `vrs fixtures vouchers`: single photos and streams with their truth.
 pub fn fixtures_vouchers(dir: &Path, sets: VoucherSets) -> Result<()> {
     use vrs_scan::synth;

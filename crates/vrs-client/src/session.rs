@@ -131,6 +131,17 @@ pub enum Name {
     Offline,
 }
 
+impl Name {
+    /// The session's input for this answer about `line` (asking counts as offline).
+    pub fn into_input(self, line: OcrLine) -> Input {
+        match self {
+            Name::Found(n) => Input::NameAnswer(line, Some(n)),
+            Name::Unknown => Input::NameAnswer(line, None),
+            Name::Asking | Name::Offline => Input::NameOffline(line),
+        }
+    }
+}
+
 /// Where the session is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum State {

@@ -105,6 +105,11 @@ impl Tablet {
         &mut self.outbox
     }
 
+    /// The outbox, for reading and for its key-value settings.
+    pub fn outbox_ref(&self) -> &Outbox {
+        &self.outbox
+    }
+
     fn api(&self, server: &str) -> Result<Api, TabletError> {
         Ok(Api::new(
             server,

@@ -18,6 +18,8 @@ use crate::store::{ImportOptions, ImportReport};
 pub const DEMO_MUNICIPALITY: &str = "131016";
 /// A Tokyo clinic code with a valid check digit.
 pub const DEMO_CLINIC: &str = "1312345679";
+/// The demo register's first 券番号; resident i has this + i.
+pub const DEMO_FIRST_VOUCHER: u64 = 1_310_160_001;
 pub const DEMO_STAFF: &str = "demo@city.chiyoda.lg.jp";
 /// The demo clinic's tablet's e-mail.
 pub const DEMO_TABLET_EMAIL: &str = "tablet1@clinic.example.jp";
@@ -65,7 +67,7 @@ pub fn seed(store: &dyn Store, residents: u64) -> Result<Demo, StoreError> {
             seed: 131016,
             rows: residents,
             first_person_id: 100_000_001,
-            first_voucher: 1_310_160_001,
+            first_voucher: DEMO_FIRST_VOUCHER,
             bad_every: 0,
             header: true,
             encoding: OutputEncoding::Cp932,

@@ -322,8 +322,20 @@ fn voucher_in(
         dose: DoseNumber::new(dose).ok_or_else(|| internal("dose number 1 to 9"))?,
         municipality: code,
         number,
-    }
-    .to_string();
+    };
+    voucher_of(rng, &line, prefecture, municipality)
+}
+
+/// The voucher printed with this OCR line (a registered resident's, for a demo or a
+/// test), by `municipality` of `prefecture`; the rest of the print is made up.
+pub(crate) fn voucher_of(
+    rng: &mut Rng,
+    line: &OcrLine,
+    prefecture: String,
+    municipality: String,
+) -> Result<Voucher, SynthError> {
+    let (code, number, dose) = (line.municipality, line.number, line.dose.get());
+    let line = line.to_string();
     let parsed: OcrLine = line
         .parse()
         .map_err(|e| internal(&format!("made an OCR line that does not parse: {e}")))?;

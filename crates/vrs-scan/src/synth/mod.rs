@@ -54,6 +54,8 @@ pub const FRAME_SIZES: [(u32, u32); 2] = [(1280, 720), (1920, 1080)];
 
 // Salts keep the generators of singles, streams and their parts apart.
 const SALT_SINGLE: u64 = 1;
+/// For [`render_voucher`]'s photos of a given voucher.
+const SALT_GIVEN: u64 = 5;
 const SALT_BLOCK: u64 = 2;
 pub(crate) const SALT_STREAM: u64 = 3;
 pub(crate) const SALT_FRAME: u64 = 4;
@@ -326,18 +328,8 @@ fn render_jpeg(
             label_shot(fonts, &mut rng, kind, w, h)?
         }
     };
-    let canvases = camera::rasterise(fonts, &shot.world, &[shot.cam], w, h);
-    let mut noise_rng = Rng::with_seed(rng.u64(..));
-    let (frame, _) = camera::shoot(
-        &shot.world,
-        &canvases,
-        &shot.cam,
-        &shot.spoil,
-        w,
-        h,
-        &mut noise_rng,
-    );
-    let jpeg = encode_jpeg(&frame.to_image(), shot.spoil.jpeg, file)?;
+    let frame = photograph(fonts, &shot, &mut rng, w, h);
+    let jpeg = encode_jpeg(&frame, shot.spoil.jpeg, file)?;
     let entry = TruthEntry {
         file: file.to_owned(),
         voucher: shot.voucher,
@@ -375,17 +367,76 @@ fn voucher_shot(
     if kind == SceneKind::InvalidCheck {
         content::break_check_digit(rng, &mut v)?;
     }
+    shoot_voucher(fonts, rng, &v, symbol, Severity::Full, w, h)
+}
+
+/// A photo of the voucher with `line` (say a register's resident, for a demo or a
+/// test), printed by `municipality` of `prefecture`, with the OCR line only and mild
+/// camera faults: a 1280×720 frame the scanner reads. The same seed gives the same
+/// photo.
+pub fn render_voucher(
+    seed: u64,
+    line: &vrs_domain::OcrLine,
+    prefecture: &str,
+    municipality: &str,
+) -> Result<RgbImage, SynthError> {
+    let fonts = fonts::fonts()?;
+    let mut rng = Rng::with_seed(derive_seed(seed, SALT_GIVEN, 0));
+    let v = content::voucher_of(&mut rng, line, prefecture.into(), municipality.into())?;
+    let (w, h) = (1280, 720);
+    let shot = shoot_voucher(
+        fonts,
+        &mut rng,
+        &v,
+        VoucherSymbol::None,
+        Severity::Mild,
+        w,
+        h,
+    )?;
+    Ok(photograph(fonts, &shot, &mut rng, w, h))
+}
+
+/// The shot's frame, as the camera takes it (its noise drawn from `rng`).
+fn photograph(fonts: &fonts::Fonts, shot: &Shot, rng: &mut Rng, w: u32, h: u32) -> RgbImage {
+    let canvases = camera::rasterise(fonts, &shot.world, &[shot.cam], w, h);
+    let mut noise_rng = Rng::with_seed(rng.u64(..));
+    let (frame, _) = camera::shoot(
+        &shot.world,
+        &canvases,
+        &shot.cam,
+        &shot.spoil,
+        w,
+        h,
+        &mut noise_rng,
+    );
+    frame.to_image()
+}
+
+fn shoot_voucher(
+    fonts: &fonts::Fonts,
+    rng: &mut Rng,
+    v: &content::Voucher,
+    symbol: VoucherSymbol,
+    severity: Severity,
+    w: u32,
+    h: u32,
+) -> Result<Shot, SynthError> {
     let mut design = Rng::with_seed(rng.u64(..));
-    let world = scene::voucher_world(fonts, rng, &mut design, &v, symbol)?;
+    let world = scene::voucher_world(fonts, rng, &mut design, v, symbol)?;
     // NW-7's narrow bars are 0.3 mm: from 15 px digits up they are 2 px or wider.
     let lo = if symbol == VoucherSymbol::Nw7 {
         15.0
     } else {
         12.5
     };
+    // A given voucher (a demo's, a test's) is held square and close, as a nurse does.
+    let (lo, hi, tilt) = match severity {
+        Severity::Full => (lo, 39.5, 15.0),
+        Severity::Mild => (22.0, 34.0, 6.0),
+    };
     let pose = Pose {
-        scale: range(rng, lo, 39.5) / LINE_DIGIT_MM,
-        rot_deg: range(rng, -15.0, 15.0) - world.subject_rot,
+        scale: range(rng, lo, hi) / LINE_DIGIT_MM,
+        rot_deg: range(rng, -tilt, tilt) - world.subject_rot,
         keystone: Keystone::sample(rng, 0.08),
         at: (0.0, 0.0),
         pan: (0.0, 0.0),
@@ -397,7 +448,7 @@ fn voucher_shot(
         .as_ref()
         .map_or(0.0, |l| camera::digit_heights(&cam, l)[1]);
     let target = camera::target_box(&world, &cam, w, h);
-    let spoil = camera::sample_spoil(rng, Severity::Full, digit_h, target, w);
+    let spoil = camera::sample_spoil(rng, severity, digit_h, target, w);
     let mut note = format!(
         "digit_h={digit_h:.0} {} {}",
         pose_note(&pose, world.subject_rot),
