@@ -45,5 +45,16 @@ ensure_rust() {
     fi
 }
 
+# tauri-driver (WebDriver for the tablet app's end-to-end test), from crates.io into
+# target/tools once; the test finds it there.
+ensure_tauri_driver() {
+    local root=target/tools
+    if [ ! -x "$root/bin/tauri-driver" ]; then
+        say "installing tauri-driver into $root"
+        cargo install --locked --quiet --root "$root" tauri-driver --version '^2'
+    fi
+    export VRS_TAURI_DRIVER="$PWD/$root/bin/tauri-driver"
+}
+
 # Tesseract (the scanner's OCR) spins OpenMP threads; one per process is ~8x faster here.
 export OMP_THREAD_LIMIT=1

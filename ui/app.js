@@ -179,6 +179,7 @@ function render(view) {
   $('site').textContent = view.site_name || '';
   $('nav').hidden = !(view.enrolled && view.signed_in);
   $('set-site').textContent = view.site_name || '';
+  $('setup-site').textContent = view.site_name || '';
   $('set-municipality').textContent = view.municipality || '';
   $('set-device').textContent = view.device || '';
   $('set-server').textContent = view.server || '';
@@ -194,6 +195,7 @@ function render(view) {
 function route() {
   if (!app.enrolled) {
     $('enrol-server').value = $('enrol-server').value || app.server || '';
+    $('enrol-code').value = $('enrol-code').value || app.code || '';
     return show('enrol');
   }
   if (!app.signed_in) return show('signin');
@@ -412,6 +414,17 @@ async function start() {
   route();
   refreshStatus().catch(() => {});
   document.body.dataset.ready = '1';
+}
+
+// Under WebDriver (the end-to-end test) WebKit takes a screenshot at its next repaint,
+// and an idle page under Xvfb may not repaint for a long time: a pixel in a corner
+// changes five times a second so that it does.
+if (navigator.webdriver) {
+  const tick = document.createElement('div');
+  tick.style.cssText = 'position:fixed;right:0;bottom:0;width:1px;height:1px;pointer-events:none';
+  document.body.append(tick);
+  let n = 0;
+  setInterval(() => { n ^= 1; tick.style.background = n ? '#f4f6f8' : '#f4f6f7'; }, 200);
 }
 
 start().catch((e) => { document.body.dataset.ready = 'error'; showCue('fail', String(e)); });

@@ -362,6 +362,8 @@ impl ConfirmView {
 pub struct AppView {
     enrolled: bool,
     server: Option<String>,
+    /// An enrolment code given at start (the demo's), to offer.
+    code: Option<String>,
     device: Option<String>,
     site_name: Option<String>,
     municipality: Option<String>,
@@ -400,6 +402,7 @@ fn view(shared: &Shared, inner: &Inner) -> AppView {
             .ok()
             .map(|e| e.server)
             .or_else(|| shared.options.server.clone()),
+        code: shared.options.code.clone(),
         device: enrolled.as_ref().map(|d| d.device_id.to_string()),
         site_name: enrolled.as_ref().map(|d| d.site_name.clone()),
         municipality: enrolled.as_ref().map(|d| d.municipality.to_string()),

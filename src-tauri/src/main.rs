@@ -3,8 +3,8 @@
 //! (`camera.rs`), and events to the web view in `ui/`.
 //!
 //! ```text
-//! vrs-tablet [--dir DIR] [--server URL] [--replay DIR] [--hold N] [--fps F]
-//!            [--camera] [--lang ja|en] [--window WxH]
+//! vrs-tablet [--dir DIR] [--server URL] [--code CODE] [--replay DIR] [--hold N]
+//!            [--fps F] [--camera] [--lang ja|en] [--window WxH] [--ca-cert PEM]
 //! ```
 //! Every option can also be given as `VRS_TABLET_<NAME>` in the environment.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
@@ -15,7 +15,26 @@ mod options;
 
 use tauri::Manager;
 
+/// Tesseract reads OpenMP's thread limit only when the process starts: without it,
+/// this process becomes itself again with it set (one thread is ~10× faster a line).
+fn with_one_omp_thread() {
+    let (name, value) = vrs_scan::ocr::ONE_THREAD_ENV;
+    if std::env::var_os(name).is_some() {
+        return;
+    }
+    #[cfg(unix)]
+    if let Ok(exe) = std::env::current_exe() {
+        use std::os::unix::process::CommandExt;
+        let err = std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env(name, value)
+            .exec();
+        eprintln!("vrs-tablet: could not restart with {name}={value} ({err}): scanning is slower");
+    }
+}
+
 fn main() {
+    with_one_omp_thread();
     let options = match options::Options::from_args(std::env::args().skip(1)) {
         Ok(o) => o,
         Err(e) => {

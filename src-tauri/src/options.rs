@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-pub const USAGE: &str = "usage: vrs-tablet [--dir DIR] [--server URL] [--replay DIR] [--hold N] \
+pub const USAGE: &str = "usage: vrs-tablet [--dir DIR] [--server URL] [--code CODE] [--replay DIR] [--hold N] \
 [--fps F] [--camera] [--lang ja|en] [--window WxH] [--ca-cert PEM]";
 
 #[derive(Clone, Debug, PartialEq)]
@@ -11,6 +11,8 @@ pub struct Options {
     pub dir: Option<PathBuf>,
     /// The server offered on the enrolment screen.
     pub server: Option<String>,
+    /// The enrolment code offered there (a demo's), still to be sent by the user.
+    pub code: Option<String>,
     /// Images replayed as the camera, in name order.
     pub replay: Option<PathBuf>,
     /// Frames each replayed image stays in view.
@@ -32,6 +34,7 @@ impl Default for Options {
         Options {
             dir: None,
             server: None,
+            code: None,
             replay: None,
             hold: 6,
             fps: 6.0,
@@ -86,6 +89,7 @@ impl Options {
         match flag {
             "--dir" => self.dir = Some(v.into()),
             "--server" => self.server = Some(v),
+            "--code" => self.code = Some(v),
             "--replay" => self.replay = Some(v.into()),
             "--hold" => {
                 self.hold = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {

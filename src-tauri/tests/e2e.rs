@@ -34,6 +34,7 @@ impl Drop for Killed {
         // and the app: all of them go.
         let _ = Command::new("kill")
             .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .stderr(Stdio::null())
             .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -120,7 +121,27 @@ impl Screens {
     }
 
     async fn shot(&self, c: &Client, name: &str) {
-        let png = c.screenshot().await.unwrap();
+        eprintln!("e2e: screenshot {name}");
+        let small = c
+            .execute(
+                "return [...document.querySelectorAll('button, input:not([type=radio]), select, label.choice')]
+                   .filter((e) => e.offsetParent !== null)
+                   .filter((e) => { const r = e.getBoundingClientRect();
+                                    return r.height < 48 || (e.tagName === 'BUTTON' && r.width < 48); })
+                   .map((e) => e.id || e.textContent.trim() || e.outerHTML.slice(0, 60))",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            small,
+            serde_json::json!([]),
+            "{name}: touch targets under 48 px"
+        );
+        let png = tokio::time::timeout(Duration::from_secs(30), c.screenshot())
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the screenshot took over 30 s"))
+            .unwrap();
         assert!(png.len() > 1000, "{name}: an empty screenshot");
         std::fs::write(self.dir.join(format!("{name}.png")), png).unwrap();
     }
@@ -131,6 +152,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
+    eprintln!("e2e: waiting for {what}");
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = f().await {
@@ -141,11 +163,16 @@ where
     }
 }
 
+/// An element's text as shown (empty when it is hidden or missing).
 async fn text(c: &Client, id: &str) -> String {
-    match c.find(Locator::Id(id)).await {
-        Ok(e) => e.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
+    c.execute(
+        "const e = document.getElementById(arguments[0]); return e ? e.innerText : ''",
+        vec![id.into()],
+    )
+    .await
+    .ok()
+    .and_then(|v| v.as_str().map(str::to_owned))
+    .unwrap_or_default()
 }
 
 async fn screen(c: &Client) -> String {
@@ -163,13 +190,24 @@ async fn on_screen(c: &Client, name: &str, secs: u64) {
     .await;
 }
 
+/// Presses a button as a finger does, from the page (WebDriver's own click waits for a
+/// repaint, which an idle WebKit page under Xvfb may not make).
 async fn click(c: &Client, id: &str) {
-    c.find(Locator::Id(id))
-        .await
-        .unwrap()
-        .click()
+    press(c, &format!("#{id}")).await;
+}
+
+async fn press(c: &Client, css: &str) {
+    eprintln!("e2e: press {css}");
+    let ok = c
+        .execute(
+            "const e = document.querySelector(arguments[0]);
+             if (!e || e.offsetParent === null || e.disabled) return false;
+             e.click(); return true",
+            vec![css.into()],
+        )
         .await
         .unwrap();
+    assert_eq!(ok, serde_json::json!(true), "{css}: not there to press");
 }
 
 async fn fill(c: &Client, id: &str, value: &str) {
@@ -191,21 +229,22 @@ async fn set_value(c: &Client, id: &str, value: &str) {
 /// Waits for the confirmation screen showing `number`, with the name in state
 /// `name` (found, unknown or offline).
 async fn confirming(c: &Client, number: u64, name: &str) {
-    let number = number.to_string();
+    let want = serde_json::json!([number.to_string(), format!("name name-{name}")]);
     wait_for(
         &format!("voucher {number} to confirm ({name})"),
         60,
         || async {
-            let shown = screen(c).await == "confirm"
-                && text(c, "confirm-number").await == number
-                && c.find(Locator::Id("confirm-name"))
-                    .await
-                    .ok()?
-                    .attr("class")
-                    .await
-                    .ok()??
-                    .contains(&format!("name-{name}"));
-            shown.then_some(())
+            let seen = c
+                .execute(
+                    "return document.body.dataset.screen !== 'confirm' ? null
+                   : [document.getElementById('confirm-number').textContent,
+                      document.getElementById('confirm-name').className]",
+                    vec![],
+                )
+                .await
+                .ok()?;
+            eprintln!("e2e: confirm screen shows {seen}");
+            (seen == want).then_some(())
         },
     )
     .await;
@@ -248,6 +287,17 @@ async fn the_tablet_app_records_doses_offline_and_online_into_the_ledger() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Before them (in name order), the enrolment code's QR code as the tablets page shows it.
+    let qr = vrs_scan::synth::qr_image(&server.enrolment_code(), 8).unwrap();
+    let mut page = image::GrayImage::from_pixel(1280, 720, image::Luma([225]));
+    image::imageops::overlay(&mut page, &qr, 500, 200);
+    page.save(replay.join("0-a-enrolment.png")).unwrap();
+    // Then a vaccine box's label (GS1 DataMatrix): lot EU7814, expired 2023-01-02.
+    std::fs::copy(
+        workspace().join("fixtures/scan/0025.jpg"),
+        replay.join("0-b-label.jpg"),
+    )
+    .unwrap();
 
     let (_x, display) = xvfb();
     let port = free_port();
@@ -320,7 +370,21 @@ async fn the_tablet_app_records_doses_offline_and_online_into_the_ledger() {
     })
     .await;
     assert_eq!(screen(&c).await, "enrol", "a wrong code enrols nothing");
-    fill(&c, "enrol-code", &server.enrolment_code()).await;
+    // The right code, read from its QR code with the camera.
+    // The right code, read from its QR code with the camera.
+    click(&c, "enrol-qr").await;
+    let code = server.enrolment_code();
+    wait_for("the code read from its QR code", 30, || async {
+        let v = c
+            .find(Locator::Id("enrol-code"))
+            .await
+            .ok()?
+            .prop("value")
+            .await
+            .ok()??;
+        (v == code).then_some(())
+    })
+    .await;
     shots.shot(&c, "01-enrol").await;
     click(&c, "enrol-go").await;
 
@@ -332,10 +396,27 @@ async fn the_tablet_app_records_doses_offline_and_online_into_the_ledger() {
     shots.shot(&c, "02-signin").await;
     click(&c, "signin-go").await;
 
-    // Set-up: today, Pfizer, a lot typed with its expiry; an expired lot is refused.
+    // Set-up: the lot from the box's label, refused as expired; then one typed.
     on_screen(&c, "setup", 20).await;
-    fill(&c, "setup-lot", "EY0572").await;
-    set_value(&c, "setup-expiry", "2021-08-31").await;
+    click(&c, "setup-label").await;
+    wait_for("the label's lot and expiry", 30, || async {
+        let lot = c
+            .find(Locator::Id("setup-lot"))
+            .await
+            .ok()?
+            .prop("value")
+            .await
+            .ok()??;
+        let expiry = c
+            .find(Locator::Id("setup-expiry"))
+            .await
+            .ok()?
+            .prop("value")
+            .await
+            .ok()??;
+        (lot == "EU7814" && expiry == "2023-01-02").then_some(())
+    })
+    .await;
     click(&c, "setup-go").await;
     wait_for("the expired lot refused", 10, || async {
         text(&c, "setup-error")
@@ -407,12 +488,7 @@ async fn the_tablet_app_records_doses_offline_and_online_into_the_ledger() {
     on_screen(&c, "scan", 10).await;
     click(&c, "scan-change").await;
     on_screen(&c, "setup", 10).await;
-    c.find(Locator::Css("input[name=mode][value=batch]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    press(&c, "input[name=mode][value=batch]").await;
     click(&c, "setup-go").await;
     on_screen(&c, "scan", 10).await;
     wait_for("the batch of four", 60, || async {
@@ -449,12 +525,7 @@ async fn the_tablet_app_records_doses_offline_and_online_into_the_ledger() {
         .await
         .unwrap();
     voucher.send_keys(&line(FIRST_VOUCHER + 20)).await.unwrap();
-    held.find(Locator::Css("button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    press(&c, "#held-list .held-item button").await;
     wait_for("the correction accepted", 60, || async {
         (count(&c, "st-confirmed").await == 9
             && count(&c, "st-superseded").await == 1
