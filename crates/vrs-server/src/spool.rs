@@ -182,7 +182,15 @@ mod tests {
 
     #[test]
     fn the_file_holds_no_clear_text() {
-        let text = "個別宛名番号,マイナンバー\n1001,123456789018\n".repeat(5000);
+        // A valid number (eleven digits and their check digit), made, not written out.
+        let first: [u8; 11] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1];
+        let check = vrs_domain::my_number::MyNumber::check_digit(&first);
+        let number: String = first
+            .iter()
+            .chain([&check])
+            .map(|d| char::from(b'0' + d))
+            .collect();
+        let text = format!("個別宛名番号,マイナンバー\n1001,{number}\n").repeat(5000);
         let dir = tempfile::tempdir().unwrap();
         let mut s = spool(&mut text.as_bytes(), dir.path(), u64::MAX).unwrap();
         let mut on_disk = Vec::new();

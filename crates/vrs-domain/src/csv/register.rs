@@ -637,7 +637,9 @@ mod tests {
 
     #[test]
     fn wrong_my_number_check_digit_names_line_field_and_fix_without_the_digits() {
-        let csv = format!("{}1002,123456789013,,,,,,,,\n", good());
+        // The sample number with its check digit (8) turned into a wrong one (3).
+        let wrong = format!("{}3", &sample_number()[..11]);
+        let csv = format!("{}1002,{wrong},,,,,,,,\n", good());
         let rows = read_all(csv.as_bytes());
         let e = rows[1].as_ref().unwrap_err();
         assert_eq!(e.line, 2);
@@ -684,7 +686,11 @@ mod tests {
     fn shifted_column_is_reported_as_a_field_count() {
         // A comma inside the family name pushes every field one to the right.
         let rows = read_all(
-            "1001,123456789018,山田,太,郎,ヤマダ,タロウ,19800401,1,1234567890,\n".as_bytes(),
+            format!(
+                "1001,{},山田,太,郎,ヤマダ,タロウ,19800401,1,1234567890,\n",
+                sample_number()
+            )
+            .as_bytes(),
         );
         let e = rows[0].as_ref().unwrap_err();
         assert_eq!(e.problems[0].kind, ProblemKind::FieldCount);
@@ -741,7 +747,8 @@ mod tests {
 
     #[test]
     fn a_my_number_in_any_other_column_is_never_repeated_in_the_error() {
-        let my = "123456789018";
+        let my = sample_number();
+        let my = my.as_str();
         for col in [0usize, 2, 3, 4, 5, 6, 7, 8, 9] {
             let mut fields = [""; 10];
             fields[0] = "1001";
@@ -763,7 +770,7 @@ mod tests {
     #[test]
     fn a_my_number_in_the_key_column_is_masked_in_the_report() {
         // Columns swapped: the key column holds the number, the number column a name.
-        let rows = read_all("123456789018,山田,,,,,,,,\n".as_bytes());
+        let rows = read_all(format!("{},山田,,,,,,,,\n", sample_number()).as_bytes());
         let e = rows[0].as_ref().unwrap_err();
         assert_eq!(e.key.as_deref(), Some("************"));
     }
