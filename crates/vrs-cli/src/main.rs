@@ -307,6 +307,12 @@ enum FixturesCommand {
         /// The same for the streams.
         #[arg(long, default_value = "1280x720,1920x1080", value_delimiter = ',', value_parser = scan::parse_size)]
         stream_sizes: Vec<(u32, u32)>,
+        /// Photos under everyday desk conditions instead of the ordinary mix: turned
+        /// any way, upside down, sideways, portrait, strong perspective, close up,
+        /// far, 4K, low light, pen marks, a stamp, a curved or creased line, a phone's
+        /// screen; and two vouchers in view (must give none). Each is its own scene.
+        #[arg(long)]
+        desk: bool,
         /// The folder to write into (made if missing).
         #[arg(long, short)]
         output: PathBuf,
@@ -696,6 +702,7 @@ fn fixtures(cmd: FixturesCommand) -> Result<()> {
             seed,
             sizes,
             stream_sizes,
+            desk,
             output,
         } => scan::fixtures_vouchers(
             &output,
@@ -706,6 +713,7 @@ fn fixtures(cmd: FixturesCommand) -> Result<()> {
                 seed,
                 sizes,
                 stream_sizes,
+                desk,
             },
         ),
         FixturesCommand::DemoVouchers {

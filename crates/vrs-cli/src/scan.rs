@@ -162,6 +162,9 @@ pub struct VoucherSets {
     pub seed: u64,
     pub sizes: Vec<(u32, u32)>,
     pub stream_sizes: Vec<(u32, u32)>,
+    /// The desk set (every everyday condition as a named scene) instead of the
+    /// ordinary mix.
+    pub desk: bool,
 }
 
 /// "1280x720" → (1280, 720).
@@ -202,7 +205,11 @@ pub fn fixtures_vouchers(dir: &Path, sets: VoucherSets) -> Result<()> {
             count: sets.count,
             seed: sets.seed,
             sizes: sets.sizes,
-            ..Default::default()
+            mix: if sets.desk {
+                synth::SceneMix::desk()
+            } else {
+                synth::SceneMix::default()
+            },
         };
         let written = synth::write_singles(dir, &spec)
             .with_context(|| format!("cannot write {}", dir.display()))?;

@@ -54,6 +54,8 @@ pub struct EvalReport {
     pub scenes: BTreeMap<String, (usize, usize)>,
     /// Milliseconds per frame, in file order.
     pub ms: Vec<f64>,
+    /// Milliseconds per frame by stage (barcodes, finding the line, reading it).
+    pub stages: Vec<crate::scanner::Stages>,
     /// One line per image that was not right.
     pub failures: Vec<String>,
 }
@@ -74,6 +76,7 @@ impl EvalReport {
     fn add(&mut self, entry: &TruthEntry, report: &FrameReport) {
         self.images += 1;
         self.ms.push(report.ms);
+        self.stages.push(report.stages);
         let got = report.voucher.as_ref().map(|v| v.line.to_string());
         let mut right = true;
         match (&entry.voucher, &got) {
@@ -183,6 +186,16 @@ impl fmt::Display for EvalReport {
             self.ms_quantile(0.95),
             self.ms_quantile(1.0),
             self.images
+        )?;
+        let stage = |f: fn(&crate::scanner::Stages) -> f64| {
+            let v: Vec<f64> = self.stages.iter().map(f).collect();
+            (quantile(&v, 0.5), quantile(&v, 0.95))
+        };
+        let (b, fi, r) = (stage(|s| s.barcodes), stage(|s| s.find), stage(|s| s.read));
+        writeln!(
+            f,
+            "ms by stage (median / p95): barcodes {:.1} / {:.1}, finding the line {:.1} / {:.1}, reading it {:.1} / {:.1}",
+            b.0, b.1, fi.0, fi.1, r.0, r.1
         )?;
         for (scene, (n, ok)) in &self.scenes {
             writeln!(f, "  {scene}: {ok}/{n}")?;

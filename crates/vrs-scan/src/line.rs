@@ -96,14 +96,24 @@ pub fn binarise(gray: &GrayImage) -> Vec<bool> {
     out
 }
 
-/// Connected components (8-connected) of the ink, by runs.
-pub fn components(ink: &[bool], w: usize, h: usize) -> Vec<Component> {
-    #[derive(Clone, Copy)]
-    struct Run {
-        y: u32,
-        x0: u32,
-        x1: u32,
-    }
+/// One horizontal run of ink.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    y: u32,
+    x0: u32,
+    x1: u32,
+}
+
+/// The ink's runs, each labelled with its connected component (8-connected).
+#[derive(Debug)]
+pub struct Labelled {
+    runs: Vec<Run>,
+    label: Vec<u32>,
+    count: usize,
+}
+
+/// Labels the ink's connected components (8-connected), by runs.
+pub fn label(ink: &[bool], w: usize, h: usize) -> Labelled {
     let mut runs: Vec<Run> = Vec::new();
     let mut row_start = Vec::with_capacity(h + 1);
     for y in 0..h {
@@ -158,27 +168,110 @@ pub fn components(ink: &[bool], w: usize, h: usize) -> Vec<Component> {
         }
     }
     let mut index = vec![u32::MAX; runs.len()];
-    let mut out: Vec<Component> = Vec::new();
-    for (i, &r) in runs.iter().enumerate() {
+    let mut label = vec![0u32; runs.len()];
+    let mut count = 0usize;
+    for i in 0..runs.len() {
         let root = find(&mut parent, i as u32) as usize;
         if index[root] == u32::MAX {
-            index[root] = out.len() as u32;
-            out.push(Component {
-                x0: r.x0,
-                y0: r.y,
-                x1: r.x1,
-                y1: r.y,
-                area: 0,
-            });
+            index[root] = count as u32;
+            count += 1;
         }
-        let c = &mut out[index[root] as usize];
-        c.x0 = c.x0.min(r.x0);
-        c.x1 = c.x1.max(r.x1);
-        c.y0 = c.y0.min(r.y);
-        c.y1 = c.y1.max(r.y);
-        c.area += r.x1 - r.x0 + 1;
+        label[i] = index[root];
     }
-    out
+    Labelled { runs, label, count }
+}
+
+/// Connected components (8-connected) of the ink, by runs.
+pub fn components(ink: &[bool], w: usize, h: usize) -> Vec<Component> {
+    let l = label(ink, w, h);
+    let (cw, ch) = (w as f32, h as f32);
+    turned_components(&l, &Turn::new(0.0, cw, ch, 1.0))
+}
+
+/// The components' boxes as seen turned by `turn`: the box of each component's ink in
+/// the turned coordinates, so that a line running at the turn's angle is level there.
+pub fn turned_components(l: &Labelled, turn: &Turn) -> Vec<Component> {
+    let mut ext = vec![(f32::MAX, f32::MIN, f32::MAX, f32::MIN, 0u32); l.count];
+    let level = turn.sin == 0.0 && turn.cos == 1.0;
+    for (r, &c) in l.runs.iter().zip(&l.label) {
+        let e = &mut ext[c as usize];
+        e.4 += r.x1 - r.x0 + 1;
+        if level {
+            e.0 = e.0.min(r.x0 as f32);
+            e.1 = e.1.max(r.x1 as f32);
+            e.2 = e.2.min(r.y as f32);
+            e.3 = e.3.max(r.y as f32);
+            continue;
+        }
+        for x in [r.x0, r.x1] {
+            let (u, v) = turn.to_turned(x as f32, r.y as f32);
+            e.0 = e.0.min(u);
+            e.1 = e.1.max(u);
+            e.2 = e.2.min(v);
+            e.3 = e.3.max(v);
+        }
+    }
+    ext.into_iter()
+        .map(|(u0, u1, v0, v1, area)| Component {
+            x0: u0.round().max(0.0) as u32,
+            x1: u1.round().max(0.0) as u32,
+            y0: v0.round().max(0.0) as u32,
+            y1: v1.round().max(0.0) as u32,
+            area,
+        })
+        .collect()
+}
+
+/// A frame seen turned by an angle (and scaled): the finder works in turned
+/// coordinates, where the line it looks for runs level, and samples the frame back
+/// through [`Turn::to_frame`]. Turned coordinates are kept non-negative by an offset.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Turn {
+    cos: f32,
+    sin: f32,
+    off: f32,
+    /// Frame pixels per turned pixel (the finder may work on a reduced image).
+    scale: f32,
+}
+
+impl Turn {
+    /// Turned by `degrees` about the origin of an image `w`×`h`, whose pixels are
+    /// `scale` frame pixels each.
+    pub fn new(degrees: f32, w: f32, h: f32, scale: f32) -> Turn {
+        let (sin, cos) = if degrees == 0.0 {
+            (0.0, 1.0)
+        } else {
+            degrees.to_radians().sin_cos()
+        };
+        Turn {
+            cos,
+            sin,
+            off: if degrees == 0.0 { 0.0 } else { w.hypot(h) },
+            scale,
+        }
+    }
+
+    /// Image pixel → turned coordinates.
+    fn to_turned(&self, x: f32, y: f32) -> (f32, f32) {
+        (
+            x * self.cos + y * self.sin + self.off,
+            -x * self.sin + y * self.cos + self.off,
+        )
+    }
+
+    /// Turned coordinates → frame pixel (at full resolution).
+    pub fn to_frame(&self, u: f32, v: f32) -> (f32, f32) {
+        let (u, v) = (u - self.off, v - self.off);
+        (
+            (u * self.cos - v * self.sin) * self.scale,
+            (u * self.sin + v * self.cos) * self.scale,
+        )
+    }
+
+    /// The angle, in degrees.
+    pub fn degrees(&self) -> f32 {
+        self.sin.atan2(self.cos).to_degrees()
+    }
 }
 
 /// Components that could be one digit, or several run together by blur: motion blur
@@ -367,33 +460,184 @@ fn all_chains(comps: &[Component]) -> Vec<Vec<Component>> {
     out
 }
 
+/// Orientations the finder looks along, in degrees. The chainer takes ±17° of slant
+/// (see [`all_chains`]), so six directions 30° apart cover every direction a line can
+/// run modulo 180°; which way up it is gets settled when it is read.
+pub const ANGLES: [f32; 6] = [0.0, 30.0, 60.0, 90.0, 120.0, 150.0];
+
+/// A frame and its reductions by 2, 4, …: the finder works on a reduced image when the
+/// digits are large, and each line is sampled from the level that holds its digits
+/// at no less than the strip's own resolution.
+#[derive(Debug)]
+pub struct Pyramid {
+    pub levels: Vec<GrayImage>,
+}
+
+impl Pyramid {
+    /// Halves `full` while its long side stays at least `min_long`.
+    pub fn new(full: GrayImage, min_long: u32) -> Pyramid {
+        let mut levels = vec![full];
+        loop {
+            let last = &levels[levels.len() - 1];
+            if last.width().max(last.height()) / 2 < min_long || last.width() < 4 || last.height() < 4 {
+                break;
+            }
+            let half = halve(last);
+            levels.push(half);
+        }
+        Pyramid { levels }
+    }
+
+    /// The level to sample digits `digit_h` frame pixels tall from: the coarsest that
+    /// still gives them at least the strip's [`DIGIT_H`].
+    fn level_for(&self, digit_h: f32) -> usize {
+        let mut level = 0;
+        while level + 1 < self.levels.len() && digit_h / (1 << (level + 1)) as f32 >= DIGIT_H as f32 {
+            level += 1;
+        }
+        level
+    }
+
+    /// A bilinear sample at frame pixel (x, y) from `level`.
+    fn sample(&self, level: usize, x: f32, y: f32) -> f32 {
+        let k = (1 << level) as f32;
+        bilinear(&self.levels[level], (x + 0.5) / k - 0.5, (y + 0.5) / k - 0.5)
+    }
+}
+
+/// A 2×2 box reduction.
+pub fn halve(img: &GrayImage) -> GrayImage {
+    let (w, h) = (img.width() / 2, img.height() / 2);
+    let src = img.as_raw();
+    let sw = img.width() as usize;
+    let mut out = vec![0u8; (w * h) as usize];
+    for y in 0..h as usize {
+        let (r0, r1) = (2 * y * sw, (2 * y + 1) * sw);
+        for x in 0..w as usize {
+            let s = u16::from(src[r0 + 2 * x])
+                + u16::from(src[r0 + 2 * x + 1])
+                + u16::from(src[r1 + 2 * x])
+                + u16::from(src[r1 + 2 * x + 1]);
+            out[y * w as usize + x] = ((s + 2) / 4) as u8;
+        }
+    }
+    GrayImage::from_raw(w, h, out).unwrap_or_default()
+}
+
 /// Finds candidate lines in a frame, best first.
 pub fn find_candidates(gray: &GrayImage, max: usize) -> Vec<Candidate> {
-    let (w, h) = (gray.width() as usize, gray.height() as usize);
-    let ink = binarise(gray);
-    let comps = join_stacked(&components(&ink, w, h));
-    let mut found = chains(&comps);
+    let pyr = Pyramid::new(gray.clone(), u32::MAX);
+    find_in(&pyr, 0, gray, max)
+}
+
+/// Finds candidate lines at every orientation in `finder`, the image of pyramid level
+/// `level` (or a denoised copy of it), best first, and rectifies each from the level
+/// that suits its digits.
+pub fn find_in(pyr: &Pyramid, level: usize, finder: &GrayImage, max: usize) -> Vec<Candidate> {
+    let (w, h) = (finder.width() as usize, finder.height() as usize);
+    let scale = (1 << level) as f32;
+    let ink = binarise(finder);
+    let labelled = label(&ink, w, h);
+    let mut found: Vec<(Vec<Component>, Turn)> = Vec::new();
+    for degrees in ANGLES {
+        let turn = Turn::new(degrees, w as f32, h as f32, scale);
+        let comps = join_stacked(&turned_components(&labelled, &turn));
+        found.extend(chains(&comps).into_iter().map(|c| (c, turn)));
+    }
     // Chains of 18 components first (the line with its digits apart), then the
     // others by how close their length is to the line's.
+    let key = |c: &[Component]| ((c.len() != 18), (span_in_heights(c) - 16.0).abs());
     found.sort_by(|a, b| {
-        let key = |c: &[Component]| ((c.len() != 18), (span_in_heights(c) - 16.0).abs());
-        let (ka, kb) = (key(a), key(b));
+        let (ka, kb) = (key(&a.0), key(&b.0));
         ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
     });
-    let mut out = Vec::new();
-    for chain in found {
+    let mut out: Vec<Candidate> = Vec::new();
+    let mut seen: Vec<((f32, f32), f32, f32)> = Vec::new();
+    for (chain, turn) in found {
         if out.len() >= max {
             break;
         }
-        if let Some(c) = rectify(gray, &chain) {
+        // The same line seen from two neighbouring angles: keep the first.
+        let (centre, len, hh) = chain_in_frame(&chain, &turn);
+        let dup = seen.iter().any(|&(c, l, sh)| {
+            (c.0 - centre.0).hypot(c.1 - centre.1) < 0.8 * sh.min(hh)
+                && (l - len).abs() < 2.0 * sh.min(hh)
+        });
+        if dup {
+            continue;
+        }
+        if let Some(c) = rectify_in(pyr, &chain, &turn) {
+            seen.push((centre, len, hh));
             out.push(c);
         }
     }
     out
 }
 
-/// Resamples a chain into a level strip.
+/// A chain's middle, length and digit height in frame pixels.
+fn chain_in_frame(chain: &[Component], turn: &Turn) -> ((f32, f32), f32, f32) {
+    let x0 = chain.iter().map(|c| c.x0).min().unwrap_or(0) as f32;
+    let x1 = chain.iter().map(|c| c.x1).max().unwrap_or(0) as f32;
+    let y: f32 = chain.iter().map(Component::cy).sum::<f32>() / chain.len().max(1) as f32;
+    let mut hs: Vec<f32> = chain.iter().map(Component::h).collect();
+    hs.sort_by(f32::total_cmp);
+    let h = hs.get(hs.len() / 2).copied().unwrap_or(1.0);
+    (
+        turn.to_frame((x0 + x1) / 2.0, y),
+        (x1 - x0) * turn.scale,
+        h * turn.scale,
+    )
+}
+
+/// Resamples a chain (found level, in a frame's own coordinates) into a level strip.
 pub fn rectify(gray: &GrayImage, chain: &[Component]) -> Option<Candidate> {
+    let pyr = Pyramid::new(gray.clone(), u32::MAX);
+    let turn = Turn::new(0.0, gray.width() as f32, gray.height() as f32, 1.0);
+    rectify_in(&pyr, chain, &turn)
+}
+
+/// Least squares v = a + b·t + c·t² (t in units of `unit`, for conditioning).
+fn fit_quadratic(points: &[(f32, f32)], unit: f32) -> Option<[f64; 3]> {
+    if points.len() < 5 {
+        return None;
+    }
+    let mut m = [[0f64; 4]; 3];
+    for &(t, v) in points {
+        let t = f64::from(t / unit);
+        let row = [1.0, t, t * t];
+        for i in 0..3 {
+            for j in 0..3 {
+                m[i][j] += row[i] * row[j];
+            }
+            m[i][3] += row[i] * f64::from(v);
+        }
+    }
+    // Gaussian elimination with partial pivoting.
+    for col in 0..3 {
+        let pivot = (col..3).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))?;
+        m.swap(col, pivot);
+        if m[col][col].abs() < 1e-9 {
+            return None;
+        }
+        for r in 0..3 {
+            if r != col {
+                let f = m[r][col] / m[col][col];
+                for c in col..4 {
+                    m[r][c] -= f * m[col][c];
+                }
+            }
+        }
+    }
+    Some([m[0][3] / m[0][0], m[1][3] / m[1][1], m[2][3] / m[2][2]])
+}
+
+/// Resamples a chain into a level strip, following the digits: the centre line is a
+/// curve fitted through the components (a curved sticker), the ink's top and bottom
+/// are measured piece by piece along it (perspective, a crease), and the strip's
+/// horizontal scale follows the local digit height, so that digits far from the lens
+/// come out as wide as near ones. `turn` maps the chain's coordinates to the frame;
+/// samples come from the pyramid level that suits the digits.
+fn rectify_in(pyr: &Pyramid, chain: &[Component], turn: &Turn) -> Option<Candidate> {
     if chain.is_empty() {
         return None;
     }
@@ -407,7 +651,7 @@ pub fn rectify(gray: &GrayImage, chain: &[Component]) -> Option<Candidate> {
     // A slanted glyph's box is taller than the glyph; take some of that back.
     let mean_w = chain.iter().map(|c| c.w().min(c.h())).sum::<f32>() / chain.len() as f32;
     let h_est = (heights[heights.len() / 2] - mean_w * sin.abs()).max(4.0) / cos.max(0.5);
-    // Frame → line coordinates: t along the line, v across, origin at the first centre.
+    // Turned → line coordinates: t along the line, v across, origin at the first centre.
     let (ox, oy) = (chain[0].cx(), chain[0].cy());
     let to_line = |x: f32, y: f32| {
         (
@@ -417,17 +661,62 @@ pub fn rectify(gray: &GrayImage, chain: &[Component]) -> Option<Candidate> {
     };
     let mut t_min = f32::MAX;
     let mut t_max = f32::MIN;
-    let mut v_mid = 0.0;
+    let mut centres = Vec::with_capacity(chain.len());
     for c in chain {
         let (t, v) = to_line(c.cx(), c.cy());
         let half = c.w() / 2.0;
         t_min = t_min.min(t - half);
         t_max = t_max.max(t + half);
-        v_mid += v;
+        centres.push((t, v));
     }
-    v_mid /= chain.len() as f32;
+    let v_mean = centres.iter().map(|p| p.1).sum::<f32>() / centres.len() as f32;
+    // The centre line: a curve through the centres, refitted without the ones far off
+    // it (a blob of two digits run together, a piece of a neighbour).
+    let unit = h_est * 8.0;
+    let mut curve = fit_quadratic(&centres, unit);
+    if let Some(q) = curve {
+        let near: Vec<(f32, f32)> = centres
+            .iter()
+            .copied()
+            .filter(|&(t, v)| {
+                let tt = f64::from(t / unit);
+                (f64::from(v) - (q[0] + q[1] * tt + q[2] * tt * tt)).abs() < f64::from(0.35 * h_est)
+            })
+            .collect();
+        curve = fit_quadratic(&near, unit).or(curve);
+    }
+    // A bow of more than a digit height is not a line of one voucher.
+    let curve = curve.filter(|q| {
+        let end = f64::from((t_max - t_min) / unit / 2.0);
+        (q[2] * end * end).abs() < f64::from(1.2 * h_est)
+    });
+    let centre = |t: f32| -> (f32, f32) {
+        // (v, dv/dt)
+        match curve {
+            Some(q) => {
+                let tt = f64::from(t / unit);
+                (
+                    (q[0] + q[1] * tt + q[2] * tt * tt) as f32,
+                    ((q[1] + 2.0 * q[2] * tt) / f64::from(unit)) as f32,
+                )
+            }
+            None => (v_mean, 0.0),
+        }
+    };
     let margin = 0.6 * h_est;
     let (t0, t1) = (t_min - margin, t_max + margin);
+    let level = pyr.level_for(h_est * turn.scale);
+    // A point `off` across the curve from its point at t, in frame pixels.
+    let point = |t: f32, off: f32| -> (f32, f32) {
+        let (v, dv) = centre(t);
+        let n = (1.0 + dv * dv).sqrt();
+        let (lt, lv) = (t - dv * off / n, v + off / n);
+        turn.to_frame(ox + lt * cos - lv * sin, oy + lt * sin + lv * cos)
+    };
+    let sample = |t: f32, off: f32| -> u8 {
+        let (fx, fy) = point(t, off);
+        pyr.sample(level, fx, fy) as u8
+    };
 
     // First pass: a loose strip, 2.4 digit heights tall, to measure the ink.
     let s = DIGIT_H as f32 / h_est;
@@ -436,79 +725,127 @@ pub fn rectify(gray: &GrayImage, chain: &[Component]) -> Option<Candidate> {
     if !(40..=4000).contains(&width) {
         return None;
     }
-    let at = |t: f32, v: f32| -> (f32, f32) { (ox + t * cos - v * sin, oy + t * sin + v * cos) };
-    let v_top = v_mid - 1.2 * h_est;
+    let top_off = -1.2 * h_est;
     let mut loose = GrayImage::new(width, loose_h);
-    for y in 0..loose_h {
-        for x in 0..width {
-            let (fx, fy) = at(t0 + x as f32 / s, v_top + y as f32 / s);
-            loose.put_pixel(x, y, image::Luma([bilinear(gray, fx, fy) as u8]));
+    for x in 0..width {
+        let t = t0 + x as f32 / s;
+        for y in 0..loose_h {
+            loose.put_pixel(x, y, image::Luma([sample(t, top_off + y as f32 / s)]));
         }
     }
-    // Ink band (top, bottom) in the left and right thirds, on the strip binarised
-    // against its local mean as the frame was (a global threshold called a shadow
-    // across the strip ink, and the band grew to the strip's height).
+    // The ink's top and bottom, piece by piece (about two digits a piece), on the strip
+    // binarised against its local mean as the frame was.
     let loose_ink = binarise(&loose);
-    let band = |x_from: u32, x_to: u32| ink_band(&loose_ink, width, loose_h, x_from, x_to);
-    let third = width / 3;
-    let fallback = {
-        let half = DIGIT_H as f32 / 2.0;
-        let mid = 1.2 * DIGIT_H as f32;
-        (mid - half, mid + half)
-    };
     // A band far from the components' own height is a neighbour's ink, not ours.
     let sane = |b: (f32, f32)| {
         let r = (b.1 - b.0) / DIGIT_H as f32;
         (0.75..=1.3).contains(&r)
     };
-    let (lt, lb) = band(0, third).filter(|b| sane(*b)).unwrap_or(fallback);
-    let (rt, rb) = band(width - third, width)
-        .filter(|b| sane(*b))
-        .unwrap_or(fallback);
-    let (xl, xr) = (third as f32 / 2.0, width as f32 - third as f32 / 2.0);
-    let lerp = |a: f32, b: f32, x: f32| a + (b - a) * (x - xl) / (xr - xl);
-    // Measured digit height, in frame pixels: the horizontal scale follows it, so that
-    // the strip's digits have the templates' proportions.
-    let h_meas = ((lb - lt) + (rb - rt)) / 2.0 / s;
-    if h_meas < MIN_DIGIT_H as f32 * 0.8 {
+    let pieces = (width / (2 * DIGIT_H)).clamp(3, 12);
+    let mut bands: Vec<(f32, f32, f32)> = (0..pieces)
+        .filter_map(|i| {
+            let (a, b) = (i * width / pieces, (i + 1) * width / pieces);
+            ink_band(&loose_ink, width, loose_h, a, b)
+                .filter(|b| sane(*b))
+                .map(|(top, bottom)| ((a + b) as f32 / 2.0, top, bottom))
+        })
+        .collect();
+    if bands.len() < 2 {
+        let half = DIGIT_H as f32 / 2.0;
+        let mid = 1.2 * DIGIT_H as f32;
+        bands = vec![(0.0, mid - half, mid + half), (width as f32, mid - half, mid + half)];
+    }
+    // A pen stroke or a stamp can stretch one piece's band: each piece's top and
+    // bottom are the median of it and its neighbours.
+    let median3 = |vals: Vec<f32>| -> Vec<f32> {
+        (0..vals.len())
+            .map(|i| {
+                let mut w: Vec<f32> = vals[i.saturating_sub(1)..(i + 2).min(vals.len())].to_vec();
+                w.sort_by(f32::total_cmp);
+                w[w.len() / 2]
+            })
+            .collect()
+    };
+    let tops = median3(bands.iter().map(|b| b.1).collect());
+    let bottoms = median3(bands.iter().map(|b| b.2).collect());
+    let xs: Vec<f32> = bands.iter().map(|b| b.0).collect();
+    let interp = |vals: &[f32], x: f32| -> f32 {
+        if x <= xs[0] {
+            return vals[0];
+        }
+        for i in 1..xs.len() {
+            if x <= xs[i] {
+                let f = (x - xs[i - 1]) / (xs[i] - xs[i - 1]).max(1e-3);
+                return vals[i - 1] + (vals[i] - vals[i - 1]) * f;
+            }
+        }
+        vals[vals.len() - 1]
+    };
+    let band_at = |lx: f32| (interp(&tops, lx), interp(&bottoms, lx));
+    // Measured digit height, in frame pixels.
+    let mean_band = bands.iter().map(|b| b.2 - b.1).sum::<f32>() / bands.len() as f32;
+    let h_meas = mean_band / s;
+    if h_meas * turn.scale < MIN_DIGIT_H as f32 * 0.8 {
         return None;
     }
-    let sx = DIGIT_H as f32 / h_meas;
-    let out_w = ((t1 - t0) * sx).round() as u32;
+    // Strip columns: each loose column is stretched so that the local digit height
+    // becomes DIGIT_H wide per DIGIT_H tall, as the templates are drawn.
+    let mut cum = Vec::with_capacity(width as usize + 1);
+    let mut acc = 0f32;
+    cum.push(0.0);
+    for x in 0..width {
+        let (top, bottom) = band_at(x as f32 + 0.5);
+        let (_, dv) = centre(t0 + (x as f32 + 0.5) / s);
+        acc += DIGIT_H as f32 / (bottom - top).max(1.0) * (1.0 + dv * dv).sqrt();
+        cum.push(acc);
+    }
+    let out_w = acc.round() as u32;
+    if !(40..=4000).contains(&out_w) {
+        return None;
+    }
+    // Output column → loose column (cum is increasing).
+    let mut loose_x = Vec::with_capacity(out_w as usize);
+    let mut j = 0usize;
+    for x in 0..out_w {
+        let want = x as f32 + 0.5;
+        while j + 1 < cum.len() - 1 && cum[j + 1] < want {
+            j += 1;
+        }
+        let f = (want - cum[j]) / (cum[j + 1] - cum[j]).max(1e-6);
+        loose_x.push(j as f32 + f.clamp(0.0, 1.0));
+    }
+    let map = |x: f32, y: f32| -> (f32, f32) {
+        let xi = (x.max(0.0) as usize).min(loose_x.len() - 1);
+        let lx = loose_x[xi];
+        let (top, bottom) = band_at(lx);
+        let ly = top + (y - DIGIT_TOP as f32) * (bottom - top) / DIGIT_H as f32;
+        (t0 + lx / s, top_off + ly / s)
+    };
     let mut strip = GrayImage::new(out_w, CELL_H);
     for x in 0..out_w {
-        let t = t0 + x as f32 / sx;
-        let lx = (t - t0) * s; // this column in loose-strip pixels
-        let top = lerp(lt, rt, lx);
-        let bottom = lerp(lb, rb, lx);
         for y in 0..CELL_H {
-            let ly = top + (y as f32 - DIGIT_TOP as f32) * (bottom - top) / DIGIT_H as f32;
-            let (fx, fy) = at(t, v_top + ly / s);
-            strip.put_pixel(x, y, image::Luma([bilinear(gray, fx, fy) as u8]));
+            let (t, off) = map(x as f32, y as f32);
+            strip.put_pixel(x, y, image::Luma([sample(t, off)]));
         }
     }
     let (ink_left, ink_right) = ink_columns(&strip)?;
     let corner = |x: f32, y: f32| {
-        let t = t0 + x / sx;
-        let lx = (t - t0) * s;
-        let top = lerp(lt, rt, lx);
-        let bottom = lerp(lb, rb, lx);
-        let ly = top + (y - DIGIT_TOP as f32) * (bottom - top) / DIGIT_H as f32;
-        at(t, v_top + ly / s)
+        let (t, off) = map(x, y);
+        point(t, off)
     };
     let (top_y, bottom_y) = (DIGIT_TOP as f32, (DIGIT_TOP + DIGIT_H) as f32);
     Some(Candidate {
         quad: [
             corner(ink_left, top_y),
-            corner(ink_right, top_y),
-            corner(ink_right, bottom_y),
+            corner(ink_right - 1.0, top_y),
+            corner(ink_right - 1.0, bottom_y),
             corner(ink_left, bottom_y),
         ],
         strip,
         ink_left,
         ink_right,
         components: chain.len(),
-        digit_h: h_meas,
+        digit_h: h_meas * turn.scale,
     })
 }
 

@@ -20,7 +20,7 @@ use vrs_domain::gs1::{self, VaccineLabel};
 use vrs_domain::ids::OcrLine;
 
 use crate::barcode::{self, Symbol};
-use crate::line::{self, Candidate};
+use crate::line::{self, Candidate, Pyramid};
 use crate::ocr::{LineReader, OcrError, Prep, Tesseract};
 use crate::ocrb::{CellMatch, TemplateError, Templates};
 
@@ -57,6 +57,8 @@ pub struct FrameReport {
     pub symbols: Vec<Symbol>,
     /// Milliseconds spent on the frame (decoding the file not included).
     pub ms: f64,
+    /// The same, by stage.
+    pub stages: Stages,
 }
 
 /// Thresholds, chosen from the fixture measurements (see the crate's README figures).
@@ -137,7 +139,7 @@ impl<R: LineReader> Scanner<R> {
     /// Scans a decoded image.
     pub fn scan(&mut self, img: &DynamicImage) -> FrameReport {
         let start = Instant::now();
-        let gray = img.to_luma8();
+        let gray = ink_grey(img);
         let mut report = self.scan_gray(&gray);
         report.ms = start.elapsed().as_secs_f64() * 1e3;
         report
@@ -147,28 +149,36 @@ impl<R: LineReader> Scanner<R> {
     pub fn scan_gray(&mut self, gray: &GrayImage) -> FrameReport {
         let start = Instant::now();
         // A frame far larger than a camera's (a photo from a phone, say) is read at
-        // 4096 px on its long side: digits stay within what the finder looks for, and
-        // memory stays bounded (the finder keeps ~6 bytes a pixel).
+        // 4096 px on its long side: memory stays bounded.
         let long = gray.width().max(gray.height());
-        let resized;
-        let gray = if long > MAX_SIDE {
+        let full = if long > MAX_SIDE {
             let f = MAX_SIDE as f32 / long as f32;
-            resized = image::imageops::resize(
+            image::imageops::resize(
                 gray,
                 ((gray.width() as f32 * f) as u32).max(1),
                 ((gray.height() as f32 * f) as u32).max(1),
                 image::imageops::FilterType::Triangle,
-            );
-            &resized
+            )
         } else {
-            gray
+            gray.clone()
         };
-        let mut found = barcode::Symbols::new(gray);
+        let mut stages = Stages::default();
+        let t = Instant::now();
+        // Barcodes are read at the level nearest a camera's usual frame: a 4K frame's
+        // symbols are large, and rxing's cost grows with the pixels.
+        let pyr_full = Pyramid::new(full, 480);
+        let bar_level = pyr_full
+            .levels
+            .iter()
+            .position(|l| l.width().max(l.height()) <= BARCODE_SIDE)
+            .unwrap_or(pyr_full.levels.len() - 1);
+        let mut found = barcode::Symbols::new(&pyr_full.levels[bar_level]);
         let mut symbols = if self.options.barcodes && self.options.vouchers {
             found.voucher()
         } else {
             Vec::new()
         };
+        stages.barcodes += t.elapsed().as_secs_f64() * 1e3;
         let qr = symbols
             .iter()
             .filter(|s| s.format == "qr")
@@ -182,7 +192,7 @@ impl<R: LineReader> Scanner<R> {
                 quad: None,
             })
         } else if self.options.ocr && self.options.vouchers {
-            self.read_ocr(gray).map(|read| {
+            self.read_ocr(&pyr_full, &mut stages).map(|read| {
                 if nw7 {
                     VoucherRead {
                         source: Source::Nw7Ocr,
@@ -202,34 +212,95 @@ impl<R: LineReader> Scanner<R> {
         // Labels are looked for only in frames without a voucher: a nurse scans the lot
         // at the session's set-up and vouchers after it, and DataMatrix with rxing's
         // "try harder" (needed for tilted symbols) costs ~4 ms a frame.
+        let t = Instant::now();
         if self.options.barcodes && self.options.labels && voucher.is_none() {
             symbols.extend(found.label());
         }
+        stages.barcodes += t.elapsed().as_secs_f64() * 1e3;
         let lot = label(&symbols);
         FrameReport {
             voucher,
             lot,
             symbols,
             ms: start.elapsed().as_secs_f64() * 1e3,
+            stages,
         }
     }
 
-    fn read_ocr(&mut self, gray: &GrayImage) -> Option<VoucherRead> {
-        let candidates = line::find_candidates(gray, self.options.max_candidates);
-        let mut found: Option<VoucherRead> = None;
-        for c in &candidates {
-            if let Some(f) = &found {
-                // Another line the templates are sure of, with other digits: two
-                // vouchers in view, and we cannot tell which one is meant.
-                let (cells, _) = self.template_cells(c);
-                if let Some(digits) = self.sure_digits(&cells) {
-                    if digits != f.line.to_string() {
-                        return None;
+    /// The OCR line: found on a reduced image where that is enough, at every
+    /// orientation, each candidate read both ways up.
+    fn read_ocr(&mut self, pyr: &Pyramid, stages: &mut Stages) -> Option<VoucherRead> {
+        let t = Instant::now();
+        // The finder starts on the finest level no larger than FINDER_SIDE (digits of
+        // 9 to 64 px there), then looks one level coarser for larger digits.
+        let first = pyr
+            .levels
+            .iter()
+            .position(|l| l.width().max(l.height()) <= FINDER_SIDE)
+            .unwrap_or(pyr.levels.len() - 1);
+        stages.find += t.elapsed().as_secs_f64() * 1e3;
+        for level in first..(first + 2).min(pyr.levels.len()) {
+            let t = Instant::now();
+            let img = &pyr.levels[level];
+            // Sensor noise in a dim room breaks the ink into specks: the finder gets a
+            // smoothed copy when the frame is noisy against its brightness.
+            let smoothed;
+            let finder = if is_noisy(img) {
+                smoothed = smooth3(img);
+                &smoothed
+            } else {
+                img
+            };
+            let candidates = line::find_in(pyr, level, finder, self.options.max_candidates);
+            stages.find += t.elapsed().as_secs_f64() * 1e3;
+            let t = Instant::now();
+            let decision = self.decide(&candidates);
+            stages.read += t.elapsed().as_secs_f64() * 1e3;
+            match decision {
+                Decision::Read(v) => return Some(v),
+                Decision::Veto => return None,
+                Decision::Nothing => {}
+            }
+        }
+        None
+    }
+
+    /// One voucher from a frame's candidate lines, or a veto when two lines with
+    /// different digits are in view.
+    fn decide(&mut self, candidates: &[Candidate]) -> Decision {
+        let mut found: Option<(VoucherRead, &Candidate)> = None;
+        for c in candidates {
+            let ways = [c.clone(), upside_down(c)];
+            if let Some((f, fc)) = &found {
+                // The same line seen again (a shorter or longer chain of it) says
+                // nothing new.
+                if same_place(fc, c) {
+                    continue;
+                }
+                // Another line the templates are sure of, or nearly, with other digits
+                // (either way up): two vouchers in view, and we cannot tell which one
+                // is meant.
+                let want = f.line.to_string();
+                for w in &ways {
+                    let (cells, _) = self.template_cells(w);
+                    if self.looks_like_another_line(&cells, &want) {
+                        return Decision::Veto;
                     }
                 }
                 continue;
             }
-            let attempt = self.read_candidate(c);
+            // Which way up: the one whose cells the templates are sure of. Both ways
+            // sure (it cannot happen with OCR-B's digits, but if it did) is a veto.
+            let sure: Vec<usize> = (0..2)
+                .filter(|&i| self.sure_digits(&self.template_cells(&ways[i]).0).is_some())
+                .collect();
+            let way = match sure.as_slice() {
+                [] => continue,
+                [i] => *i,
+                _ => return Decision::Veto,
+            };
+            let cand = &ways[way];
+            let attempt = self.read_candidate(cand);
             if !attempt.accepted {
                 continue;
             }
@@ -238,18 +309,37 @@ impl<R: LineReader> Scanner<R> {
                 .iter()
                 .map(|c| c.margin)
                 .fold(f32::MAX, f32::min);
-            found = attempt
-                .template_digits
-                .parse()
-                .ok()
-                .map(|line| VoucherRead {
-                    line,
-                    source: Source::Ocr,
-                    confidence: (0.5 * min_margin / self.options.min_margin).min(1.0),
-                    quad: Some(c.quad),
-                });
+            if let Ok(line) = attempt.template_digits.parse() {
+                found = Some((
+                    VoucherRead {
+                        line,
+                        source: Source::Ocr,
+                        confidence: (0.5 * min_margin / self.options.min_margin).min(1.0),
+                        quad: Some(cand.quad),
+                    },
+                    c,
+                ));
+            }
         }
-        found
+        match found {
+            Some((v, _)) => Decision::Read(v),
+            None => Decision::Nothing,
+        }
+    }
+
+    /// A second line that is an OCR line of other digits, by the templates: most of its
+    /// cells a clear win, the municipality's check digit right, the dose 1..9. Looser
+    /// than a read (the read is vetoed, not made, on it).
+    fn looks_like_another_line(&self, cells: &[CellMatch], found: &str) -> bool {
+        if cells.len() != 18 {
+            return false;
+        }
+        let clear = cells
+            .iter()
+            .filter(|m| m.score >= self.options.min_score && m.margin >= self.options.min_margin / 2.0)
+            .count();
+        let digits: String = cells.iter().map(|m| char::from(b'0' + m.digit)).collect();
+        clear >= 15 && digits != found && digits.parse::<OcrLine>().is_ok()
     }
 
     /// The templates' reading of a candidate's 18 cells (empty when the line's length
@@ -390,6 +480,136 @@ fn spaced_cells(strip: &GrayImage, cells: &[CellMatch], pitch: f32) -> GrayImage
 
 /// Frames larger than this on their long side are scaled down before reading.
 pub const MAX_SIDE: u32 = 4096;
+
+/// The finder starts on the pyramid level no larger than this on its long side.
+const FINDER_SIDE: u32 = 1920;
+
+/// Barcodes are read on the pyramid level no larger than this on its long side.
+const BARCODE_SIDE: u32 = 1920;
+
+/// What the candidates of one level gave.
+enum Decision {
+    Read(VoucherRead),
+    Veto,
+    Nothing,
+}
+
+/// The grey the scanner reads: each pixel's brightest channel. Black print stays
+/// black, while a red stamp or a blue ballpoint stroke over the digits (bright in
+/// their own channel) comes out nearly as light as the paper, and a warm cast of dim
+/// light loses no contrast.
+pub fn ink_grey(img: &DynamicImage) -> GrayImage {
+    match img {
+        DynamicImage::ImageLuma8(g) => g.clone(),
+        _ => {
+            let rgb = img.to_rgb8();
+            let (w, h) = rgb.dimensions();
+            let px: Vec<u8> = rgb
+                .as_raw()
+                .chunks_exact(3)
+                .map(|c| c[0].max(c[1]).max(c[2]))
+                .collect();
+            GrayImage::from_raw(w, h, px).unwrap_or_default()
+        }
+    }
+}
+
+/// Whether a frame's pixel-to-pixel noise is large against its brightness (a dim room,
+/// a small sensor at high gain).
+fn is_noisy(img: &GrayImage) -> bool {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if w < 8 || h < 8 {
+        return false;
+    }
+    let raw = img.as_raw();
+    let mut diffs = [0u32; 256];
+    let mut levels = [0u32; 256];
+    for y in (1..h - 1).step_by(7) {
+        for x in (1..w - 1).step_by(3) {
+            let p = raw[y * w + x];
+            diffs[usize::from(p.abs_diff(raw[y * w + x + 1]))] += 1;
+            levels[usize::from(p)] += 1;
+        }
+    }
+    let median = |hist: &[u32; 256]| {
+        let total: u32 = hist.iter().sum();
+        let mut acc = 0;
+        for (v, n) in hist.iter().enumerate() {
+            acc += n;
+            if acc * 2 >= total {
+                return v as f32;
+            }
+        }
+        255.0
+    };
+    median(&diffs) > 0.05 * median(&levels) + 2.0
+}
+
+/// A 3×3 box blur.
+fn smooth3(img: &GrayImage) -> GrayImage {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let src = img.as_raw();
+    let mut tmp = vec![0u16; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let a = src[y * w + x.saturating_sub(1)];
+            let c = src[y * w + (x + 1).min(w - 1)];
+            tmp[y * w + x] = u16::from(a) + u16::from(src[y * w + x]) + u16::from(c);
+        }
+    }
+    let mut out = vec![0u8; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let s = tmp[y.saturating_sub(1) * w + x] + tmp[y * w + x] + tmp[(y + 1).min(h - 1) * w + x];
+            out[y * w + x] = ((s + 4) / 9) as u8;
+        }
+    }
+    GrayImage::from_raw(w as u32, h as u32, out).unwrap_or_default()
+}
+
+/// The candidate turned 180°: its strip rotated, its ends and corners swapped.
+fn upside_down(c: &Candidate) -> Candidate {
+    let w = c.strip.width() as f32;
+    let [tl, tr, br, bl] = c.quad;
+    Candidate {
+        strip: image::imageops::rotate180(&c.strip),
+        ink_left: w - c.ink_right,
+        ink_right: w - c.ink_left,
+        quad: [br, bl, tl, tr],
+        ..c.clone()
+    }
+}
+
+/// Whether two candidates are the same stretch of the frame (one line found twice).
+fn same_place(a: &Candidate, b: &Candidate) -> bool {
+    let mid = |q: &[(f32, f32); 4]| {
+        (
+            q.iter().map(|p| p.0).sum::<f32>() / 4.0,
+            q.iter().map(|p| p.1).sum::<f32>() / 4.0,
+        )
+    };
+    let (ma, mb) = (mid(&a.quad), mid(&b.quad));
+    let len = |q: &[(f32, f32); 4]| (q[1].0 - q[0].0).hypot(q[1].1 - q[0].1);
+    let h = a.digit_h.max(b.digit_h);
+    // Middles within half a line's length and a digit height across: one line.
+    let (dx, dy) = (mb.0 - ma.0, mb.1 - ma.1);
+    let la = len(&a.quad).max(1.0);
+    let dir = ((a.quad[1].0 - a.quad[0].0) / la, (a.quad[1].1 - a.quad[0].1) / la);
+    let along = (dx * dir.0 + dy * dir.1).abs();
+    let across = (-dx * dir.1 + dy * dir.0).abs();
+    along < 0.5 * la.max(len(&b.quad)) && across < 1.0 * h
+}
+
+/// Milliseconds per stage of one frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stages {
+    /// rxing and our row scans.
+    pub barcodes: f64,
+    /// Binarising, components, chains, rectifying.
+    pub find: f64,
+    /// Templates and tesseract.
+    pub read: f64,
+}
 
 /// Whether every QR and NW-7 symbol of a frame says the same as `line`. A QR must hold
 /// exactly its 18 digits (one that holds anything else is another voucher, or a

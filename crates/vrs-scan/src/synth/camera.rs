@@ -191,6 +191,10 @@ pub(crate) struct Spoil {
     pub motion_angle: f32,
     pub noise: f32,
     pub jpeg: u8,
+    /// Paper that is not flat along the line (a curved or creased sticker).
+    pub warp: Option<frame::Warp>,
+    /// Seen on a phone's screen rather than on paper.
+    pub screen: Option<frame::Screen>,
 }
 
 /// How hard to spoil: vouchers get the full range, labels (held close, printed
@@ -292,6 +296,8 @@ pub(crate) fn sample_spoil(
         } else {
             rng.u8(60..=95)
         },
+        warp: None,
+        screen: None,
     }
 }
 
@@ -357,6 +363,12 @@ pub(crate) fn shoot(
         if world.subject == Some(i) {
             subject_px = n;
         }
+    }
+    if let Some(w) = &spoil.warp {
+        frame::warp(&mut f, w);
+    }
+    if let Some(s) = &spoil.screen {
+        frame::screen(&mut f, s);
     }
     frame::apply_light(&mut f, &spoil.light);
     frame::gaussian_blur(&mut f, spoil.blur);

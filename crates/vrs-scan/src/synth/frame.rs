@@ -371,3 +371,99 @@ pub(crate) fn sensor_noise(frame: &mut Frame, sigma: f32, rng: &mut fastrand::Rn
         c[2] += (n + cb * 0.3) * s;
     }
 }
+
+/// How a voucher's paper is not flat where the line is printed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Bend {
+    /// A sticker on a curved surface: the line bows by `sag` px at its middle.
+    Curve { sag: f32 },
+    /// A crease across the line at `at` (0..1 along it): beyond it the line turns
+    /// by `angle` radians.
+    Crease { at: f32, angle: f32 },
+}
+
+/// A bend laid along the OCR line as the frame shows it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Warp {
+    /// The line's left end (middle of its height), in frame pixels.
+    pub origin: (f32, f32),
+    /// Unit vector along the line.
+    pub dir: (f32, f32),
+    /// The line's length in frame pixels.
+    pub len: f32,
+    pub bend: Bend,
+}
+
+impl Warp {
+    /// How far a point at `s` (0..1 along the line) is pushed across it.
+    fn offset(&self, s: f32) -> f32 {
+        // Beyond the ends the bend goes on a little, then stops (the card is flat there).
+        let s = s.clamp(-0.3, 1.3);
+        match self.bend {
+            Bend::Curve { sag } => sag * (1.0 - (2.0 * s - 1.0).powi(2)),
+            Bend::Crease { at, angle } => angle.tan() * (s - at).max(0.0) * self.len,
+        }
+    }
+}
+
+/// Bends the frame's content across the line (backward mapping, bilinear).
+pub(crate) fn warp(frame: &mut Frame, w: &Warp) {
+    let src = frame.px.clone();
+    let (fw, fh) = (frame.w as usize, frame.h as usize);
+    let normal = (-w.dir.1, w.dir.0);
+    let sample = |x: f32, y: f32, k: usize| -> f32 {
+        let x = x.clamp(0.0, (fw - 1) as f32);
+        let y = y.clamp(0.0, (fh - 1) as f32);
+        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+        let (x1, y1) = ((x0 + 1).min(fw - 1), (y0 + 1).min(fh - 1));
+        let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+        let at = |xx: usize, yy: usize| src[(yy * fw + xx) * 3 + k];
+        let top = at(x0, y0) * (1.0 - fx) + at(x1, y0) * fx;
+        let bottom = at(x0, y1) * (1.0 - fx) + at(x1, y1) * fx;
+        top * (1.0 - fy) + bottom * fy
+    };
+    for y in 0..fh {
+        for x in 0..fw {
+            let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
+            let s = ((px - w.origin.0) * w.dir.0 + (py - w.origin.1) * w.dir.1) / w.len;
+            let d = w.offset(s);
+            let (sx, sy) = (px - normal.0 * d - 0.5, py - normal.1 * d - 0.5);
+            let o = (y * fw + x) * 3;
+            for k in 0..3 {
+                frame.px[o + k] = sample(sx, sy, k);
+            }
+        }
+    }
+}
+
+/// The voucher shown on a phone's screen: RGB sub-pixel stripes of `pitch` frame
+/// pixels, turned by `angle`, with dark gaps between pixel rows. Averaged over each
+/// camera pixel, the grid beats against the sensor's and shows moiré.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Screen {
+    pub pitch: f32,
+    pub angle: f32,
+}
+
+pub(crate) fn screen(frame: &mut Frame, s: &Screen) {
+    let (sn, cs) = s.angle.sin_cos();
+    const SUB: usize = 3;
+    for (i, c) in frame.px.chunks_exact_mut(3).enumerate() {
+        let (x, y) = ((i % frame.w as usize) as f32, (i / frame.w as usize) as f32);
+        let mut gain = [0f32; 3];
+        for j in 0..SUB * SUB {
+            let px = x + ((j % SUB) as f32 + 0.5) / SUB as f32;
+            let py = y + ((j / SUB) as f32 + 0.5) / SUB as f32;
+            let u = (px * cs + py * sn) / s.pitch;
+            let v = (-px * sn + py * cs) / s.pitch;
+            let lit = ((u - u.floor()) * 3.0) as usize;
+            let row = if v - v.floor() < 0.2 { 0.3 } else { 1.0 };
+            for (k, g) in gain.iter_mut().enumerate() {
+                *g += row * if k == lit.min(2) { 2.4 } else { 0.25 };
+            }
+        }
+        for (v, g) in c.iter_mut().zip(gain) {
+            *v *= g / (SUB * SUB) as f32;
+        }
+    }
+}

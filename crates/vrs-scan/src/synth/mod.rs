@@ -107,6 +107,99 @@ pub enum SceneKind {
     LabelGs1_128,
     /// A vaccine box sticker with a GS1 DataMatrix.
     LabelDataMatrix,
+    /// A voucher (OCR line only) photographed under one everyday desk condition.
+    Desk(Condition),
+    /// Two valid vouchers in view: must not be reported.
+    TwoVouchers,
+}
+
+/// What happens to a voucher photo at a real vaccination desk, each condition a scene
+/// kind of its own (`voucher-<name>`), so that `vrs scan --eval` breaks the read rate
+/// down by condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Condition {
+    /// Turned by any angle on the desk (0–360°).
+    Rotated,
+    /// Upside down (180° ± 12°).
+    UpsideDown,
+    /// Sideways (90° or 270° ± 12°).
+    Sideways,
+    /// A tablet held upright: a portrait frame, the voucher at any quarter turn.
+    Portrait,
+    /// The tablet tilted 30–45° over the desk: one end of the line far smaller.
+    Perspective,
+    /// Held close: digits 64–150 px tall.
+    CloseUp,
+    /// Held far: digits 9.5–12.5 px tall.
+    Small,
+    /// A 3840×2160 frame, digits 20–150 px.
+    Uhd,
+    /// A dim room: dark, a warm cast, heavy sensor noise.
+    LowLight,
+    /// A ballpoint tick, ring or stroke through the digits.
+    Pen,
+    /// A red 済 stamp over the line.
+    Stamp,
+    /// A sticker on a curved surface: the line bows.
+    Curved,
+    /// A crease across the line: it kinks a few degrees.
+    Creased,
+    /// The voucher shown on a phone's screen (sub-pixels, moiré).
+    Screen,
+}
+
+impl Condition {
+    pub const ALL: [Condition; 14] = [
+        Condition::Rotated,
+        Condition::UpsideDown,
+        Condition::Sideways,
+        Condition::Portrait,
+        Condition::Perspective,
+        Condition::CloseUp,
+        Condition::Small,
+        Condition::Uhd,
+        Condition::LowLight,
+        Condition::Pen,
+        Condition::Stamp,
+        Condition::Curved,
+        Condition::Creased,
+        Condition::Screen,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::Rotated => "voucher-rotated",
+            Condition::UpsideDown => "voucher-upside-down",
+            Condition::Sideways => "voucher-sideways",
+            Condition::Portrait => "voucher-portrait",
+            Condition::Perspective => "voucher-perspective",
+            Condition::CloseUp => "voucher-close-up",
+            Condition::Small => "voucher-small",
+            Condition::Uhd => "voucher-4k",
+            Condition::LowLight => "voucher-low-light",
+            Condition::Pen => "voucher-pen",
+            Condition::Stamp => "voucher-stamp",
+            Condition::Curved => "voucher-curved",
+            Condition::Creased => "voucher-creased",
+            Condition::Screen => "voucher-screen",
+        }
+    }
+
+    /// The frame size for this condition, given the one drawn for the set.
+    fn frame_size(self, rng: &mut Rng, (w, h): (u32, u32)) -> (u32, u32) {
+        match self {
+            Condition::Portrait => (w.min(h), w.max(h)),
+            Condition::Uhd => (3840, 2160),
+            Condition::CloseUp => {
+                if rng.bool() {
+                    (3840, 2160)
+                } else {
+                    (1920, 1080)
+                }
+            }
+            _ => (w, h),
+        }
+    }
 }
 
 impl SceneKind {
@@ -119,6 +212,8 @@ impl SceneKind {
             SceneKind::InvalidCheck => "invalid-check",
             SceneKind::LabelGs1_128 => "label-gs1-128",
             SceneKind::LabelDataMatrix => "label-datamatrix",
+            SceneKind::Desk(c) => c.name(),
+            SceneKind::TwoVouchers => "two-vouchers",
         }
     }
 }
@@ -135,6 +230,9 @@ pub struct SceneMix {
     pub empty: u32,
     pub invalid_check: u32,
     pub label: u32,
+    /// Each desk [`Condition`] this many times a block.
+    pub conditions: u32,
+    pub two_vouchers: u32,
 }
 
 impl Default for SceneMix {
@@ -147,11 +245,28 @@ impl Default for SceneMix {
             empty: 1,
             invalid_check: 1,
             label: 1,
+            conditions: 0,
+            two_vouchers: 0,
         }
     }
 }
 
 impl SceneMix {
+    /// The desk set: every [`Condition`] once a block, with an ordinary voucher, two
+    /// vouchers in view, an empty desk and a wrong check digit beside them.
+    pub fn desk() -> Self {
+        SceneMix {
+            voucher_ocr: 1,
+            voucher_qr: 0,
+            voucher_nw7: 0,
+            empty: 1,
+            invalid_check: 1,
+            label: 0,
+            conditions: 1,
+            two_vouchers: 1,
+        }
+    }
+
     fn block(&self) -> Vec<Option<SceneKind>> {
         // None stands for a label; which symbol it carries is decided by its rank.
         let mut v = Vec::new();
@@ -166,6 +281,16 @@ impl SceneMix {
         for (n, k) in parts {
             v.extend(std::iter::repeat_n(k, n as usize));
         }
+        for c in Condition::ALL {
+            v.extend(std::iter::repeat_n(
+                Some(SceneKind::Desk(c)),
+                self.conditions as usize,
+            ));
+        }
+        v.extend(std::iter::repeat_n(
+            Some(SceneKind::TwoVouchers),
+            self.two_vouchers as usize,
+        ));
         v
     }
 
@@ -318,11 +443,17 @@ fn render_jpeg(
     let kind = spec.mix.kind(spec.seed, index)?;
     let mut rng = Rng::with_seed(derive_seed(spec.seed, SALT_SINGLE, index as u64));
     let (w, h) = spec.sizes[rng.usize(..spec.sizes.len())];
+    let (w, h) = match kind {
+        SceneKind::Desk(c) => c.frame_size(&mut rng, (w, h)),
+        _ => (w, h),
+    };
     let shot = match kind {
         SceneKind::VoucherOcr
         | SceneKind::VoucherQr
         | SceneKind::VoucherNw7
         | SceneKind::InvalidCheck => voucher_shot(fonts, &mut rng, kind, w, h)?,
+        SceneKind::Desk(c) => desk_shot(fonts, &mut rng, c, w, h)?,
+        SceneKind::TwoVouchers => two_voucher_shot(fonts, &mut rng, w, h)?,
         SceneKind::Empty => empty_shot(fonts, &mut rng, w, h),
         SceneKind::LabelGs1_128 | SceneKind::LabelDataMatrix => {
             label_shot(fonts, &mut rng, kind, w, h)?
@@ -367,7 +498,125 @@ fn voucher_shot(
     if kind == SceneKind::InvalidCheck {
         content::break_check_digit(rng, &mut v)?;
     }
-    shoot_voucher(fonts, rng, &v, symbol, Severity::Full, w, h)
+    shoot_voucher(fonts, rng, &v, symbol, Look::of(Severity::Full), w, h)
+}
+
+/// A voucher with its OCR line only, under one desk condition.
+fn desk_shot(
+    fonts: &fonts::Fonts,
+    rng: &mut Rng,
+    cond: Condition,
+    w: u32,
+    h: u32,
+) -> Result<Shot, SynthError> {
+    let dose = rng.u8(1..=5);
+    let v = content::voucher(rng, dose)?;
+    let mut look = Look::of(Severity::Full);
+    // How many digit heights the line spans (18 OCR-B digits), with room to spare.
+    let fits = |side: u32| 0.9 * f64::from(side) / 16.0;
+    match cond {
+        Condition::Rotated => look.rot = (-180.0, 180.0),
+        Condition::UpsideDown => look.rot = (168.0, 192.0),
+        Condition::Sideways => {
+            let side = if rng.bool() { 90.0 } else { -90.0 };
+            look.rot = (side - 12.0, side + 12.0);
+        }
+        Condition::Portrait => {
+            let quarter = f64::from(rng.u8(0..4)) * 90.0;
+            look.rot = (quarter - 12.0, quarter + 12.0);
+            // Sideways in a portrait frame the line runs along its long side.
+            let along = if quarter as u32 % 180 == 0 { w } else { h };
+            look.digits.1 = look.digits.1.min(fits(along));
+        }
+        Condition::Perspective => look.keystone = (0.25, 0.45),
+        Condition::CloseUp => look.digits = (64.0, 150.0f64.min(fits(w))),
+        Condition::Small => look.digits = (9.5, 12.5),
+        Condition::Uhd => look.digits = (20.0, 150.0f64.min(fits(w))),
+        Condition::Pen => look.deface = Some(scene::Deface::Pen),
+        Condition::Stamp => look.deface = Some(scene::Deface::Stamp),
+        Condition::LowLight
+        | Condition::Curved
+        | Condition::Creased
+        | Condition::Screen => {}
+    }
+    look.condition = Some(cond);
+    shoot_voucher(fonts, rng, &v, VoucherSymbol::None, look, w, h)
+}
+
+/// Two valid vouchers from one municipality in view.
+fn two_voucher_shot(fonts: &fonts::Fonts, rng: &mut Rng, w: u32, h: u32) -> Result<Shot, SynthError> {
+    let (da, db) = (rng.u8(1..=5), rng.u8(1..=5));
+    let a = content::voucher(rng, da)?;
+    let b = content::voucher(rng, db)?;
+    let (world, how) = scene::two_voucher_world(fonts, rng, &a, &b)?;
+    let pose = Pose {
+        scale: range(rng, 13.0, 30.0) / LINE_DIGIT_MM,
+        rot_deg: range(rng, -15.0, 15.0) - world.subject_rot,
+        keystone: Keystone::sample(rng, 0.08),
+        at: (0.0, 0.0),
+        pan: (0.0, 0.0),
+    };
+    let pose = camera::fit_pose(rng, &world, w, h, pose, (10.0, 30.0));
+    let cam = pose.cam(world.focus, w, h);
+    let digit_h = world
+        .line
+        .as_ref()
+        .map_or(0.0, |l| camera::digit_heights(&cam, l)[1]);
+    let target = camera::target_box(&world, &cam, w, h);
+    let spoil = camera::sample_spoil(rng, Severity::Mild, digit_h, target, w);
+    let note = format!(
+        "digit_h={digit_h:.0} {} {} two={how} lines={},{}",
+        pose_note(&pose, world.subject_rot),
+        spoil_note(&spoil),
+        a.line,
+        b.line
+    );
+    Ok(Shot {
+        world,
+        cam,
+        spoil,
+        voucher: None,
+        lot: None,
+        note,
+    })
+}
+
+/// How a voucher is shot: the ranges the pose is drawn from, and what a condition adds.
+#[derive(Clone, Copy, Debug)]
+struct Look {
+    severity: Severity,
+    /// Digit height in the frame (px).
+    digits: (f64, f64),
+    /// The voucher's rotation in the frame (degrees).
+    rot: (f64, f64),
+    /// Keystone amount: (0, max) sometimes, (min, max) with min > 0 always.
+    keystone: (f64, f64),
+    deface: Option<scene::Deface>,
+    condition: Option<Condition>,
+}
+
+impl Look {
+    fn of(severity: Severity) -> Look {
+        match severity {
+            Severity::Full => Look {
+                severity,
+                digits: (12.5, 39.5),
+                rot: (-15.0, 15.0),
+                keystone: (0.0, 0.08),
+                deface: None,
+                condition: None,
+            },
+            // A given voucher (a demo's, a test's) is held square and close, as a nurse does.
+            Severity::Mild => Look {
+                severity,
+                digits: (22.0, 34.0),
+                rot: (-6.0, 6.0),
+                keystone: (0.0, 0.08),
+                deface: None,
+                condition: None,
+            },
+        }
+    }
 }
 
 /// A photo of the voucher with `line` (say a register's resident, for a demo or a
@@ -389,7 +638,7 @@ pub fn render_voucher(
         &mut rng,
         &v,
         VoucherSymbol::None,
-        Severity::Mild,
+        Look::of(Severity::Mild),
         w,
         h,
     )?;
@@ -417,38 +666,45 @@ fn shoot_voucher(
     rng: &mut Rng,
     v: &content::Voucher,
     symbol: VoucherSymbol,
-    severity: Severity,
+    look: Look,
     w: u32,
     h: u32,
 ) -> Result<Shot, SynthError> {
     let mut design = Rng::with_seed(rng.u64(..));
-    let world = scene::voucher_world(fonts, rng, &mut design, v, symbol)?;
+    let world = scene::voucher_world(fonts, rng, &mut design, v, symbol, look.deface)?;
     // NW-7's narrow bars are 0.3 mm: from 15 px digits up they are 2 px or wider.
     let lo = if symbol == VoucherSymbol::Nw7 {
-        15.0
+        look.digits.0.max(15.0)
     } else {
-        12.5
+        look.digits.0
     };
-    // A given voucher (a demo's, a test's) is held square and close, as a nurse does.
-    let (lo, hi, tilt) = match severity {
-        Severity::Full => (lo, 39.5, 15.0),
-        Severity::Mild => (22.0, 34.0, 6.0),
+    let hi = look.digits.1;
+    let keystone = if look.keystone.0 > 0.0 {
+        Keystone {
+            amount: range(rng, look.keystone.0, look.keystone.1),
+            ..Keystone::sample(rng, 0.0)
+        }
+    } else {
+        Keystone::sample(rng, look.keystone.1)
     };
     let pose = Pose {
         scale: range(rng, lo, hi) / LINE_DIGIT_MM,
-        rot_deg: range(rng, -tilt, tilt) - world.subject_rot,
-        keystone: Keystone::sample(rng, 0.08),
+        rot_deg: range(rng, look.rot.0, look.rot.1) - world.subject_rot,
+        keystone,
         at: (0.0, 0.0),
         pan: (0.0, 0.0),
     };
-    let pose = camera::fit_pose(rng, &world, w, h, pose, DIGIT_HEIGHT_PX);
+    let pose = camera::fit_pose(rng, &world, w, h, pose, (lo, hi));
     let cam = pose.cam(world.focus, w, h);
     let digit_h = world
         .line
         .as_ref()
         .map_or(0.0, |l| camera::digit_heights(&cam, l)[1]);
     let target = camera::target_box(&world, &cam, w, h);
-    let spoil = camera::sample_spoil(rng, severity, digit_h, target, w);
+    let mut spoil = camera::sample_spoil(rng, look.severity, digit_h, target, w);
+    if let Some(c) = look.condition {
+        condition_spoil(rng, c, &world, &cam, digit_h, &mut spoil);
+    }
     let mut note = format!(
         "digit_h={digit_h:.0} {} {}",
         pose_note(&pose, world.subject_rot),
@@ -471,6 +727,68 @@ fn shoot_voucher(
         lot: None,
         note,
     })
+}
+
+/// What a condition does to the light, the paper's shape or the medium.
+fn condition_spoil(
+    rng: &mut Rng,
+    c: Condition,
+    world: &scene::World,
+    cam: &geom::Homography,
+    digit_h: f64,
+    spoil: &mut Spoil,
+) {
+    match c {
+        Condition::LowLight => {
+            let l = &mut spoil.light;
+            l.exposure = range(rng, 0.2, 0.42) as f32;
+            l.white_balance = [
+                range(rng, 1.05, 1.2) as f32,
+                1.0,
+                range(rng, 0.6, 0.85) as f32,
+            ];
+            l.glare = None;
+            spoil.noise = range(rng, 6.0, 14.0) as f32;
+            spoil.jpeg = rng.u8(60..=85);
+        }
+        Condition::Curved | Condition::Creased => {
+            let Some(line) = &world.line else { return };
+            let [tl, tr, br, bl] = line.map(|p| cam.apply(p));
+            let a = ((tl.0 + bl.0) / 2.0, (tl.1 + bl.1) / 2.0);
+            let b = ((tr.0 + br.0) / 2.0, (tr.1 + br.1) / 2.0);
+            let len = (b.0 - a.0).hypot(b.1 - a.1).max(1.0);
+            let bend = if c == Condition::Curved {
+                let sign = if rng.bool() { 1.0 } else { -1.0 };
+                frame::Bend::Curve {
+                    sag: (sign * range(rng, 0.35, 0.9) * digit_h) as f32,
+                }
+            } else {
+                let sign = if rng.bool() { 1.0 } else { -1.0 };
+                frame::Bend::Crease {
+                    at: range(rng, 0.25, 0.75) as f32,
+                    angle: (sign * range(rng, 3.0, 8.0)).to_radians() as f32,
+                }
+            };
+            spoil.warp = Some(frame::Warp {
+                origin: (a.0 as f32, a.1 as f32),
+                dir: (((b.0 - a.0) / len) as f32, ((b.1 - a.1) / len) as f32),
+                len: len as f32,
+                bend,
+            });
+        }
+        Condition::Screen => {
+            spoil.screen = Some(frame::Screen {
+                pitch: range(rng, 1.15, 2.6) as f32,
+                angle: range(rng, -0.12, 0.12) as f32,
+            });
+            // A screen is its own light: bluish white, a little flat.
+            let l = &mut spoil.light;
+            l.white_balance = [0.92, 1.0, 1.1];
+            l.contrast = l.contrast.min(range(rng, 0.7, 0.95) as f32);
+            l.shadow = None;
+        }
+        _ => {}
+    }
 }
 
 fn empty_shot(fonts: &fonts::Fonts, rng: &mut Rng, w: u32, h: u32) -> Shot {

@@ -56,6 +56,23 @@ pub(crate) enum Mark {
         width: f64,
         color: Rgb8,
     },
+    /// A pen stroke through `points` (a ballpoint tick or circle), drawn over what is
+    /// printed: opaque ink `width` mm wide.
+    Stroke {
+        points: Vec<(f64, f64)>,
+        width: f64,
+        color: Rgb8,
+    },
+    /// A rubber stamp (a ring with 済 inside): ink that darkens what is under it
+    /// (multiplied), so the print below stays as dark as it was, with a patchy
+    /// coverage `density` (0..1) as a hand-pressed stamp has.
+    Stamp {
+        center: (f64, f64),
+        radius: f64,
+        color: Rgb8,
+        density: f32,
+        seed: u32,
+    },
     /// A barcode's modules: `bits` row by row, `cols` wide; each module `module.0` by
     /// `module.1` mm (1-D codes have one row, stretched to the bar height).
     Modules {
@@ -87,6 +104,16 @@ impl Mark {
                 2.0 * radius,
             )
             .grow(*width),
+            Mark::Stroke { points, width, .. } => Rect::bounding(points)
+                .unwrap_or(Rect::new(0.0, 0.0, 0.0, 0.0))
+                .grow(*width),
+            Mark::Stamp { center, radius, .. } => Rect::new(
+                center.0 - radius,
+                center.1 - radius,
+                2.0 * radius,
+                2.0 * radius,
+            )
+            .grow(0.5),
             Mark::Modules {
                 origin,
                 module,
@@ -278,6 +305,18 @@ impl Canvas {
                 width,
                 color,
             } => self.ring(*center, *radius, *width, *color),
+            Mark::Stroke {
+                points,
+                width,
+                color,
+            } => self.stroke(points, *width, *color),
+            Mark::Stamp {
+                center,
+                radius,
+                color,
+                density,
+                seed,
+            } => self.stamp(fonts, *center, *radius, *color, *density, *seed),
             Mark::Modules {
                 origin,
                 module,
@@ -399,6 +438,109 @@ impl Canvas {
                 font,
                 s,
             );
+        }
+    }
+
+    /// A polyline of round-capped segments, anti-aliased by distance.
+    fn stroke(&mut self, points: &[(f64, f64)], width: f64, color: Rgb8) {
+        let pts: Vec<(f64, f64)> = points.iter().map(|p| self.px(*p)).collect();
+        let hw = width * self.ppmm / 2.0;
+        let (w, h) = (self.img.width() as i64, self.img.height() as i64);
+        for seg in pts.windows(2) {
+            let (a, b) = (seg[0], seg[1]);
+            let x0 = ((a.0.min(b.0) - hw - 1.0).floor() as i64).clamp(0, w);
+            let x1 = ((a.0.max(b.0) + hw + 1.0).ceil() as i64).clamp(0, w);
+            let y0 = ((a.1.min(b.1) - hw - 1.0).floor() as i64).clamp(0, h);
+            let y1 = ((a.1.max(b.1) + hw + 1.0).ceil() as i64).clamp(0, h);
+            let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+            let len2 = (dx * dx + dy * dy).max(1e-9);
+            for py in y0..y1 {
+                for px in x0..x1 {
+                    let (qx, qy) = (px as f64 + 0.5, py as f64 + 0.5);
+                    let t = (((qx - a.0) * dx + (qy - a.1) * dy) / len2).clamp(0.0, 1.0);
+                    let d = (qx - a.0 - t * dx).hypot(qy - a.1 - t * dy);
+                    let cov = (hw + 0.5 - d).clamp(0.0, 1.0) as f32;
+                    if cov > 0.0 {
+                        let p = self.img.get_pixel_mut(px as u32, py as u32);
+                        for (c, &v) in p.0.iter_mut().zip(&color) {
+                            let old = f32::from(*c);
+                            // Overlapping segments must not darken twice.
+                            let new = old * (1.0 - cov) + f32::from(v) * cov;
+                            *c = new.min(old).round() as u8;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The stamp: a ring and 済, multiplied into the sheet with patchy coverage.
+    fn stamp(
+        &mut self,
+        fonts: &Fonts,
+        center: (f64, f64),
+        radius: f64,
+        color: Rgb8,
+        density: f32,
+        seed: u32,
+    ) {
+        let (cx, cy) = self.px(center);
+        let r = radius * self.ppmm;
+        let (w, h) = (i64::from(self.img.width()), i64::from(self.img.height()));
+        let bx0 = ((cx - r - 2.0).floor() as i64).clamp(0, w);
+        let bx1 = ((cx + r + 2.0).ceil() as i64).clamp(0, w);
+        let by0 = ((cy - r - 2.0).floor() as i64).clamp(0, h);
+        let by1 = ((cy + r + 2.0).ceil() as i64).clamp(0, h);
+        let bw = (bx1 - bx0).max(0) as usize;
+        let bh = (by1 - by0).max(0) as usize;
+        if bw == 0 || bh == 0 {
+            return;
+        }
+        let mut cover = vec![0f32; bw * bh];
+        // The ring.
+        let hw = 0.07 * r;
+        for y in 0..bh {
+            for x in 0..bw {
+                let (px, py) = ((bx0 + x as i64) as f64 + 0.5, (by0 + y as i64) as f64 + 0.5);
+                let d = ((px - cx).hypot(py - cy) - r * 0.9).abs();
+                cover[y * bw + x] = (hw + 0.5 - d).clamp(0.0, 1.0) as f32;
+            }
+        }
+        // 済, filling most of the ring.
+        let font = &fonts.jp;
+        let glyph = font
+            .glyph_id('済')
+            .with_scale_and_position(PxScale::from((r * 1.2) as f32), ab_glyph::point(0.0, 0.0));
+        if let Some(outline) = font.outline_glyph(glyph) {
+            let b = outline.px_bounds();
+            let ox = (cx - f64::from(b.width()) / 2.0) as i64 - bx0;
+            let oy = (cy - f64::from(b.height()) / 2.0) as i64 - by0;
+            outline.draw(|x, y, c| {
+                let (px, py) = (ox + i64::from(x), oy + i64::from(y));
+                if px >= 0 && py >= 0 && (px as usize) < bw && (py as usize) < bh {
+                    let i = py as usize * bw + px as usize;
+                    cover[i] = cover[i].max(c);
+                }
+            });
+        }
+        let blot_scale = (r as f32 * 0.15).max(1.0);
+        for y in 0..bh {
+            for x in 0..bw {
+                let c = cover[y * bw + x];
+                if c <= 0.0 {
+                    continue;
+                }
+                // Ink pressed unevenly: coverage falls off in blotches.
+                let blot = value_noise(x as f32 / blot_scale, y as f32 / blot_scale, seed);
+                let a = c * (density * (0.6 + 0.6 * blot)).clamp(0.0, 1.0);
+                let p = self
+                    .img
+                    .get_pixel_mut((bx0 + x as i64) as u32, (by0 + y as i64) as u32);
+                for (ch, &v) in p.0.iter_mut().zip(&color) {
+                    let ink = f32::from(v) / 255.0;
+                    *ch = (f32::from(*ch) * (1.0 - a + a * ink)).round() as u8;
+                }
+            }
         }
     }
 

@@ -9,7 +9,7 @@ use super::fonts::Fonts;
 use super::frame::Desk;
 use super::geom::{Homography, Rect};
 use super::layout::{self, LabelSymbol, Placed, VoucherSymbol, range};
-use super::paper::Sheet;
+use super::paper::{Mark, Rgb8, Sheet};
 
 pub(crate) type Quad = [(f64, f64); 4];
 
@@ -118,6 +118,69 @@ fn aim_at_keys(world: &mut World) {
     }
 }
 
+/// What a hand or a desk did to the printed line before the photo.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Deface {
+    /// A ballpoint tick, circle or stroke through the digits (blue or black).
+    Pen,
+    /// A red 済 stamp pressed over the line.
+    Stamp,
+}
+
+const PEN_BLUE: Rgb8 = [35, 55, 165];
+const PEN_BLACK: Rgb8 = [30, 30, 36];
+const STAMP_RED: Rgb8 = [205, 45, 50];
+
+/// Marks over the line `l` (card mm): legible digits with ink across them.
+fn deface_marks(rng: &mut Rng, l: &Rect, how: Deface) -> Vec<Mark> {
+    let h = l.y1 - l.y0;
+    let x = range(rng, l.x0 + 2.0 * h, l.x1 - 2.0 * h);
+    let mid = (l.y0 + l.y1) / 2.0;
+    match how {
+        Deface::Pen => {
+            let color = if rng.bool() { PEN_BLUE } else { PEN_BLACK };
+            let width = range(rng, 0.3, 0.5);
+            let points = match rng.u8(0..3) {
+                // A tick: down through the line, then up and away.
+                0 => vec![
+                    (x - 1.2 * h, mid - 0.2 * h),
+                    (x, l.y1 + 0.3 * h),
+                    (x + 2.5 * h, l.y0 - 1.2 * h),
+                ],
+                // A ring drawn around part of the number, crossing digits at its ends.
+                1 => {
+                    let (rx, ry) = (range(rng, 2.5, 6.0) * h, range(rng, 0.6, 1.1) * h);
+                    let tilt = range(rng, -0.15, 0.15);
+                    (0..=40)
+                        .map(|i| {
+                            let a = f64::from(i) / 40.0 * std::f64::consts::TAU * 1.05;
+                            let (ex, ey) = (rx * a.cos(), ry * a.sin());
+                            (x + ex * tilt.cos() - ey * tilt.sin(), mid + ex * tilt.sin() + ey * tilt.cos())
+                        })
+                        .collect()
+                }
+                // A quick slanted stroke across two or three digits.
+                _ => vec![
+                    (x - 1.5 * h, l.y1 + 0.2 * h),
+                    (x + 1.5 * h, l.y0 - 0.2 * h),
+                ],
+            };
+            vec![Mark::Stroke {
+                points,
+                width,
+                color,
+            }]
+        }
+        Deface::Stamp => vec![Mark::Stamp {
+            center: (x, mid + range(rng, -0.8, 0.8) * h),
+            radius: range(rng, 2.6, 4.0) * h,
+            color: STAMP_RED,
+            density: range(rng, 0.55, 0.9) as f32,
+            seed: rng.u32(..),
+        }],
+    }
+}
+
 /// A voucher card on a desk, on a 予診票, or on a 予診票 near its edge with the
 /// desk showing; sometimes a reservation slip lies beside it.
 pub(crate) fn voucher_world(
@@ -126,8 +189,13 @@ pub(crate) fn voucher_world(
     design: &mut Rng,
     v: &Voucher,
     symbol: VoucherSymbol,
+    deface: Option<Deface>,
 ) -> Result<World, SynthError> {
-    let card = layout::voucher_card(fonts, design, v, symbol)?;
+    let mut card = layout::voucher_card(fonts, design, v, symbol)?;
+    if let (Some(how), Some(l)) = (deface, card.line) {
+        let marks = deface_marks(rng, &l, how);
+        card.sheet.marks.extend(marks);
+    }
     let mut world = empty_world(rng);
     let (cw, ch) = card.sheet.size;
     let card_rot = range(rng, -8.0, 8.0);
@@ -183,6 +251,68 @@ pub(crate) fn voucher_world(
     }
     aim_at_keys(&mut world);
     Ok(world)
+}
+
+/// Two valid vouchers in view: side by side, one above the other, overlapping (both
+/// lines still showing), or one nearer the camera than the other. Nobody can tell
+/// which one the nurse means, so the frame must give no voucher.
+pub(crate) fn two_voucher_world(
+    fonts: &Fonts,
+    rng: &mut Rng,
+    a: &Voucher,
+    b: &Voucher,
+) -> Result<(World, &'static str), SynthError> {
+    let mut design = Rng::with_seed(rng.u64(..));
+    let first = layout::voucher_card(fonts, &mut design, a, VoucherSymbol::None)?;
+    let mut design = Rng::with_seed(rng.u64(..));
+    let second = layout::voucher_card(fonts, &mut design, b, VoucherSymbol::None)?;
+    let mut world = empty_world(rng);
+    let (w1, h1) = first.sheet.size;
+    let (w2, h2) = second.sheet.size;
+    let (how, (dx, dy), size): (&'static str, (f64, f64), f64) = match rng.u8(0..4) {
+        0 => ("side-by-side", (w1 / 2.0 + w2 / 2.0 + range(rng, 3.0, 25.0), range(rng, -15.0, 15.0)), 1.0),
+        1 => ("stacked", (range(rng, -15.0, 15.0), h1 / 2.0 + h2 / 2.0 + range(rng, 3.0, 20.0)), 1.0),
+        2 => ("overlapping", (range(rng, 0.2, 0.45) * w1, range(rng, 0.55, 0.8) * h1), 1.0),
+        _ => ("sizes", (w1 / 2.0 + w2 / 2.0 * 0.8 + range(rng, 3.0, 20.0), range(rng, -10.0, 10.0)), range(rng, 0.65, 0.85)),
+    };
+    let rot = range(rng, -8.0, 8.0);
+    let rot_b = rot + range(rng, -10.0, 10.0);
+    let place_a = Homography::place(rot, 0.0, 0.0)
+        .then_after(Homography::translate(-w1 / 2.0, -h1 / 2.0));
+    let place_b = |dx: f64, dy: f64| {
+        Homography::place(rot_b, dx, dy)
+            .then_after(Homography::scale(size))
+            .then_after(Homography::translate(-w2 / 2.0, -h2 / 2.0))
+    };
+    // An overlapping card must leave the first one's line in view: try it below the
+    // line, then above, then beside.
+    let covers = |place: &Homography| {
+        first.line.is_some_and(|l| {
+            let back = place.inverse();
+            quad(&place_a, &l.grow(1.0)).iter().any(|p| {
+                let (x, y) = back.apply(*p);
+                (0.0..=w2).contains(&x) && (0.0..=h2).contains(&y)
+            })
+        })
+    };
+    let mut how = how;
+    let mut place = place_b(dx, dy);
+    if covers(&place) {
+        place = place_b(dx, -dy);
+    }
+    if covers(&place) {
+        how = "side-by-side";
+        place = place_b(w1 / 2.0 + w2 / 2.0 + 5.0, 0.0);
+    }
+    let place_b = place;
+    lay(&mut world, first, place_a, true);
+    let line_a = world.line;
+    lay(&mut world, second, place_b, false);
+    // The digit heights are measured on the first card's line.
+    world.line = line_a;
+    world.setting = how;
+    aim_at_keys(&mut world);
+    Ok((world, how))
 }
 
 /// No voucher: a 予診票 and/or a reservation slip on a desk, full of other digits.

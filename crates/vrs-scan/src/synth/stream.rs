@@ -225,6 +225,7 @@ pub(crate) fn render_stream(
             &mut Rng::with_seed(d),
             v,
             sym,
+            None,
         )?;
         worlds.push(world);
     }

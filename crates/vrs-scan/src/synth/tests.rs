@@ -165,6 +165,8 @@ fn the_mix_deals_each_kind_its_weight_per_block_and_labels_alternate() {
         empty: 0,
         invalid_check: 0,
         label: 0,
+        conditions: 0,
+        two_vouchers: 0,
     };
     assert!(matches!(none.kind(1, 0), Err(SynthError::Spec { .. })));
 }
