@@ -713,9 +713,14 @@ fn rectify_in(pyr: &Pyramid, chain: &[Component], turn: &Turn) -> Option<Candida
         let (lt, lv) = (t - dv * off / n, v + off / n);
         turn.to_frame(ox + lt * cos - lv * sin, oy + lt * sin + lv * cos)
     };
-    let sample = |t: f32, off: f32| -> u8 {
-        let (fx, fy) = point(t, off);
-        pyr.sample(level, fx, fy) as u8
+    // Across the curve, frame points are linear in `off`: a column's base and step.
+    let column = |t: f32| -> ((f32, f32), (f32, f32)) {
+        let p0 = point(t, 0.0);
+        let p1 = point(t, 1.0);
+        (p0, (p1.0 - p0.0, p1.1 - p0.1))
+    };
+    let sample_at = |(p0, n): ((f32, f32), (f32, f32)), off: f32| -> u8 {
+        pyr.sample(level, p0.0 + n.0 * off, p0.1 + n.1 * off) as u8
     };
 
     // First pass: a loose strip, 2.4 digit heights tall, to measure the ink.
@@ -728,9 +733,9 @@ fn rectify_in(pyr: &Pyramid, chain: &[Component], turn: &Turn) -> Option<Candida
     let top_off = -1.2 * h_est;
     let mut loose = GrayImage::new(width, loose_h);
     for x in 0..width {
-        let t = t0 + x as f32 / s;
+        let col = column(t0 + x as f32 / s);
         for y in 0..loose_h {
-            loose.put_pixel(x, y, image::Luma([sample(t, top_off + y as f32 / s)]));
+            loose.put_pixel(x, y, image::Luma([sample_at(col, top_off + y as f32 / s)]));
         }
     }
     // The ink's top and bottom, piece by piece (about two digits a piece), on the strip
@@ -823,9 +828,12 @@ fn rectify_in(pyr: &Pyramid, chain: &[Component], turn: &Turn) -> Option<Candida
     };
     let mut strip = GrayImage::new(out_w, CELL_H);
     for x in 0..out_w {
+        let (t, off0) = map(x as f32, 0.0);
+        let (_, off1) = map(x as f32, 1.0);
+        let col = column(t);
         for y in 0..CELL_H {
-            let (t, off) = map(x as f32, y as f32);
-            strip.put_pixel(x, y, image::Luma([sample(t, off)]));
+            let off = off0 + (off1 - off0) * y as f32;
+            strip.put_pixel(x, y, image::Luma([sample_at(col, off)]));
         }
     }
     let (ink_left, ink_right) = ink_columns(&strip)?;

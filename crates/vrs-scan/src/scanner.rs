@@ -231,15 +231,20 @@ impl<R: LineReader> Scanner<R> {
     /// orientation, each candidate read both ways up.
     fn read_ocr(&mut self, pyr: &Pyramid, stages: &mut Stages) -> Option<VoucherRead> {
         let t = Instant::now();
-        // The finder starts on the finest level no larger than FINDER_SIDE (digits of
-        // 9 to 64 px there), then looks one level coarser for larger digits.
+        // The finder works on the finest level no larger than FINDER_SIDE (digits of
+        // 9 to 64 px there) and on the level below it (twice that).
         let first = pyr
             .levels
             .iter()
             .position(|l| l.width().max(l.height()) <= FINDER_SIDE)
             .unwrap_or(pyr.levels.len() - 1);
         stages.find += t.elapsed().as_secs_f64() * 1e3;
-        for level in first..(first + 2).min(pyr.levels.len()) {
+        // Coarse first: most lines are found there, at a quarter of the cost; small
+        // digits (under 18 frame pixels) need the finer one.
+        let coarse = (first + 1).min(pyr.levels.len() - 1);
+        let order = if coarse > first { vec![coarse, first] } else { vec![first] };
+        let mut found: Option<VoucherRead> = None;
+        for level in order {
             let t = Instant::now();
             let img = &pyr.levels[level];
             // Sensor noise in a dim room breaks the ink into specks: the finder gets a
@@ -254,15 +259,41 @@ impl<R: LineReader> Scanner<R> {
             let candidates = line::find_in(pyr, level, finder, self.options.max_candidates);
             stages.find += t.elapsed().as_secs_f64() * 1e3;
             let t = Instant::now();
+            if let Some(v) = &found {
+                // A line read on the coarse level: the fine one is still looked at, for
+                // a second voucher whose digits are too small to be seen there.
+                let veto = self.vetoed(&candidates, v);
+                stages.read += t.elapsed().as_secs_f64() * 1e3;
+                return (!veto).then(|| v.clone());
+            }
             let decision = self.decide(&candidates);
             stages.read += t.elapsed().as_secs_f64() * 1e3;
             match decision {
-                Decision::Read(v) => return Some(v),
+                Decision::Read(v) => found = Some(v),
                 Decision::Veto => return None,
                 Decision::Nothing => {}
             }
         }
-        None
+        found
+    }
+
+    /// Whether any candidate elsewhere than `found`'s line looks like another
+    /// voucher's line.
+    fn vetoed(&self, candidates: &[Candidate], found: &VoucherRead) -> bool {
+        let want = found.line.to_string();
+        let Some(q) = found.quad else {
+            return false;
+        };
+        let h = (q[3].0 - q[0].0).hypot(q[3].1 - q[0].1);
+        candidates
+            .iter()
+            .filter(|c| !same_place(&q, h, &c.quad, c.digit_h))
+            .any(|c| {
+                [c.clone(), upside_down(c)].iter().any(|w| {
+                    let (cells, _) = self.template_cells(w);
+                    self.looks_like_another_line(&cells, &want)
+                })
+            })
     }
 
     /// One voucher from a frame's candidate lines, or a veto when two lines with
@@ -274,7 +305,7 @@ impl<R: LineReader> Scanner<R> {
             if let Some((f, fc)) = &found {
                 // The same line seen again (a shorter or longer chain of it) says
                 // nothing new.
-                if same_place(fc, c) {
+                if same_place(&fc.quad, fc.digit_h, &c.quad, c.digit_h) {
                     continue;
                 }
                 // Another line the templates are sure of, or nearly, with other digits
@@ -289,18 +320,15 @@ impl<R: LineReader> Scanner<R> {
                 }
                 continue;
             }
-            // Which way up: the one whose cells the templates are sure of. Both ways
-            // sure (it cannot happen with OCR-B's digits, but if it did) is a veto.
-            let sure: Vec<usize> = (0..2)
-                .filter(|&i| self.sure_digits(&self.template_cells(&ways[i]).0).is_some())
-                .collect();
-            let way = match sure.as_slice() {
-                [] => continue,
-                [i] => *i,
-                _ => return Decision::Veto,
+            // Which way up: the one whose cells the templates are sure of, upright
+            // looked at first (the usual way a voucher lies).
+            let Some((cand, cells)) = ways.iter().find_map(|w| {
+                let cells = self.template_cells(w);
+                self.sure_digits(&cells.0).is_some().then_some((w, cells))
+            }) else {
+                continue;
             };
-            let cand = &ways[way];
-            let attempt = self.read_candidate(cand);
+            let attempt = self.read_with_cells(cand, cells);
             if !attempt.accepted {
                 continue;
             }
@@ -373,7 +401,12 @@ impl<R: LineReader> Scanner<R> {
 
     /// Reads one candidate line both ways.
     pub fn read_candidate(&mut self, c: &Candidate) -> LineAttempt {
-        let (cells, pitch) = self.template_cells(c);
+        let cells = self.template_cells(c);
+        self.read_with_cells(c, cells)
+    }
+
+    /// [`Scanner::read_candidate`] with the templates' cells already read.
+    fn read_with_cells(&mut self, c: &Candidate, (cells, pitch): (Vec<CellMatch>, f32)) -> LineAttempt {
         let sure = self.sure_digits(&cells);
         let mut attempt = LineAttempt {
             template_digits: cells.iter().map(|m| char::from(b'0' + m.digit)).collect(),
@@ -580,24 +613,25 @@ fn upside_down(c: &Candidate) -> Candidate {
     }
 }
 
-/// Whether two candidates are the same stretch of the frame (one line found twice).
-fn same_place(a: &Candidate, b: &Candidate) -> bool {
+/// Whether two lines (corners clockwise from top-left, digit heights) are the same
+/// stretch of the frame: one line found twice.
+fn same_place(a: &[(f32, f32); 4], ha: f32, b: &[(f32, f32); 4], hb: f32) -> bool {
     let mid = |q: &[(f32, f32); 4]| {
         (
             q.iter().map(|p| p.0).sum::<f32>() / 4.0,
             q.iter().map(|p| p.1).sum::<f32>() / 4.0,
         )
     };
-    let (ma, mb) = (mid(&a.quad), mid(&b.quad));
+    let (ma, mb) = (mid(a), mid(b));
     let len = |q: &[(f32, f32); 4]| (q[1].0 - q[0].0).hypot(q[1].1 - q[0].1);
-    let h = a.digit_h.max(b.digit_h);
-    // Middles within half a line's length and a digit height across: one line.
+    let h = ha.max(hb);
+    // Middles within half a line's length along it and a digit height across: one line.
     let (dx, dy) = (mb.0 - ma.0, mb.1 - ma.1);
-    let la = len(&a.quad).max(1.0);
-    let dir = ((a.quad[1].0 - a.quad[0].0) / la, (a.quad[1].1 - a.quad[0].1) / la);
+    let la = len(a).max(1.0);
+    let dir = ((a[1].0 - a[0].0) / la, (a[1].1 - a[0].1) / la);
     let along = (dx * dir.0 + dy * dir.1).abs();
     let across = (-dx * dir.1 + dy * dir.0).abs();
-    along < 0.5 * la.max(len(&b.quad)) && across < 1.0 * h
+    along < 0.5 * la.max(len(b)) && across < h
 }
 
 /// Milliseconds per stage of one frame.

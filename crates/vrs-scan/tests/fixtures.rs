@@ -96,3 +96,56 @@ fn with_a_consensus_of_one_the_committed_streams_still_confirm_nothing_wrong() {
     let report = replay_streams(&mut scanner, &fixtures().join("streams"), 1, 10).expect("replay");
     assert_eq!(report.wrong, 0, "{:?}", report.failures);
 }
+
+/// Each desk condition of the committed desk set (fixtures/scan/desk, made by
+/// `vrs fixtures vouchers --desk --count 54 --seed 5`), with the number of its three
+/// photos that must be read: what the scanner reads today, so a drop is a regression.
+/// Low light, a pen stroke through the digits and a phone's screen are not read yet.
+const DESK_FLOORS: &[(&str, usize)] = &[
+    ("voucher-ocr", 3),
+    ("voucher-rotated", 3),
+    ("voucher-upside-down", 3),
+    ("voucher-sideways", 3),
+    ("voucher-portrait", 3),
+    ("voucher-close-up", 3),
+    ("voucher-4k", 3),
+    ("voucher-curved", 3),
+    ("voucher-creased", 3),
+    ("voucher-stamp", 3),
+    ("voucher-small", 2),
+    ("voucher-perspective", 1),
+    ("voucher-low-light", 0),
+    ("voucher-pen", 0),
+    ("voucher-screen", 0),
+];
+
+#[test]
+fn desk_conditions_read_at_least_their_floor_and_never_a_wrong_number() {
+    let mut scanner = Scanner::new().expect("scanner");
+    let report = evaluate(&mut scanner, &fixtures().join("desk"), |_, _| {}).expect("evaluate");
+    println!("{report}");
+    for f in &report.failures {
+        println!("  {f}");
+    }
+    assert_eq!(report.misreads, 0, "{:?}", report.failures);
+    for &(scene, floor) in DESK_FLOORS {
+        let (n, ok) = report.scenes.get(scene).copied().unwrap_or_default();
+        assert!(n >= 3, "the desk set has {n} photos of {scene}");
+        assert!(ok >= floor, "{scene}: {ok} of {n} read, at least {floor} expected");
+    }
+}
+
+#[test]
+fn frames_with_no_single_valid_voucher_stay_silent() {
+    // Two vouchers in view (side by side, stacked, overlapping, at different sizes),
+    // a desk with forms and slips but no voucher, a wrong municipality check digit:
+    // every such photo of the desk set must give no voucher at all.
+    let mut scanner = Scanner::new().expect("scanner");
+    let report = evaluate(&mut scanner, &fixtures().join("desk"), |_, _| {}).expect("evaluate");
+    assert_eq!(report.false_positives, 0, "{:?}", report.failures);
+    for kind in ["two-vouchers", "empty", "invalid-check"] {
+        let (n, ok) = report.scenes.get(kind).copied().unwrap_or_default();
+        assert!(n >= 3, "the desk set has {n} photos of {kind}");
+        assert_eq!(ok, n, "{kind}: {} of {n} gave a voucher", n - ok);
+    }
+}
