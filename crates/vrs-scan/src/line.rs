@@ -479,7 +479,10 @@ impl Pyramid {
         let mut levels = vec![full];
         loop {
             let last = &levels[levels.len() - 1];
-            if last.width().max(last.height()) / 2 < min_long || last.width() < 4 || last.height() < 4 {
+            if last.width().max(last.height()) / 2 < min_long
+                || last.width() < 4
+                || last.height() < 4
+            {
                 break;
             }
             let half = halve(last);
@@ -492,7 +495,8 @@ impl Pyramid {
     /// still gives them at least the strip's [`DIGIT_H`].
     fn level_for(&self, digit_h: f32) -> usize {
         let mut level = 0;
-        while level + 1 < self.levels.len() && digit_h / (1 << (level + 1)) as f32 >= DIGIT_H as f32 {
+        while level + 1 < self.levels.len() && digit_h / (1 << (level + 1)) as f32 >= DIGIT_H as f32
+        {
             level += 1;
         }
         level
@@ -501,7 +505,11 @@ impl Pyramid {
     /// A bilinear sample at frame pixel (x, y) from `level`.
     fn sample(&self, level: usize, x: f32, y: f32) -> f32 {
         let k = (1 << level) as f32;
-        bilinear(&self.levels[level], (x + 0.5) / k - 0.5, (y + 0.5) / k - 0.5)
+        bilinear(
+            &self.levels[level],
+            (x + 0.5) / k - 0.5,
+            (y + 0.5) / k - 0.5,
+        )
     }
 }
 
@@ -758,7 +766,10 @@ fn rectify_in(pyr: &Pyramid, chain: &[Component], turn: &Turn) -> Option<Candida
     if bands.len() < 2 {
         let half = DIGIT_H as f32 / 2.0;
         let mid = 1.2 * DIGIT_H as f32;
-        bands = vec![(0.0, mid - half, mid + half), (width as f32, mid - half, mid + half)];
+        bands = vec![
+            (0.0, mid - half, mid + half),
+            (width as f32, mid - half, mid + half),
+        ];
     }
     // A pen stroke or a stamp can stretch one piece's band: each piece's top and
     // bottom are the median of it and its neighbours.
@@ -836,6 +847,7 @@ fn rectify_in(pyr: &Pyramid, chain: &[Component], turn: &Turn) -> Option<Candida
             strip.put_pixel(x, y, image::Luma([sample_at(col, off)]));
         }
     }
+    stretch(&mut strip);
     let (ink_left, ink_right) = ink_columns(&strip)?;
     let corner = |x: f32, y: f32| {
         let (t, off) = map(x, y);
@@ -855,6 +867,33 @@ fn rectify_in(pyr: &Pyramid, chain: &[Component], turn: &Turn) -> Option<Candida
         components: chain.len(),
         digit_h: h_meas * turn.scale,
     })
+}
+
+/// Stretches a strip's levels so that its ink is near black and its paper near white:
+/// a line read in a dim room reaches the readers with the contrast of a lit one.
+fn stretch(strip: &mut GrayImage) {
+    let mut hist = [0u32; 256];
+    for p in strip.as_raw() {
+        hist[usize::from(*p)] += 1;
+    }
+    let n: u32 = hist.iter().sum();
+    let level_at = |q: u32| {
+        let mut acc = 0;
+        for (v, c) in hist.iter().enumerate() {
+            acc += c;
+            if acc * 100 >= q * n {
+                return v as f32;
+            }
+        }
+        255.0
+    };
+    let (lo, hi) = (level_at(2), level_at(90));
+    if hi - lo < 8.0 {
+        return;
+    }
+    for p in strip.iter_mut() {
+        *p = ((f32::from(*p) - lo) * 240.0 / (hi - lo) + 8.0).clamp(0.0, 255.0) as u8;
+    }
 }
 
 /// The band of rows around the strip's middle where ink is, between columns.

@@ -166,6 +166,14 @@ impl<R: LineReader> Scanner<R> {
         let t = Instant::now();
         // Barcodes are read at the level nearest a camera's usual frame: a 4K frame's
         // symbols are large, and rxing's cost grows with the pixels.
+        // Sensor noise in a dim room breaks the ink into specks and the strips into
+        // grain: a noisy frame (against its brightness) is smoothed once, before
+        // anything is found or read in it.
+        let full = if is_noisy(&full) {
+            smooth3(&full)
+        } else {
+            full
+        };
         let pyr_full = Pyramid::new(full, 480);
         let bar_level = pyr_full
             .levels
@@ -242,21 +250,16 @@ impl<R: LineReader> Scanner<R> {
         // Coarse first: most lines are found there, at a quarter of the cost; small
         // digits (under 18 frame pixels) need the finer one.
         let coarse = (first + 1).min(pyr.levels.len() - 1);
-        let order = if coarse > first { vec![coarse, first] } else { vec![first] };
+        let order = if coarse > first {
+            vec![coarse, first]
+        } else {
+            vec![first]
+        };
         let mut found: Option<VoucherRead> = None;
         for level in order {
             let t = Instant::now();
-            let img = &pyr.levels[level];
-            // Sensor noise in a dim room breaks the ink into specks: the finder gets a
-            // smoothed copy when the frame is noisy against its brightness.
-            let smoothed;
-            let finder = if is_noisy(img) {
-                smoothed = smooth3(img);
-                &smoothed
-            } else {
-                img
-            };
-            let candidates = line::find_in(pyr, level, finder, self.options.max_candidates);
+            let candidates =
+                line::find_in(pyr, level, &pyr.levels[level], self.options.max_candidates);
             stages.find += t.elapsed().as_secs_f64() * 1e3;
             let t = Instant::now();
             if let Some(v) = &found {
@@ -288,12 +291,24 @@ impl<R: LineReader> Scanner<R> {
         candidates
             .iter()
             .filter(|c| !same_place(&q, h, &c.quad, c.digit_h))
-            .any(|c| {
-                [c.clone(), upside_down(c)].iter().any(|w| {
-                    let (cells, _) = self.template_cells(w);
-                    self.looks_like_another_line(&cells, &want)
-                })
-            })
+            .any(|c| self.another_line(c, &want))
+    }
+
+    /// Whether a candidate is a line of other digits than `want`, read either way up.
+    /// A candidate that reads as `want` one way is that voucher again (a copy beside
+    /// it), whatever its other way up looks like.
+    fn another_line(&self, c: &Candidate, want: &str) -> bool {
+        let readings: Vec<Vec<CellMatch>> = [c.clone(), upside_down(c)]
+            .iter()
+            .map(|w| self.template_cells(w).0)
+            .collect();
+        let digits = |cells: &[CellMatch]| -> String {
+            cells.iter().map(|m| char::from(b'0' + m.digit)).collect()
+        };
+        !readings.iter().any(|r| digits(r) == want)
+            && readings
+                .iter()
+                .any(|r| self.looks_like_another_line(r, want))
     }
 
     /// One voucher from a frame's candidate lines, or a veto when two lines with
@@ -301,7 +316,6 @@ impl<R: LineReader> Scanner<R> {
     fn decide(&mut self, candidates: &[Candidate]) -> Decision {
         let mut found: Option<(VoucherRead, &Candidate)> = None;
         for c in candidates {
-            let ways = [c.clone(), upside_down(c)];
             if let Some((f, fc)) = &found {
                 // The same line seen again (a shorter or longer chain of it) says
                 // nothing new.
@@ -311,17 +325,14 @@ impl<R: LineReader> Scanner<R> {
                 // Another line the templates are sure of, or nearly, with other digits
                 // (either way up): two vouchers in view, and we cannot tell which one
                 // is meant.
-                let want = f.line.to_string();
-                for w in &ways {
-                    let (cells, _) = self.template_cells(w);
-                    if self.looks_like_another_line(&cells, &want) {
-                        return Decision::Veto;
-                    }
+                if self.another_line(c, &f.line.to_string()) {
+                    return Decision::Veto;
                 }
                 continue;
             }
             // Which way up: the one whose cells the templates are sure of, upright
             // looked at first (the usual way a voucher lies).
+            let ways = [c.clone(), upside_down(c)];
             let Some((cand, cells)) = ways.iter().find_map(|w| {
                 let cells = self.template_cells(w);
                 self.sure_digits(&cells.0).is_some().then_some((w, cells))
@@ -364,7 +375,9 @@ impl<R: LineReader> Scanner<R> {
         }
         let clear = cells
             .iter()
-            .filter(|m| m.score >= self.options.min_score && m.margin >= self.options.min_margin / 2.0)
+            .filter(|m| {
+                m.score >= self.options.min_score && m.margin >= self.options.min_margin / 2.0
+            })
             .count();
         let digits: String = cells.iter().map(|m| char::from(b'0' + m.digit)).collect();
         clear >= 15 && digits != found && digits.parse::<OcrLine>().is_ok()
@@ -406,7 +419,11 @@ impl<R: LineReader> Scanner<R> {
     }
 
     /// [`Scanner::read_candidate`] with the templates' cells already read.
-    fn read_with_cells(&mut self, c: &Candidate, (cells, pitch): (Vec<CellMatch>, f32)) -> LineAttempt {
+    fn read_with_cells(
+        &mut self,
+        c: &Candidate,
+        (cells, pitch): (Vec<CellMatch>, f32),
+    ) -> LineAttempt {
         let sure = self.sure_digits(&cells);
         let mut attempt = LineAttempt {
             template_digits: cells.iter().map(|m| char::from(b'0' + m.digit)).collect(),
@@ -593,7 +610,8 @@ fn smooth3(img: &GrayImage) -> GrayImage {
     let mut out = vec![0u8; w * h];
     for y in 0..h {
         for x in 0..w {
-            let s = tmp[y.saturating_sub(1) * w + x] + tmp[y * w + x] + tmp[(y + 1).min(h - 1) * w + x];
+            let s =
+                tmp[y.saturating_sub(1) * w + x] + tmp[y * w + x] + tmp[(y + 1).min(h - 1) * w + x];
             out[y * w + x] = ((s + 4) / 9) as u8;
         }
     }

@@ -534,17 +534,19 @@ fn desk_shot(
         Condition::Uhd => look.digits = (20.0, 150.0f64.min(fits(w))),
         Condition::Pen => look.deface = Some(scene::Deface::Pen),
         Condition::Stamp => look.deface = Some(scene::Deface::Stamp),
-        Condition::LowLight
-        | Condition::Curved
-        | Condition::Creased
-        | Condition::Screen => {}
+        Condition::LowLight | Condition::Curved | Condition::Creased | Condition::Screen => {}
     }
     look.condition = Some(cond);
     shoot_voucher(fonts, rng, &v, VoucherSymbol::None, look, w, h)
 }
 
 /// Two valid vouchers from one municipality in view.
-fn two_voucher_shot(fonts: &fonts::Fonts, rng: &mut Rng, w: u32, h: u32) -> Result<Shot, SynthError> {
+fn two_voucher_shot(
+    fonts: &fonts::Fonts,
+    rng: &mut Rng,
+    w: u32,
+    h: u32,
+) -> Result<Shot, SynthError> {
     let (da, db) = (rng.u8(1..=5), rng.u8(1..=5));
     let a = content::voucher(rng, da)?;
     let b = content::voucher(rng, db)?;
@@ -679,6 +681,10 @@ fn shoot_voucher(
         look.digits.0
     };
     let hi = look.digits.1;
+    // Drawn in this order (scale, turn, keystone) so that the ordinary sets come out
+    // as they did before the desk conditions were added.
+    let scale = range(rng, lo, hi) / LINE_DIGIT_MM;
+    let rot_deg = range(rng, look.rot.0, look.rot.1) - world.subject_rot;
     let keystone = if look.keystone.0 > 0.0 {
         Keystone {
             amount: range(rng, look.keystone.0, look.keystone.1),
@@ -688,8 +694,8 @@ fn shoot_voucher(
         Keystone::sample(rng, look.keystone.1)
     };
     let pose = Pose {
-        scale: range(rng, lo, hi) / LINE_DIGIT_MM,
-        rot_deg: range(rng, look.rot.0, look.rot.1) - world.subject_rot,
+        scale,
+        rot_deg,
         keystone,
         at: (0.0, 0.0),
         pan: (0.0, 0.0),

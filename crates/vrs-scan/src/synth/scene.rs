@@ -155,15 +155,15 @@ fn deface_marks(rng: &mut Rng, l: &Rect, how: Deface) -> Vec<Mark> {
                         .map(|i| {
                             let a = f64::from(i) / 40.0 * std::f64::consts::TAU * 1.05;
                             let (ex, ey) = (rx * a.cos(), ry * a.sin());
-                            (x + ex * tilt.cos() - ey * tilt.sin(), mid + ex * tilt.sin() + ey * tilt.cos())
+                            (
+                                x + ex * tilt.cos() - ey * tilt.sin(),
+                                mid + ex * tilt.sin() + ey * tilt.cos(),
+                            )
                         })
                         .collect()
                 }
                 // A quick slanted stroke across two or three digits.
-                _ => vec![
-                    (x - 1.5 * h, l.y1 + 0.2 * h),
-                    (x + 1.5 * h, l.y0 - 0.2 * h),
-                ],
+                _ => vec![(x - 1.5 * h, l.y1 + 0.2 * h), (x + 1.5 * h, l.y0 - 0.2 * h)],
             };
             vec![Mark::Stroke {
                 points,
@@ -270,15 +270,40 @@ pub(crate) fn two_voucher_world(
     let (w1, h1) = first.sheet.size;
     let (w2, h2) = second.sheet.size;
     let (how, (dx, dy), size): (&'static str, (f64, f64), f64) = match rng.u8(0..4) {
-        0 => ("side-by-side", (w1 / 2.0 + w2 / 2.0 + range(rng, 3.0, 25.0), range(rng, -15.0, 15.0)), 1.0),
-        1 => ("stacked", (range(rng, -15.0, 15.0), h1 / 2.0 + h2 / 2.0 + range(rng, 3.0, 20.0)), 1.0),
-        2 => ("overlapping", (range(rng, 0.2, 0.45) * w1, range(rng, 0.55, 0.8) * h1), 1.0),
-        _ => ("sizes", (w1 / 2.0 + w2 / 2.0 * 0.8 + range(rng, 3.0, 20.0), range(rng, -10.0, 10.0)), range(rng, 0.65, 0.85)),
+        0 => (
+            "side-by-side",
+            (
+                w1 / 2.0 + w2 / 2.0 + range(rng, 3.0, 25.0),
+                range(rng, -15.0, 15.0),
+            ),
+            1.0,
+        ),
+        1 => (
+            "stacked",
+            (
+                range(rng, -15.0, 15.0),
+                h1 / 2.0 + h2 / 2.0 + range(rng, 3.0, 20.0),
+            ),
+            1.0,
+        ),
+        2 => (
+            "overlapping",
+            (range(rng, 0.2, 0.45) * w1, range(rng, 0.55, 0.8) * h1),
+            1.0,
+        ),
+        _ => (
+            "sizes",
+            (
+                w1 / 2.0 + w2 / 2.0 * 0.8 + range(rng, 3.0, 20.0),
+                range(rng, -10.0, 10.0),
+            ),
+            range(rng, 0.65, 0.85),
+        ),
     };
     let rot = range(rng, -8.0, 8.0);
     let rot_b = rot + range(rng, -10.0, 10.0);
-    let place_a = Homography::place(rot, 0.0, 0.0)
-        .then_after(Homography::translate(-w1 / 2.0, -h1 / 2.0));
+    let place_a =
+        Homography::place(rot, 0.0, 0.0).then_after(Homography::translate(-w1 / 2.0, -h1 / 2.0));
     let place_b = |dx: f64, dy: f64| {
         Homography::place(rot_b, dx, dy)
             .then_after(Homography::scale(size))
