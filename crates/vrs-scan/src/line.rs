@@ -170,13 +170,13 @@ pub fn label(ink: &[bool], w: usize, h: usize) -> Labelled {
     let mut index = vec![u32::MAX; runs.len()];
     let mut label = vec![0u32; runs.len()];
     let mut count = 0usize;
-    for i in 0..runs.len() {
+    for (i, l) in label.iter_mut().enumerate() {
         let root = find(&mut parent, i as u32) as usize;
         if index[root] == u32::MAX {
             index[root] = count as u32;
             count += 1;
         }
-        label[i] = index[root];
+        *l = index[root];
     }
     Labelled { runs, label, count }
 }
@@ -204,7 +204,7 @@ pub fn turned_components(l: &Labelled, turn: &Turn) -> Vec<Component> {
             continue;
         }
         for x in [r.x0, r.x1] {
-            let (u, v) = turn.to_turned(x as f32, r.y as f32);
+            let (u, v) = turn.turned(x as f32, r.y as f32);
             e.0 = e.0.min(u);
             e.1 = e.1.max(u);
             e.2 = e.2.min(v);
@@ -252,7 +252,7 @@ impl Turn {
     }
 
     /// Image pixel → turned coordinates.
-    fn to_turned(&self, x: f32, y: f32) -> (f32, f32) {
+    fn turned(self, x: f32, y: f32) -> (f32, f32) {
         (
             x * self.cos + y * self.sin + self.off,
             -x * self.sin + y * self.cos + self.off,
@@ -260,7 +260,7 @@ impl Turn {
     }
 
     /// Turned coordinates → frame pixel (at full resolution).
-    pub fn to_frame(&self, u: f32, v: f32) -> (f32, f32) {
+    pub fn to_frame(self, u: f32, v: f32) -> (f32, f32) {
         let (u, v) = (u - self.off, v - self.off);
         (
             (u * self.cos - v * self.sin) * self.scale,
@@ -630,8 +630,9 @@ fn fit_quadratic(points: &[(f32, f32)], unit: f32) -> Option<[f64; 3]> {
         for r in 0..3 {
             if r != col {
                 let f = m[r][col] / m[col][col];
-                for c in col..4 {
-                    m[r][c] -= f * m[col][c];
+                let pivot_row = m[col];
+                for (x, p) in m[r].iter_mut().zip(pivot_row).skip(col) {
+                    *x -= f * p;
                 }
             }
         }
