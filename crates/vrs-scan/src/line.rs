@@ -61,36 +61,48 @@ pub struct Candidate {
 pub fn binarise(gray: &GrayImage) -> Vec<bool> {
     let (w, h) = (gray.width() as usize, gray.height() as usize);
     let raw = gray.as_raw();
-    // Integral image, one row of padding.
-    let mut integral = vec![0u32; (w + 1) * (h + 1)];
-    for y in 0..h {
-        let mut row = 0u32;
-        for x in 0..w {
-            // Wrapping: a large bright frame's sums pass 2³², and box sums taken
-            // modulo 2³² are still exact (a window's own sum is far below it).
-            row = row.wrapping_add(u32::from(raw[y * w + x]));
-            integral[(y + 1) * (w + 1) + x + 1] = integral[y * (w + 1) + x + 1].wrapping_add(row);
-        }
+    let mut out = vec![false; w * h];
+    if w == 0 || h == 0 {
+        return out;
     }
     // A window a little larger than the tallest digit's stroke gaps: large enough that
     // the inside of a thick stroke is not called paper, small enough to follow a shadow.
     let r = 15usize;
-    let mut out = vec![false; w * h];
+    // Running box sums: each column's sum over the window's rows, slid down a row at a
+    // time, and along each row the sum of the window's columns, slid across.
+    let mut cols = vec![0u32; w];
+    for row in raw.chunks_exact(w).take((r + 1).min(h)) {
+        for (c, &p) in cols.iter_mut().zip(row) {
+            *c += u32::from(p);
+        }
+    }
     for y in 0..h {
-        let ya = y.saturating_sub(r);
-        let yb = (y + r + 1).min(h);
+        let rows = ((y + r + 1).min(h) - y.saturating_sub(r)) as u32;
+        let row = &raw[y * w..(y + 1) * w];
+        let dst = &mut out[y * w..(y + 1) * w];
+        let mut acc: u32 = cols[..(r + 1).min(w)].iter().sum();
         for x in 0..w {
-            let xa = x.saturating_sub(r);
-            let xb = (x + r + 1).min(w);
-            let sum = integral[yb * (w + 1) + xb]
-                .wrapping_add(integral[ya * (w + 1) + xa])
-                .wrapping_sub(integral[ya * (w + 1) + xb])
-                .wrapping_sub(integral[yb * (w + 1) + xa]);
-            let n = ((yb - ya) * (xb - xa)) as u32;
-            let p = u32::from(raw[y * w + x]);
+            let n = rows * ((x + r + 1).min(w) - x.saturating_sub(r)) as u32;
+            let p = u32::from(row[x]);
             // ink when p < mean·(1 − 0.12) − 4: relative, so that dim and bright parts
             // of the frame are treated alike; the constant keeps flat noise out.
-            out[y * w + x] = (p + 4) * n * 100 < sum * 88;
+            dst[x] = (p + 4) * n * 100 < acc * 88;
+            if x + r + 1 < w {
+                acc += cols[x + r + 1];
+            }
+            if x >= r {
+                acc -= cols[x - r];
+            }
+        }
+        if y + r + 1 < h {
+            for (c, &p) in cols.iter_mut().zip(&raw[(y + r + 1) * w..(y + r + 2) * w]) {
+                *c += u32::from(p);
+            }
+        }
+        if y >= r {
+            for (c, &p) in cols.iter_mut().zip(&raw[(y - r) * w..(y - r + 1) * w]) {
+                *c -= u32::from(p);
+            }
         }
     }
     out
@@ -535,13 +547,14 @@ pub fn halve(img: &GrayImage) -> GrayImage {
 /// Finds candidate lines in a frame, best first.
 pub fn find_candidates(gray: &GrayImage, max: usize) -> Vec<Candidate> {
     let pyr = Pyramid::new(gray.clone(), u32::MAX);
-    find_in(&pyr, 0, gray, max)
+    find_in(&pyr, 0, max, f32::MAX)
 }
 
-/// Finds candidate lines at every orientation in `finder`, the image of pyramid level
-/// `level` (or a denoised copy of it), best first, and rectifies each from the level
+/// Finds candidate lines at every orientation on pyramid level `level`, best first,
+/// with digits under `max_digit_h` frame pixels, and rectifies each from the level
 /// that suits its digits.
-pub fn find_in(pyr: &Pyramid, level: usize, finder: &GrayImage, max: usize) -> Vec<Candidate> {
+pub fn find_in(pyr: &Pyramid, level: usize, max: usize, max_digit_h: f32) -> Vec<Candidate> {
+    let finder = &pyr.levels[level];
     let (w, h) = (finder.width() as usize, finder.height() as usize);
     let scale = (1 << level) as f32;
     let ink = binarise(finder);
@@ -567,6 +580,9 @@ pub fn find_in(pyr: &Pyramid, level: usize, finder: &GrayImage, max: usize) -> V
         }
         // The same line seen from two neighbouring angles: keep the first.
         let (centre, len, hh) = chain_in_frame(&chain, &turn);
+        if hh >= max_digit_h {
+            continue;
+        }
         let dup = seen.iter().any(|&(c, l, sh)| {
             (c.0 - centre.0).hypot(c.1 - centre.1) < 0.8 * sh.min(hh)
                 && (l - len).abs() < 2.0 * sh.min(hh)

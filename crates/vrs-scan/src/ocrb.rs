@@ -276,6 +276,21 @@ impl Plane {
 /// Bilinear sample, white outside the image.
 pub(crate) fn bilinear(img: &GrayImage, x: f32, y: f32) -> f32 {
     let (w, h) = (img.width() as i64, img.height() as i64);
+    // Inside the image (nearly always): no floor call, no per-pixel bounds test.
+    if x >= 0.0 && y >= 0.0 {
+        let (x0, y0) = (x as i64, y as i64);
+        if x0 + 1 < w && y0 + 1 < h {
+            let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+            let raw = img.as_raw();
+            let i = (y0 * w + x0) as usize;
+            let wu = w as usize;
+            let (a, b) = (f32::from(raw[i]), f32::from(raw[i + 1]));
+            let (c, d) = (f32::from(raw[i + wu]), f32::from(raw[i + wu + 1]));
+            let top = a + (b - a) * fx;
+            let bottom = c + (d - c) * fx;
+            return top + (bottom - top) * fy;
+        }
+    }
     let x0 = x.floor();
     let y0 = y.floor();
     let fx = x - x0;

@@ -258,8 +258,14 @@ impl<R: LineReader> Scanner<R> {
         let mut found: Option<VoucherRead> = None;
         for level in order {
             let t = Instant::now();
-            let candidates =
-                line::find_in(pyr, level, &pyr.levels[level], self.options.max_candidates);
+            // After a read on the coarse level, the fine one is searched only for
+            // lines too small to have been seen there.
+            let max_digit_h = if found.is_some() {
+                line::MIN_DIGIT_H as f32 * 1.5 * (1 << coarse) as f32
+            } else {
+                f32::MAX
+            };
+            let candidates = line::find_in(pyr, level, self.options.max_candidates, max_digit_h);
             stages.find += t.elapsed().as_secs_f64() * 1e3;
             let t = Instant::now();
             if let Some(v) = &found {
@@ -551,17 +557,19 @@ enum Decision {
 pub fn ink_grey(img: &DynamicImage) -> GrayImage {
     match img {
         DynamicImage::ImageLuma8(g) => g.clone(),
-        _ => {
-            let rgb = img.to_rgb8();
-            let (w, h) = rgb.dimensions();
-            let px: Vec<u8> = rgb
-                .as_raw()
-                .chunks_exact(3)
-                .map(|c| c[0].max(c[1]).max(c[2]))
-                .collect();
-            GrayImage::from_raw(w, h, px).unwrap_or_default()
-        }
+        DynamicImage::ImageRgb8(rgb) => brightest(rgb),
+        _ => brightest(&img.to_rgb8()),
     }
+}
+
+fn brightest(rgb: &image::RgbImage) -> GrayImage {
+    let (w, h) = rgb.dimensions();
+    let px: Vec<u8> = rgb
+        .as_raw()
+        .chunks_exact(3)
+        .map(|c| c[0].max(c[1]).max(c[2]))
+        .collect();
+    GrayImage::from_raw(w, h, px).unwrap_or_default()
 }
 
 /// Whether a frame's pixel-to-pixel noise is large against its brightness (a dim room,
