@@ -217,7 +217,16 @@ pub(crate) mod tests {
     #[test]
     fn record_with_an_extra_field_is_refused() {
         let mut v = serde_json::to_value(sample()).unwrap();
-        v["my_number"] = "123456789018".into();
+        // A well-formed マイナンバー (eleven digits and their check digit): the field
+        // is refused for being there, not for its value.
+        let eleven = [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1];
+        let check = crate::my_number::MyNumber::check_digit(&eleven);
+        let number: String = eleven
+            .iter()
+            .chain(std::iter::once(&check))
+            .map(|d| char::from(b'0' + d))
+            .collect();
+        v["my_number"] = number.into();
         assert!(serde_json::from_value::<DoseRecord>(v).is_err());
     }
 

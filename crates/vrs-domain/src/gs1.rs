@@ -341,6 +341,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A GTIN as a vaccine pack prints it: 14 digits, check digit last.
+    const SAMPLE_GTIN: &str = "04987222637138";
+
     fn gtin13(prefix12: &str) -> String {
         let mut d = [0u8; 13];
         for (i, c) in format!("0{prefix12}").bytes().enumerate() {
@@ -351,7 +354,7 @@ mod tests {
 
     #[test]
     fn human_readable_form_with_gtin_expiry_lot() {
-        let g = gtin13("498722263713");
+        let g = SAMPLE_GTIN;
         let e = parse(&format!("(01){g}(17)231231(10)FA4597")).unwrap();
         assert_eq!(e.gtin.unwrap().to_string(), g);
         assert_eq!(e.expiry, NaiveDate::from_ymd_opt(2023, 12, 31));
@@ -361,7 +364,7 @@ mod tests {
 
     #[test]
     fn raw_form_with_gs_separators_and_symbology_id() {
-        let g = gtin13("498722263713");
+        let g = SAMPLE_GTIN;
         let raw = format!("]d2\u{1d}01{g}17240600103004667\u{1d}21SER123");
         let e = parse(&raw).unwrap();
         assert_eq!(e.gtin.unwrap().to_string(), g);
@@ -373,7 +376,7 @@ mod tests {
 
     #[test]
     fn other_ais_are_stepped_over() {
-        let g = gtin13("498722263713");
+        let g = SAMPLE_GTIN;
         let raw = format!("01{g}3103000250\u{1d}10AB12\u{1d}240XYZ");
         let e = parse(&raw).unwrap();
         assert_eq!(e.lot.unwrap().as_str(), "AB12");
@@ -388,8 +391,8 @@ mod tests {
 
     #[test]
     fn bad_gtin_check_digit_bad_date_and_unknown_ai_are_errors() {
-        let g = gtin13("498722263713");
-        let mut wrong = g.clone().into_bytes();
+        let g = SAMPLE_GTIN;
+        let mut wrong = g.as_bytes().to_vec();
         wrong[13] = b'0' + (wrong[13] - b'0' + 1) % 10;
         let wrong = String::from_utf8(wrong).unwrap();
         assert!(matches!(

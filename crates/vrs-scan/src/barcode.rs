@@ -136,8 +136,55 @@ fn push(out: &mut Vec<Symbol>, found: &rxing::RXingResult) {
         return;
     }
     let text = found.getText().to_owned();
+    // A GS1 symbol must hold GS1 data with a GTIN (whose check digit is then checked
+    // too): a checksum that came right by chance on a dark or noisy frame rarely also
+    // parses as element strings.
+    if format.starts_with("gs1") && !is_gs1_with_gtin(&text, format) {
+        return;
+    }
     if !out.iter().any(|s| s.format == format && s.text == text) {
         out.push(Symbol { format, text });
+    }
+}
+
+/// Whether a GS1 symbol's text parses as element strings that name a GTIN.
+fn is_gs1_with_gtin(text: &str, format: &str) -> bool {
+    let prefix = if format == "gs1-datamatrix" {
+        "]d2"
+    } else {
+        "]C1"
+    };
+    vrs_domain::gs1::parse(text)
+        .or_else(|_| vrs_domain::gs1::parse(&format!("{prefix}{text}")))
+        .is_ok_and(|e| e.gtin.is_some())
+}
+
+/// DataBar Expanded along one line, on its own: rxing's reader keeps the rows it has
+/// seen and tries to assemble stacked symbols from them, and over a frame's many rows
+/// of a dark or noisy picture that assembly found symbols that were not there.
+fn expanded_row(
+    reader: &mut RSSExpandedReader,
+    y: u32,
+    row: &rxing::common::BitArray,
+) -> Option<rxing::RXingResult> {
+    reader.reset();
+    guarded(|| reader.decode_row(y, row, &DecodeHints::default()))
+}
+
+/// Results that must be seen on two lines before they count (no check character, or
+/// a weak one): the first sighting is remembered, the second returns the result.
+#[derive(Default)]
+struct Twice(Vec<String>);
+
+impl Twice {
+    fn confirm(&mut self, r: rxing::RXingResult) -> Option<rxing::RXingResult> {
+        let text = r.getText().to_owned();
+        if self.0.contains(&text) {
+            Some(r)
+        } else {
+            self.0.push(text);
+            None
+        }
     }
 }
 
@@ -146,6 +193,7 @@ fn scan_slanted<B: rxing::Binarizer>(bitmap: &mut BinaryBitmap<B>, out: &mut Vec
     let hints = DecodeHints::default();
     let mut code128 = Code128Reader;
     let mut rss_expanded = RSSExpandedReader::default();
+    let mut expanded_seen = Twice::default();
     let (w, h) = (bitmap.get_width(), bitmap.get_height());
     let matrix = bitmap.get_black_matrix();
     for degrees in [5.0f32, -5.0, 10.0, -10.0] {
@@ -169,7 +217,10 @@ fn scan_slanted<B: rxing::Binarizer>(bitmap: &mut BinaryBitmap<B>, out: &mut Vec
             for _direction in 0..2 {
                 let found = guarded(|| code128.decode_row(mid, &row, &hints))
                     .filter(|r| symbology(r).is_some_and(|s| s == "]C1"))
-                    .or_else(|| guarded(|| rss_expanded.decode_row(mid, &row, &hints)));
+                    .or_else(|| {
+                        expanded_row(&mut rss_expanded, mid, &row)
+                            .and_then(|r| expanded_seen.confirm(r))
+                    });
                 if let Some(r) = found {
                     push(out, &r);
                     return;
@@ -193,7 +244,8 @@ fn scan_rows<B: rxing::Binarizer>(bitmap: &BinaryBitmap<B>, which: Rows, out: &m
     let mut code128 = Code128Reader;
     let mut rss14 = RSS14Reader::default();
     let mut rss_expanded = RSSExpandedReader::default();
-    let mut codabar_seen: Vec<String> = Vec::new();
+    let mut codabar_seen = Twice::default();
+    let mut expanded_seen = Twice::default();
     let (mut have_codabar, mut have_gs1) = (which != Rows::Codabar, which != Rows::Gs1);
     for y in (ROW_STEP / 2..bitmap.get_height()).step_by(ROW_STEP) {
         if have_codabar && have_gs1 {
@@ -205,21 +257,21 @@ fn scan_rows<B: rxing::Binarizer>(bitmap: &BinaryBitmap<B>, which: Rows, out: &m
         let mut row = row.into_owned();
         for _direction in 0..2 {
             if !have_codabar {
-                if let Some(r) = guarded(|| codabar.decode_row(y as u32, &row, &hints)) {
-                    let text = r.getText().to_owned();
-                    if codabar_seen.contains(&text) {
-                        push(out, &r);
-                        have_codabar = true;
-                    } else {
-                        codabar_seen.push(text);
-                    }
+                if let Some(r) = guarded(|| codabar.decode_row(y as u32, &row, &hints))
+                    .and_then(|r| codabar_seen.confirm(r))
+                {
+                    push(out, &r);
+                    have_codabar = true;
                 }
             }
             if !have_gs1 {
                 let found = guarded(|| code128.decode_row(y as u32, &row, &hints))
                     .filter(|r| symbology(r).is_some_and(|s| s == "]C1"))
                     .or_else(|| guarded(|| rss14.decode_row(y as u32, &row, &hints)))
-                    .or_else(|| guarded(|| rss_expanded.decode_row(y as u32, &row, &hints)));
+                    .or_else(|| {
+                        expanded_row(&mut rss_expanded, y as u32, &row)
+                            .and_then(|r| expanded_seen.confirm(r))
+                    });
                 if let Some(r) = found {
                     push(out, &r);
                     have_gs1 = true;
@@ -238,5 +290,27 @@ fn symbology(r: &rxing::RXingResult) -> Option<String> {
     {
         Some(rxing::RXingResultMetadataValue::SymbologyIdentifier(s)) => Some(s.clone()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gs1_symbol_counts_only_with_gs1_data_naming_a_gtin() {
+        let human = "(01)04987222637138(17)250331(10)FA4597";
+        let raw = "0104987222637138\u{1d}17250331\u{1d}10FA4597";
+        assert!(is_gs1_with_gtin(human, "gs1-databar-expanded"));
+        assert!(is_gs1_with_gtin(raw, "gs1-128"));
+        assert!(is_gs1_with_gtin(raw, "gs1-datamatrix"));
+        // Noise that came through a checksum: not element strings, or no GTIN, or a
+        // GTIN whose check digit is wrong.
+        assert!(!is_gs1_with_gtin("12345", "gs1-databar-expanded"));
+        assert!(!is_gs1_with_gtin("(10)FA4597", "gs1-databar-expanded"));
+        assert!(!is_gs1_with_gtin(
+            "(01)04987222637139",
+            "gs1-databar-expanded"
+        ));
     }
 }
