@@ -951,7 +951,13 @@ fn ink_columns(strip: &GrayImage) -> Option<(f32, f32)> {
     let ink = binarise(strip);
     let w = strip.width() as usize;
     let rows = (DIGIT_TOP + 2) as usize..(DIGIT_TOP + DIGIT_H - 2) as usize;
-    let has_ink = |x: usize| rows.clone().filter(|&y| ink[y * w + x]).count() >= 2;
+    let count: Vec<usize> = (0..w)
+        .map(|x| rows.clone().filter(|&y| ink[y * w + x]).count())
+        .collect();
+    // A digit's stroke is several columns wide and several rows tall; a speck of
+    // sensor noise in the margin is neither, and must not move the line's ends.
+    let has_ink =
+        |x: usize| count[x] >= 3 && (x > 0 && count[x - 1] >= 2 || x + 1 < w && count[x + 1] >= 2);
     let left = (0..w).find(|&x| has_ink(x))?;
     let right = (0..w).rev().find(|&x| has_ink(x))?;
     (right > left).then_some((left as f32, right as f32 + 1.0))

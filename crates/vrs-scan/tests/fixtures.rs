@@ -100,8 +100,8 @@ fn with_a_consensus_of_one_the_committed_streams_still_confirm_nothing_wrong() {
 /// Each desk condition of the committed desk set (fixtures/scan/desk, made by
 /// `vrs fixtures vouchers --desk --count 54 --seed 5`), with the number of its three
 /// photos that must be read: what the scanner reads today, so a drop is a regression.
-/// Low light, a pen stroke through the digits, a phone's screen and digits under
-/// 12 px are read one time in three here: far from the 90%.
+/// A pen stroke through the digits is read one time in three here: far from the
+/// issue's 90%.
 const DESK_FLOORS: &[(&str, usize)] = &[
     ("voucher-ocr", 2),
     ("voucher-rotated", 3),
@@ -113,11 +113,11 @@ const DESK_FLOORS: &[(&str, usize)] = &[
     ("voucher-curved", 3),
     ("voucher-creased", 3),
     ("voucher-stamp", 3),
-    ("voucher-small", 1),
+    ("voucher-small", 2),
     ("voucher-perspective", 2),
-    ("voucher-low-light", 1),
+    ("voucher-low-light", 3),
     ("voucher-pen", 1),
-    ("voucher-screen", 1),
+    ("voucher-screen", 2),
 ];
 
 #[test]
