@@ -279,11 +279,6 @@ impl Turn {
             (u * self.sin + v * self.cos) * self.scale,
         )
     }
-
-    /// The angle, in degrees.
-    pub fn degrees(&self) -> f32 {
-        self.sin.atan2(self.cos).to_degrees()
-    }
 }
 
 /// Components that could be one digit, or several run together by blur: motion blur
@@ -611,13 +606,6 @@ fn chain_in_frame(chain: &[Component], turn: &Turn) -> ((f32, f32), f32, f32) {
         (x1 - x0) * turn.scale,
         h * turn.scale,
     )
-}
-
-/// Resamples a chain (found level, in a frame's own coordinates) into a level strip.
-pub fn rectify(gray: &GrayImage, chain: &[Component]) -> Option<Candidate> {
-    let pyr = Pyramid::new(gray.clone(), u32::MAX);
-    let turn = Turn::new(0.0, gray.width() as f32, gray.height() as f32, 1.0);
-    rectify_in(&pyr, chain, &turn)
 }
 
 /// Least squares v = a + b·t + c·t² (t in units of `unit`, for conditioning).

@@ -163,18 +163,18 @@ impl<R: LineReader> Scanner<R> {
             gray.clone()
         };
         let mut stages = Stages::default();
-        let t = Instant::now();
-        // Barcodes are read at the level nearest a camera's usual frame: a 4K frame's
-        // symbols are large, and rxing's cost grows with the pixels.
         // Sensor noise in a dim room breaks the ink into specks and the strips into
         // grain: a noisy frame (against its brightness) is smoothed once, before
         // anything is found or read in it.
         let full = if is_noisy(&full) {
-            smooth3(&full)
+            imageproc::filter::box_filter(&full, 1, 1)
         } else {
             full
         };
         let pyr_full = Pyramid::new(full, 480);
+        let t = Instant::now();
+        // Barcodes are read at the level nearest a camera's usual frame: a 4K frame's
+        // symbols are large, and rxing's cost grows with the pixels.
         let bar_level = pyr_full
             .levels
             .iter()
@@ -308,10 +308,7 @@ impl<R: LineReader> Scanner<R> {
             .iter()
             .map(|w| self.template_cells(w).0)
             .collect();
-        let digits = |cells: &[CellMatch]| -> String {
-            cells.iter().map(|m| char::from(b'0' + m.digit)).collect()
-        };
-        !readings.iter().any(|r| digits(r) == want)
+        !readings.iter().any(|r| cell_digits(r) == want)
             && readings
                 .iter()
                 .any(|r| self.looks_like_another_line(r, want))
@@ -385,7 +382,7 @@ impl<R: LineReader> Scanner<R> {
                 m.score >= self.options.min_score && m.margin >= self.options.min_margin / 2.0
             })
             .count();
-        let digits: String = cells.iter().map(|m| char::from(b'0' + m.digit)).collect();
+        let digits = cell_digits(cells);
         clear >= 15 && digits != found && digits.parse::<OcrLine>().is_ok()
     }
 
@@ -414,7 +411,7 @@ impl<R: LineReader> Scanner<R> {
             && cells
                 .iter()
                 .all(|m| m.score >= self.options.min_score && m.margin >= self.options.min_margin);
-        let digits: String = cells.iter().map(|m| char::from(b'0' + m.digit)).collect();
+        let digits = cell_digits(cells);
         (sure && digits.parse::<OcrLine>().is_ok()).then_some(digits)
     }
 
@@ -432,7 +429,7 @@ impl<R: LineReader> Scanner<R> {
     ) -> LineAttempt {
         let sure = self.sure_digits(&cells);
         let mut attempt = LineAttempt {
-            template_digits: cells.iter().map(|m| char::from(b'0' + m.digit)).collect(),
+            template_digits: cell_digits(&cells),
             cells,
             tesseract: None,
             accepted: false,
@@ -543,6 +540,11 @@ const FINDER_SIDE: u32 = 1920;
 /// Barcodes are read on the pyramid level no larger than this on its long side.
 const BARCODE_SIDE: u32 = 1920;
 
+/// The digits the templates read, cell by cell.
+fn cell_digits(cells: &[CellMatch]) -> String {
+    cells.iter().map(|m| char::from(b'0' + m.digit)).collect()
+}
+
 /// What the candidates of one level gave.
 enum Decision {
     Read(VoucherRead),
@@ -601,29 +603,6 @@ fn is_noisy(img: &GrayImage) -> bool {
         255.0
     };
     median(&diffs) > 0.05 * median(&levels) + 2.0
-}
-
-/// A 3×3 box blur.
-fn smooth3(img: &GrayImage) -> GrayImage {
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let src = img.as_raw();
-    let mut tmp = vec![0u16; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let a = src[y * w + x.saturating_sub(1)];
-            let c = src[y * w + (x + 1).min(w - 1)];
-            tmp[y * w + x] = u16::from(a) + u16::from(src[y * w + x]) + u16::from(c);
-        }
-    }
-    let mut out = vec![0u8; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let s =
-                tmp[y.saturating_sub(1) * w + x] + tmp[y * w + x] + tmp[(y + 1).min(h - 1) * w + x];
-            out[y * w + x] = ((s + 4) / 9) as u8;
-        }
-    }
-    GrayImage::from_raw(w as u32, h as u32, out).unwrap_or_default()
 }
 
 /// The candidate turned 180°: its strip rotated, its ends and corners swapped.
