@@ -139,14 +139,23 @@ impl<R: LineReader> Scanner<R> {
     /// Scans a decoded image.
     pub fn scan(&mut self, img: &DynamicImage) -> FrameReport {
         let start = Instant::now();
-        let gray = ink_grey(img);
-        let mut report = self.scan_gray(&gray);
+        // Barcodes are read in luminance (a label's bars against a coloured box read
+        // worse in the brightest channel: measured), the OCR line in ink grey.
+        let luma = img.to_luma8();
+        let ink = ink_grey(img);
+        let mut report = self.scan_planes(&luma, &ink);
         report.ms = start.elapsed().as_secs_f64() * 1e3;
         report
     }
 
     /// Scans a grey frame.
     pub fn scan_gray(&mut self, gray: &GrayImage) -> FrameReport {
+        self.scan_planes(gray, gray)
+    }
+
+    /// Scans a frame given as the grey its barcodes are read in and the grey its
+    /// OCR line is read in (the same size).
+    fn scan_planes(&mut self, bars: &GrayImage, gray: &GrayImage) -> FrameReport {
         let start = Instant::now();
         // A frame far larger than a camera's (a photo from a phone, say) is read at
         // 4096 px on its long side: memory stays bounded.
@@ -173,14 +182,13 @@ impl<R: LineReader> Scanner<R> {
         };
         let pyr_full = Pyramid::new(full, 480);
         let t = Instant::now();
-        // Barcodes are read at the level nearest a camera's usual frame: a 4K frame's
-        // symbols are large, and rxing's cost grows with the pixels.
-        let bar_level = pyr_full
-            .levels
-            .iter()
-            .position(|l| l.width().max(l.height()) <= BARCODE_SIDE)
-            .unwrap_or(pyr_full.levels.len() - 1);
-        let mut found = barcode::Symbols::new(&pyr_full.levels[bar_level]);
+        // Barcodes are read halved to no more than BARCODE_SIDE: a 4K frame's symbols
+        // are large, and rxing's cost grows with the pixels.
+        let mut bars = std::borrow::Cow::Borrowed(bars);
+        while bars.width().max(bars.height()) > BARCODE_SIDE {
+            bars = std::borrow::Cow::Owned(line::halve(&bars));
+        }
+        let mut found = barcode::Symbols::new(&bars);
         let mut symbols = if self.options.barcodes && self.options.vouchers {
             found.voucher()
         } else {
