@@ -599,23 +599,21 @@ struct Look {
 
 impl Look {
     fn of(severity: Severity) -> Look {
+        let full = Look {
+            severity,
+            digits: (12.5, 39.5),
+            rot: (-15.0, 15.0),
+            keystone: (0.0, 0.08),
+            deface: None,
+            condition: None,
+        };
         match severity {
-            Severity::Full => Look {
-                severity,
-                digits: (12.5, 39.5),
-                rot: (-15.0, 15.0),
-                keystone: (0.0, 0.08),
-                deface: None,
-                condition: None,
-            },
+            Severity::Full => full,
             // A given voucher (a demo's, a test's) is held square and close, as a nurse does.
             Severity::Mild => Look {
-                severity,
                 digits: (22.0, 34.0),
                 rot: (-6.0, 6.0),
-                keystone: (0.0, 0.08),
-                deface: None,
-                condition: None,
+                ..full
             },
         }
     }
