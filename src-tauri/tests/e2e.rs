@@ -328,21 +328,37 @@ async fn the_tablet_app_records_doses_offline_and_online_into_the_ledger() {
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "tauri-driver did not come up");
-        std::thread::sleep(Duration::from_millis(100));
+    // tauri-driver listens before the WebKitWebDriver it starts on the native port does;
+    // a session asked for in between is dropped without an answer (seen once on CI), so
+    // wait for both, and ask again if the first answer is a dropped connection.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for p in [port, native] {
+        while TcpStream::connect(("127.0.0.1", p)).is_err() {
+            assert!(Instant::now() < deadline, "tauri-driver did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     let mut caps = serde_json::Map::new();
     caps.insert(
         "tauri:options".into(),
         serde_json::json!({ "application": tablet_exe() }),
     );
-    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a WebDriver session with the app");
+    let mut attempt = 0;
+    let c = loop {
+        attempt += 1;
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if attempt < 4 => {
+                eprintln!("a WebDriver session, attempt {attempt}: {e:?}; asking again");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => panic!("a WebDriver session with the app: {e:?}"),
+        }
+    };
     let shots = Screens::new();
 
     // Enrolment, with the server offered and the code typed.
