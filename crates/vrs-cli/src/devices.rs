@@ -5,8 +5,8 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use vrs_domain::{DeviceId, MunicipalityCode, SiteRef};
 use vrs_server::Principal;
-use vrs_server::audit::AuditEvent;
-use vrs_server::devices::DeviceRegistration;
+use vrs_server::rules::devices::DeviceRegistration;
+use vrs_server::store::audit::AuditEvent;
 
 use crate::DataArgs;
 
@@ -173,7 +173,7 @@ pub fn run(cmd: DeviceCommand) -> Result<()> {
         DeviceCommand::List { data, municipality } => {
             let store = data.open()?;
             for d in store.devices(&system, municipality)? {
-                let (kind, code) = vrs_server::devices::site_kind_and_code(&d.site);
+                let (kind, code) = vrs_server::rules::devices::site_kind_and_code(&d.site);
                 println!(
                     "{}  {:<8}  {kind} {code} {}  {}",
                     d.device_id, d.state, d.site_name, d.email

@@ -113,7 +113,7 @@ impl DataArgs {
             Some(url) => {
                 let vault = self.vault_database.as_deref().unwrap_or(url);
                 std::sync::Arc::new(
-                    vrs_server::pg::PgStore::open(url, vault, &keys)
+                    vrs_server::postgres::PgStore::open(url, vault, &keys)
                         .context("cannot open the PostgreSQL store (check --database)")?,
                 )
             }
@@ -517,14 +517,16 @@ fn admin(cmd: AdminCommand) -> Result<ExitCode> {
             };
             let store = data.open()?;
             let token = store.create_token(&system, &whom)?;
-            store.audit().append(&vrs_server::audit::AuditEvent {
-                chain: i64::from(municipality.get()),
-                at: vrs_server::store::jst_now(),
-                actor: "system (vrs admin)".into(),
-                action: "token.create".into(),
-                object: whom.to_string(),
-                outcome: "ok".into(),
-            })?;
+            store
+                .audit()
+                .append(&vrs_server::store::audit::AuditEvent {
+                    chain: i64::from(municipality.get()),
+                    at: vrs_server::store::jst_now(),
+                    actor: "system (vrs admin)".into(),
+                    action: "token.create".into(),
+                    object: whom.to_string(),
+                    outcome: "ok".into(),
+                })?;
             println!("{whom}\n{token}");
         }
         AdminCommand::Device(cmd) => devices::run(cmd)?,

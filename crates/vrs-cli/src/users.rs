@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use vrs_domain::MunicipalityCode;
 use vrs_server::Principal;
-use vrs_server::access::User;
+use vrs_server::rules::access::User;
 
 use crate::DataArgs;
 

@@ -49,7 +49,7 @@ fn main() {
     let store: Box<dyn Store> = match std::env::var("VRS_BENCH_DATABASE") {
         Ok(url) => {
             println!("backend: PostgreSQL");
-            Box::new(vrs_server::pg::PgStore::open(&url, &url, &keys).expect("store"))
+            Box::new(vrs_server::postgres::PgStore::open(&url, &url, &keys).expect("store"))
         }
         Err(_) => {
             println!("backend: SQLite");

@@ -9,10 +9,10 @@ use vrs_domain::csv::OutputEncoding;
 use vrs_domain::synth::{RegisterSpec, write_register};
 use vrs_domain::{DeviceId, MunicipalityCode, SiteRef, Vaccine};
 
-use crate::backend::Store;
-use crate::devices::DeviceRegistration;
 use crate::error::StoreError;
 use crate::principal::Principal;
+use crate::rules::devices::DeviceRegistration;
+use crate::store::Store;
 use crate::store::{ImportOptions, ImportReport};
 
 pub const DEMO_MUNICIPALITY: &str = "131016";
@@ -80,7 +80,7 @@ pub fn seed(store: &dyn Store, residents: u64) -> Result<Demo, StoreError> {
         store.put_user(
             &system,
             m,
-            &crate::access::User {
+            &crate::rules::access::User {
                 email: DEMO_STAFF.into(),
                 team: "保健所 予防接種担当".into(),
                 person: "デモ 太郎".into(),

@@ -27,12 +27,12 @@ use vrs_domain::{ClientRecordId, MyNumber};
 mod devices;
 pub mod signin;
 
-use crate::audit::{AuditEntry, AuditEvent, AuditQuery};
-use crate::backend::Store;
 use crate::error::StoreError;
 use crate::principal::Principal;
 use crate::ratelimit::NameLimits;
 use crate::spool::SpoolError;
+use crate::store::Store;
+use crate::store::audit::{AuditEntry, AuditEvent, AuditQuery};
 use crate::store::{
     Amendment, HeldRecord, ImportMode, ImportOptions, ImportReport, TransferMatch, today_jst,
 };
@@ -198,7 +198,7 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
         }
         if let Some(token) = signin::session_token(&parts.headers) {
             let store = state.store.clone();
-            let hash = crate::access::session_hash(&token);
+            let hash = crate::rules::access::session_hash(&token);
             let session = blocking(move || store.session(&hash))
                 .await?
                 .ok_or_else(|| {
@@ -226,8 +226,8 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
             // Compared as digests, so the time taken says nothing of the token.
-            let same =
-                crate::access::session_hash(sent) == crate::access::session_hash(&session.csrf);
+            let same = crate::rules::access::session_hash(sent)
+                == crate::rules::access::session_hash(&session.csrf);
             if !safe && !same {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -1196,9 +1196,9 @@ impl utoipa::Modify for BodyErrors {
         signin::remove_user, signin::contacts, signin::put_contact, signin::sites, signin::put_site),
     components(schemas(ApiError, ImportReportSchema, TransferMatchSchema, TransferDoseSchema,
         HeldRecordSchema, TransferBatchResult, AuditEntry, crate::store::ImportMode,
-        crate::devices::DeviceRegistration, crate::devices::DeviceInfo, crate::devices::Enrolment,
-        crate::access::User, crate::access::Contact, crate::access::ContactKind,
-        crate::sqlite_access::Site)),
+        crate::rules::devices::DeviceRegistration, crate::rules::devices::DeviceInfo, crate::rules::devices::Enrolment,
+        crate::rules::access::User, crate::rules::access::Contact, crate::rules::access::ContactKind,
+        crate::store::Site)),
     modifiers(&BearerAuth, &BodyErrors)
 )]
 pub struct ApiDoc;

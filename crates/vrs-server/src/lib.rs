@@ -4,44 +4,39 @@
 //! held records, download the ledger and look up a newcomer's earlier doses by
 //! マイナンバー; tablets look up a name and upload dose records.
 //!
-//! Where to start: [`backend::Store`] lists every operation (each takes the acting
-//! [`Principal`]); [`SqliteStore`] and [`pg::PgStore`] implement it. The rules live
-//! once, above the backends: [`import`] (register and paper uploads) and [`ingest`]
-//! (tablet batches) are engines over small backend "sinks", and the decisions inside
-//! them are plain functions in [`merge`] (register rows) and [`checks`] (dose
-//! records). [`vault`] keeps the マイナンバー apart, encrypted; [`keys`] says where keys
-//! come from; [`http`] is the axum API over a `dyn Store`.
+//! Where to start: [`store`] lists every operation as a few traits, one per feature
+//! (register, lots, records, ledger, transfer, vault, access, devices), each taking
+//! the acting [`Principal`]; [`sqlite::SqliteStore`] (the embedded default) and
+//! [`postgres::PgStore`] implement them, one file per feature, and nothing outside
+//! those two folders speaks SQL. The rules live once, above the backends: the engines
+//! [`store::import`] (register and paper uploads) and [`store::ingest`] (tablet
+//! batches) run over small backend "sinks", and the decisions inside them are plain
+//! functions in [`rules`]. [`http`] is the axum API over a `dyn Store`; [`web`] the
+//! staff pages; [`keys`] says where keys come from.
+//!
+//! The walk of a dose from a tablet to the ledger: `http` (the tablet's signed
+//! upload) → [`store::ingest::run`] → [`rules::checks`] → `sqlite|postgres/records.rs`;
+//! the export: `http` → `sqlite|postgres/ledger.rs` → `vrs_domain::csv::ledger`.
 
-pub mod access;
-pub mod audit;
-pub mod backend;
-pub mod checks;
-mod db;
 pub mod demo;
-pub mod devices;
 pub mod error;
 pub mod http;
-pub mod import;
-pub mod ingest;
 pub mod keys;
 pub mod mail;
-pub mod merge;
-pub mod pg;
-mod pg_access;
+pub mod postgres;
 pub mod principal;
 pub mod ratelimit;
+pub mod rules;
 pub mod spool;
-pub mod sqlite_access;
-mod sqlite_devices;
+pub mod sqlite;
 pub mod store;
-pub mod vault;
 pub mod web;
 
-pub use backend::Store;
 pub use error::StoreError;
 pub use keys::Keys;
 pub use principal::Principal;
-pub use store::SqliteStore;
+pub use sqlite::SqliteStore;
+pub use store::Store;
 
 /// Serves the API on `listener` until Ctrl-C or SIGTERM: plain HTTP, for loopback
 /// or behind a TLS-terminating proxy; [`serve_tls`] otherwise.

@@ -12,8 +12,8 @@ use vrs_domain::{
     ClientRecordId, DeviceId, DoseNumber, DoseRecord, MunicipalityCode, MyNumber, SiteRef, Vaccine,
     VoucherNumber,
 };
-use vrs_server::pg::PgStore;
-use vrs_server::store::{Amendment, ImportMode, ImportOptions, ImportOutcome};
+use vrs_server::postgres::PgStore;
+use vrs_server::store::{Amendment, ImportMode, ImportOptions, ImportOutcome, Register, Vault};
 use vrs_server::{Keys, Principal, SqliteStore, Store};
 
 use vrs_testkit::pg as support;

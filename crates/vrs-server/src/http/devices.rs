@@ -12,8 +12,10 @@ use vrs_domain::DeviceId;
 use vrs_domain::wire::{EnrolRequest, EnrolResponse, TabletSession, TabletSignIn, signing};
 
 use super::{ApiError, ApiJson, AppState, Caller, blocking, log_in, staff_op};
-use crate::devices::{self, DeviceInfo, DeviceRegistration, Enrolment, SignatureError, Signed};
 use crate::principal::Principal;
+use crate::rules::devices::{
+    self, DeviceInfo, DeviceRegistration, Enrolment, SignatureError, Signed,
+};
 
 /// The largest body a tablet sends: a full batch of records is about 350 KB.
 const TABLET_BODY_LIMIT: usize = 2 << 20;
@@ -278,7 +280,7 @@ pub(super) async fn tablet_user(
     let store = state.store.clone();
     let (session, signin) = blocking(move || {
         Ok((
-            store.session(&crate::access::session_hash(&token))?,
+            store.session(&crate::rules::access::session_hash(&token))?,
             store.device_signin(device)?,
         ))
     })
@@ -301,8 +303,14 @@ fn device_signin_io(
     state: &AppState,
     device: DeviceId,
 ) -> (
-    impl Fn() -> Result<Option<crate::access::SignIn>, crate::StoreError> + Send + Clone + 'static,
-    impl Fn(&crate::access::SignIn, &crate::access::SignIn) -> Result<bool, crate::StoreError>
+    impl Fn() -> Result<Option<crate::rules::access::SignIn>, crate::StoreError>
+    + Send
+    + Clone
+    + 'static,
+    impl Fn(
+        &crate::rules::access::SignIn,
+        &crate::rules::access::SignIn,
+    ) -> Result<bool, crate::StoreError>
     + Send
     + Clone
     + 'static,
@@ -310,7 +318,7 @@ fn device_signin_io(
     let store = state.store.clone();
     let load = move || Ok(store.device_signin(device)?.map(|(_, s)| s));
     let store = state.store.clone();
-    let save = move |old: &crate::access::SignIn, new: &crate::access::SignIn| {
+    let save = move |old: &crate::rules::access::SignIn, new: &crate::rules::access::SignIn| {
         store.save_device_signin(device, old, new)
     };
     (load, save)
@@ -366,6 +374,6 @@ pub async fn tablet_signin_verify(
     .await?;
     Ok(Json(TabletSession {
         session: token,
-        expires_in: crate::access::SESSION_MAX.num_seconds().max(0) as u64,
+        expires_in: crate::rules::access::SESSION_MAX.num_seconds().max(0) as u64,
     }))
 }

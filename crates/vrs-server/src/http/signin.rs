@@ -15,9 +15,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiJson, AppState, Caller, blocking, log_in, staff_op};
-use crate::access::{self, Contact, Start, User, Verify};
 use crate::principal::Principal;
-use crate::sqlite_access::Site;
+use crate::rules::access::{self, Contact, Start, User, Verify};
+use crate::store::Site;
 use crate::store::jst_now;
 
 pub const SESSION_COOKIE: &str = "vrs_session";

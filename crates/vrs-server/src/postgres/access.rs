@@ -1,19 +1,15 @@
-//! Users, contacts, sites, sign-in state and sessions on PostgreSQL (the same
-//! rules as `sqlite_access`, from `access`).
+//! Staff access on PostgreSQL: tokens, users, contacts, sign-in state and sessions
+//! (the same rules as the embedded store's, from `rules::access`).
 
 use postgres::GenericClient;
 use vrs_domain::MunicipalityCode;
 
-use crate::access::{self, Contact, ContactKind, Session, SignIn, User};
+use super::{PgStore, mc};
 use crate::error::StoreError;
-use crate::pg::PgStore;
 use crate::principal::Principal;
-use crate::sqlite_access::Site;
-use crate::store::{jst_now, municipality_code};
-
-fn mc(m: MunicipalityCode) -> i32 {
-    m.get() as i32
-}
+use crate::rules::access::{self, Contact, ContactKind, Session, SignIn, User};
+use crate::store::codec::municipality_code;
+use crate::store::{Access, jst_now};
 
 fn users_in(c: &mut impl GenericClient, m: MunicipalityCode) -> Result<Vec<User>, StoreError> {
     Ok(c.query(
@@ -32,8 +28,37 @@ fn users_in(c: &mut impl GenericClient, m: MunicipalityCode) -> Result<Vec<User>
     .collect())
 }
 
-impl PgStore {
-    pub(crate) fn put_user_pg(
+impl Access for PgStore {
+    fn create_token(&self, actor: &Principal, for_whom: &Principal) -> Result<String, StoreError> {
+        let t = crate::principal::new_token(actor, for_whom)?;
+        self.main.get()?.execute(
+            "INSERT INTO vrs.api_tokens (token_hash, kind, municipality, subject, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &t.hash,
+                &t.kind,
+                &mc(t.municipality),
+                &t.subject,
+                &jst_now(),
+            ],
+        )?;
+        Ok(t.token)
+    }
+
+    fn principal_for_token(&self, token: &str) -> Result<Option<Principal>, StoreError> {
+        let row = self.main.get()?.query_opt(
+            "SELECT kind, municipality, subject FROM vrs.api_tokens WHERE token_hash = $1 AND NOT revoked",
+            &[&crate::principal::token_hash(token)],
+        )?;
+        row.map(|r| {
+            let m = municipality_code(i64::from(r.get::<_, i32>(1)))?;
+            crate::principal::token_principal(r.get(0), m, r.get(2))
+        })
+        .transpose()
+        .map(Option::flatten)
+    }
+
+    fn put_user(
         &self,
         actor: &Principal,
         m: MunicipalityCode,
@@ -83,7 +108,7 @@ impl PgStore {
         Ok(after)
     }
 
-    pub(crate) fn remove_user_pg(
+    fn remove_user(
         &self,
         actor: &Principal,
         m: MunicipalityCode,
@@ -106,16 +131,12 @@ impl PgStore {
         Ok(after)
     }
 
-    pub(crate) fn users_pg(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-    ) -> Result<Vec<User>, StoreError> {
+    fn users(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<User>, StoreError> {
         actor.require_staff_of(m)?;
         users_in(&mut *self.main_conn()?, m)
     }
 
-    pub(crate) fn put_contact_pg(
+    fn put_contact(
         &self,
         actor: &Principal,
         m: MunicipalityCode,
@@ -140,11 +161,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(crate) fn contacts_pg(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-    ) -> Result<Vec<Contact>, StoreError> {
+    fn contacts(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Contact>, StoreError> {
         actor.require_staff_of(m)?;
         self.main_conn()?
             .query(
@@ -166,44 +183,92 @@ impl PgStore {
             .collect()
     }
 
-    pub(crate) fn sites_pg(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-    ) -> Result<Vec<Site>, StoreError> {
-        actor.require_staff_of(m)?;
-        Ok(self
-            .main_conn()?
-            .query(
-                "SELECT code, name FROM vrs.sites WHERE municipality = $1 ORDER BY code",
-                &[&mc(m)],
-            )?
-            .iter()
-            .map(|r| Site {
-                code: r.get(0),
-                name: r.get(1),
-            })
-            .collect())
-    }
-
-    pub(crate) fn signin_state_pg(
-        &self,
-        email: &str,
-    ) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError> {
+    fn signin_state(&self, email: &str) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError> {
         self.read_signin("vrs.users", "municipality", "email", &email)?
             .map(|(m, s): (i32, SignIn)| Ok((municipality_code(i64::from(m))?, s)))
             .transpose()
     }
 
-    pub(crate) fn save_signin_pg(
-        &self,
-        email: &str,
-        old: &SignIn,
-        s: &SignIn,
-    ) -> Result<bool, StoreError> {
+    fn save_signin(&self, email: &str, old: &SignIn, s: &SignIn) -> Result<bool, StoreError> {
         self.write_signin("vrs.users", "email", &email, old, s)
     }
 
+    fn create_session(
+        &self,
+        token_hash: &[u8],
+        m: MunicipalityCode,
+        email: &str,
+        csrf: &str,
+        device: Option<vrs_domain::DeviceId>,
+    ) -> Result<(), StoreError> {
+        let now = jst_now();
+        self.main_conn()?.execute(
+            "INSERT INTO vrs.sessions (token_hash, municipality, email, csrf, started, last_seen, device)
+             VALUES ($1, $2, $3, $4, $5, $5, $6)",
+            &[&token_hash, &mc(m), &email, &csrf, &now, &device.map(|d| d.0)],
+        )?;
+        Ok(())
+    }
+
+    fn session(&self, token_hash: &[u8]) -> Result<Option<Session>, StoreError> {
+        let mut conn = self.main_conn()?;
+        let Some(r) = conn.query_opt(
+            "SELECT municipality, email, csrf, started, last_seen, device FROM vrs.sessions
+             WHERE token_hash = $1",
+            &[&token_hash],
+        )?
+        else {
+            return Ok(None);
+        };
+        let s = Session {
+            municipality: municipality_code(i64::from(r.get::<_, i32>(0)))?,
+            email: r.get(1),
+            csrf: r.get(2),
+            started: r.get(3),
+            last_seen: r.get(4),
+            device: r.get::<_, Option<uuid::Uuid>>(5).map(vrs_domain::DeviceId),
+        };
+        let now = jst_now();
+        if !s.live(now) {
+            conn.execute(
+                "DELETE FROM vrs.sessions WHERE token_hash = $1",
+                &[&token_hash],
+            )?;
+            return Ok(None);
+        }
+        conn.execute(
+            "UPDATE vrs.sessions SET last_seen = $2 WHERE token_hash = $1",
+            &[&token_hash, &now],
+        )?;
+        Ok(Some(s))
+    }
+
+    fn end_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
+        self.main_conn()?.execute(
+            "DELETE FROM vrs.sessions WHERE token_hash = $1",
+            &[&token_hash],
+        )?;
+        Ok(())
+    }
+
+    fn device_signin(
+        &self,
+        device: vrs_domain::DeviceId,
+    ) -> Result<Option<(String, SignIn)>, StoreError> {
+        self.read_signin("vrs.devices", "email", "id", &device.0)
+    }
+
+    fn save_device_signin(
+        &self,
+        device: vrs_domain::DeviceId,
+        old: &SignIn,
+        s: &SignIn,
+    ) -> Result<bool, StoreError> {
+        self.write_signin("vrs.devices", "id", &device.0, old, s)
+    }
+}
+
+impl PgStore {
     /// The sign-in columns (users and devices have the same five) of one row, with
     /// the column `first` before them.
     fn read_signin<T: for<'a> postgres::types::FromSql<'a>>(
@@ -267,79 +332,5 @@ impl PgStore {
             ],
         )?;
         Ok(n == 1)
-    }
-
-    pub(crate) fn create_session_pg(
-        &self,
-        token_hash: &[u8],
-        m: MunicipalityCode,
-        email: &str,
-        csrf: &str,
-        device: Option<vrs_domain::DeviceId>,
-    ) -> Result<(), StoreError> {
-        let now = jst_now();
-        self.main_conn()?.execute(
-            "INSERT INTO vrs.sessions (token_hash, municipality, email, csrf, started, last_seen, device)
-             VALUES ($1, $2, $3, $4, $5, $5, $6)",
-            &[&token_hash, &mc(m), &email, &csrf, &now, &device.map(|d| d.0)],
-        )?;
-        Ok(())
-    }
-
-    pub(crate) fn session_pg(&self, token_hash: &[u8]) -> Result<Option<Session>, StoreError> {
-        let mut conn = self.main_conn()?;
-        let Some(r) = conn.query_opt(
-            "SELECT municipality, email, csrf, started, last_seen, device FROM vrs.sessions
-             WHERE token_hash = $1",
-            &[&token_hash],
-        )?
-        else {
-            return Ok(None);
-        };
-        let s = Session {
-            municipality: municipality_code(i64::from(r.get::<_, i32>(0)))?,
-            email: r.get(1),
-            csrf: r.get(2),
-            started: r.get(3),
-            last_seen: r.get(4),
-            device: r.get::<_, Option<uuid::Uuid>>(5).map(vrs_domain::DeviceId),
-        };
-        let now = jst_now();
-        if !s.live(now) {
-            conn.execute(
-                "DELETE FROM vrs.sessions WHERE token_hash = $1",
-                &[&token_hash],
-            )?;
-            return Ok(None);
-        }
-        conn.execute(
-            "UPDATE vrs.sessions SET last_seen = $2 WHERE token_hash = $1",
-            &[&token_hash, &now],
-        )?;
-        Ok(Some(s))
-    }
-
-    pub(crate) fn end_session_pg(&self, token_hash: &[u8]) -> Result<(), StoreError> {
-        self.main_conn()?.execute(
-            "DELETE FROM vrs.sessions WHERE token_hash = $1",
-            &[&token_hash],
-        )?;
-        Ok(())
-    }
-
-    pub(crate) fn device_signin_pg(
-        &self,
-        device: vrs_domain::DeviceId,
-    ) -> Result<Option<(String, SignIn)>, StoreError> {
-        self.read_signin("vrs.devices", "email", "id", &device.0)
-    }
-
-    pub(crate) fn save_device_signin_pg(
-        &self,
-        device: vrs_domain::DeviceId,
-        old: &SignIn,
-        s: &SignIn,
-    ) -> Result<bool, StoreError> {
-        self.write_signin("vrs.devices", "id", &device.0, old, s)
     }
 }

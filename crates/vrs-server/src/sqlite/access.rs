@@ -4,22 +4,15 @@ use chrono::NaiveDateTime;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use vrs_domain::MunicipalityCode;
 
-use crate::access::{self, Contact, ContactKind, Session, SignIn, User};
+use super::SqliteStore;
 use crate::error::StoreError;
 use crate::principal::Principal;
-use crate::store::{SqliteStore, jst_now, municipality_code, time_of, time_text};
+use crate::rules::access::{self, Contact, ContactKind, Session, SignIn, User};
+use crate::store::codec::{municipality_code, time_of, time_text};
+use crate::store::{Access, jst_now};
 
 fn time(s: Option<String>) -> Result<Option<NaiveDateTime>, StoreError> {
     s.as_deref().map(time_of).transpose()
-}
-
-/// A site (mass-vaccination site or clinic) of a municipality.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Site {
-    /// The site code, or the clinic's 10-digit code.
-    pub code: String,
-    pub name: String,
 }
 
 fn users_in(tx: &rusqlite::Connection, m: MunicipalityCode) -> Result<Vec<User>, StoreError> {
@@ -39,9 +32,47 @@ fn users_in(tx: &rusqlite::Connection, m: MunicipalityCode) -> Result<Vec<User>,
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-impl SqliteStore {
+impl Access for SqliteStore {
+    /// Makes a bearer token for a staff member or a tablet of `municipality`. The
+    /// token is returned once; only its hash is kept.
+    fn create_token(&self, actor: &Principal, for_whom: &Principal) -> Result<String, StoreError> {
+        let t = crate::principal::new_token(actor, for_whom)?;
+        self.pool.get()?.execute(
+            "INSERT INTO api_tokens (token_hash, kind, municipality, subject, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                t.hash,
+                t.kind,
+                t.municipality.get(),
+                t.subject,
+                time_text(jst_now())
+            ],
+        )?;
+        Ok(t.token)
+    }
+
+    /// Who a bearer token stands for, if it is known and not revoked.
+    fn principal_for_token(&self, token: &str) -> Result<Option<Principal>, StoreError> {
+        let row: Option<(String, i64, String)> = self
+            .pool
+            .get()?
+            .prepare_cached(
+                "SELECT kind, municipality, subject FROM api_tokens
+                 WHERE token_hash = ?1 AND revoked = 0",
+            )?
+            .query_row([crate::principal::token_hash(token)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        row.map(|(kind, m, subject)| {
+            crate::principal::token_principal(&kind, municipality_code(m)?, subject)
+        })
+        .transpose()
+        .map(Option::flatten)
+    }
+
     /// Adds or changes a user of `municipality`; the users after the change.
-    pub fn put_user(
+    fn put_user(
         &self,
         actor: &Principal,
         m: MunicipalityCode,
@@ -85,7 +116,7 @@ impl SqliteStore {
 
     /// Removes a user (their sessions end); refused if they are the transfer contact
     /// and others remain.
-    pub fn remove_user(
+    fn remove_user(
         &self,
         actor: &Principal,
         m: MunicipalityCode,
@@ -107,13 +138,13 @@ impl SqliteStore {
         Ok(after)
     }
 
-    pub fn users(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<User>, StoreError> {
+    fn users(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<User>, StoreError> {
         actor.require_staff_of(m)?;
         let conn = self.pool.get()?;
         users_in(&conn, m)
     }
 
-    pub fn put_contact(
+    fn put_contact(
         &self,
         actor: &Principal,
         m: MunicipalityCode,
@@ -138,11 +169,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub fn contacts(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-    ) -> Result<Vec<Contact>, StoreError> {
+    fn contacts(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Contact>, StoreError> {
         actor.require_staff_of(m)?;
         let conn = self.pool.get()?;
         let mut st = conn.prepare(
@@ -172,34 +199,106 @@ impl SqliteStore {
         Ok(out)
     }
 
-    pub fn sites(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Site>, StoreError> {
-        actor.require_staff_of(m)?;
-        let conn = self.pool.get()?;
-        let mut st =
-            conn.prepare("SELECT code, name FROM sites WHERE municipality = ?1 ORDER BY code")?;
-        let rows = st.query_map([m.get()], |r| {
-            Ok(Site {
-                code: r.get(0)?,
-                name: r.get(1)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// A user's municipality and sign-in state, by e-mail.
-    pub fn signin_state(
-        &self,
-        email: &str,
-    ) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError> {
+    fn signin_state(&self, email: &str) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError> {
         self.read_signin("users", "municipality", "email", email)?
             .map(|(m, s)| Ok((municipality_code(m)?, s)))
             .transpose()
     }
 
-    pub fn save_signin(&self, email: &str, old: &SignIn, s: &SignIn) -> Result<bool, StoreError> {
+    fn save_signin(&self, email: &str, old: &SignIn, s: &SignIn) -> Result<bool, StoreError> {
         self.write_signin("users", "email", email, old, s)
     }
 
+    fn create_session(
+        &self,
+        token_hash: &[u8],
+        m: MunicipalityCode,
+        email: &str,
+        csrf: &str,
+        device: Option<vrs_domain::DeviceId>,
+    ) -> Result<(), StoreError> {
+        let now = time_text(jst_now());
+        self.pool.get()?.execute(
+            "INSERT INTO sessions (token_hash, municipality, email, csrf, started, last_seen, device)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+            params![token_hash, m.get(), email, csrf, now, device.map(|d| d.to_string())],
+        )?;
+        Ok(())
+    }
+
+    /// The live session of a token hash (its idle clock restarted), or `None` (an
+    /// ended one is deleted).
+    fn session(&self, token_hash: &[u8]) -> Result<Option<Session>, StoreError> {
+        let conn = self.pool.get()?;
+        let row = conn
+            .prepare_cached(
+                "SELECT municipality, email, csrf, started, last_seen, device FROM sessions
+                 WHERE token_hash = ?1",
+            )?
+            .query_row([token_hash], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            })
+            .optional()?;
+        let Some((m, email, csrf, started, last_seen, device)) = row else {
+            return Ok(None);
+        };
+        let now = jst_now();
+        let s = Session {
+            municipality: municipality_code(m)?,
+            email,
+            csrf,
+            started: time(Some(started))?.unwrap_or(now),
+            last_seen: time(Some(last_seen))?.unwrap_or(now),
+            device: device
+                .map(|d| {
+                    d.parse()
+                        .map(vrs_domain::DeviceId)
+                        .map_err(|_| StoreError::Corrupt("session device".into()))
+                })
+                .transpose()?,
+        };
+        if !s.live(now) {
+            conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+            return Ok(None);
+        }
+        conn.prepare_cached("UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1")?
+            .execute(params![token_hash, time_text(now)])?;
+        Ok(Some(s))
+    }
+
+    fn end_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
+        self.pool
+            .get()?
+            .execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+        Ok(())
+    }
+
+    fn device_signin(
+        &self,
+        device: vrs_domain::DeviceId,
+    ) -> Result<Option<(String, SignIn)>, StoreError> {
+        self.read_signin("devices", "email", "id", &device.to_string())
+    }
+
+    fn save_device_signin(
+        &self,
+        device: vrs_domain::DeviceId,
+        old: &SignIn,
+        s: &SignIn,
+    ) -> Result<bool, StoreError> {
+        self.write_signin("devices", "id", &device.to_string(), old, s)
+    }
+}
+
+impl SqliteStore {
     /// The sign-in columns (users and devices have the same five) of one row, with
     /// the column `first` before them.
     fn read_signin<T: rusqlite::types::FromSql>(
@@ -272,92 +371,5 @@ impl SqliteStore {
             ],
         )?;
         Ok(n == 1)
-    }
-
-    pub fn create_session(
-        &self,
-        token_hash: &[u8],
-        m: MunicipalityCode,
-        email: &str,
-        csrf: &str,
-        device: Option<vrs_domain::DeviceId>,
-    ) -> Result<(), StoreError> {
-        let now = time_text(jst_now());
-        self.pool.get()?.execute(
-            "INSERT INTO sessions (token_hash, municipality, email, csrf, started, last_seen, device)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-            params![token_hash, m.get(), email, csrf, now, device.map(|d| d.to_string())],
-        )?;
-        Ok(())
-    }
-
-    /// The live session of a token hash (its idle clock restarted), or `None` (an
-    /// ended one is deleted).
-    pub fn session(&self, token_hash: &[u8]) -> Result<Option<Session>, StoreError> {
-        let conn = self.pool.get()?;
-        let row = conn
-            .prepare_cached(
-                "SELECT municipality, email, csrf, started, last_seen, device FROM sessions
-                 WHERE token_hash = ?1",
-            )?
-            .query_row([token_hash], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                ))
-            })
-            .optional()?;
-        let Some((m, email, csrf, started, last_seen, device)) = row else {
-            return Ok(None);
-        };
-        let now = jst_now();
-        let s = Session {
-            municipality: municipality_code(m)?,
-            email,
-            csrf,
-            started: time(Some(started))?.unwrap_or(now),
-            last_seen: time(Some(last_seen))?.unwrap_or(now),
-            device: device
-                .map(|d| {
-                    d.parse()
-                        .map(vrs_domain::DeviceId)
-                        .map_err(|_| StoreError::Corrupt("session device".into()))
-                })
-                .transpose()?,
-        };
-        if !s.live(now) {
-            conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
-            return Ok(None);
-        }
-        conn.prepare_cached("UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1")?
-            .execute(params![token_hash, time_text(now)])?;
-        Ok(Some(s))
-    }
-
-    pub fn end_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
-        self.pool
-            .get()?
-            .execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
-        Ok(())
-    }
-
-    pub fn device_signin(
-        &self,
-        device: vrs_domain::DeviceId,
-    ) -> Result<Option<(String, SignIn)>, StoreError> {
-        self.read_signin("devices", "email", "id", &device.to_string())
-    }
-
-    pub fn save_device_signin(
-        &self,
-        device: vrs_domain::DeviceId,
-        old: &SignIn,
-        s: &SignIn,
-    ) -> Result<bool, StoreError> {
-        self.write_signin("devices", "id", &device.to_string(), old, s)
     }
 }

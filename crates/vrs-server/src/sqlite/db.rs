@@ -6,12 +6,7 @@ use std::sync::Mutex;
 use rusqlite::Connection;
 
 use crate::keys::Secret32;
-
-/// A numbered migration. Never edit one that has shipped: add the next number.
-pub(crate) struct Migration {
-    pub version: i64,
-    pub sql: &'static str,
-}
+use crate::store::Migration;
 
 /// Opens (or creates) an SQLite file encrypted with `key`, in WAL mode.
 pub(crate) fn open(path: &Path, key: &Secret32) -> rusqlite::Result<Connection> {

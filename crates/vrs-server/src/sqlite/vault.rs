@@ -1,4 +1,5 @@
-//! The マイナンバー vault: its own database file, apart from everything else.
+//! The マイナンバー vault of the embedded store: its own database file, apart from
+//! everything else.
 //!
 //! A row holds (municipality code, 個別宛名番号) → the number sealed with AES-256-GCM
 //! (the pair is the associated data, so a sealed number cannot be moved to another
@@ -9,127 +10,41 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
+use ring::aead::NONCE_LEN;
 use rusqlite::{Connection, OptionalExtension, params};
 use vrs_domain::{MunicipalityCode, MyNumber, PersonId};
-use zeroize::Zeroize;
 
-use crate::db::{self, Migration};
+use super::{SqliteStore, db};
 use crate::error::StoreError;
 use crate::keys::Keys;
+use crate::store::Migration;
+use crate::store::codec::{municipality_code, person};
+use crate::store::vault::{LookupHash, VaultCrypto};
 
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    sql: include_str!("migrations/vault_0001.sql"),
+    sql: include_str!("migrations/vault/0001_init.sql"),
 }];
 
-/// The keyed hash a number is found by.
-pub type LookupHash = [u8; 32];
-
-/// The vault's cryptography, the same for every backend.
-pub struct VaultCrypto {
-    seal: LessSafeKey,
-    mac: hmac::Key,
-    rng: SystemRandom,
-}
-
-impl std::fmt::Debug for VaultCrypto {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("VaultCrypto(<keys>)")
-    }
-}
-
-impl VaultCrypto {
-    pub fn new(keys: &Keys) -> Result<Self, StoreError> {
-        Ok(VaultCrypto {
-            seal: LessSafeKey::new(
-                UnboundKey::new(&AES_256_GCM, keys.vault.expose())
-                    .map_err(|_| StoreError::Crypto)?,
-            ),
-            mac: hmac::Key::new(hmac::HMAC_SHA256, keys.lookup.expose()),
-            rng: SystemRandom::new(),
-        })
-    }
-
-    /// The keyed hash a number is found by.
-    pub fn lookup_hash(&self, n: &MyNumber) -> LookupHash {
-        let tag = hmac::sign(&self.mac, n.expose_for_vault());
-        let mut out = [0u8; 32];
-        out.copy_from_slice(tag.as_ref());
-        out
-    }
-
-    /// Seals a number to its person: (nonce, ciphertext with tag).
-    pub fn seal(
-        &self,
-        municipality: MunicipalityCode,
-        person: &str,
-        n: &MyNumber,
-    ) -> Result<([u8; NONCE_LEN], Vec<u8>), StoreError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).map_err(|_| StoreError::Crypto)?;
-        let mut buf = n.expose_for_vault().to_vec();
-        if self
-            .seal
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad(municipality, person)),
-                &mut buf,
-            )
-            .is_err()
-        {
-            buf.zeroize();
-            return Err(StoreError::Crypto);
-        }
-        Ok((nonce, buf))
-    }
-
-    /// Opens a sealed number; fails if it was sealed to another person or key.
-    pub fn open(
-        &self,
-        municipality: MunicipalityCode,
-        person: &str,
-        nonce: &[u8],
-        mut sealed: Vec<u8>,
-    ) -> Result<MyNumber, StoreError> {
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| StoreError::Crypto)?;
-        let plain = self
-            .seal
-            .open_in_place(nonce, Aad::from(aad(municipality, person)), &mut sealed)
-            .map_err(|_| StoreError::Crypto)?;
-        let parsed = std::str::from_utf8(plain)
-            .ok()
-            .and_then(|s| s.parse::<MyNumber>().ok());
-        sealed.zeroize();
-        parsed.ok_or(StoreError::Crypto)
-    }
-}
-
-pub struct Vault {
+pub struct SqliteVault {
     /// Writes go through this one; WAL lets `reader` read meanwhile.
     conn: Mutex<Connection>,
     reader: Mutex<Connection>,
     crypto: VaultCrypto,
 }
 
-impl std::fmt::Debug for Vault {
+impl std::fmt::Debug for SqliteVault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Vault")
+        f.write_str("SqliteVault")
     }
 }
 
-fn aad(municipality: MunicipalityCode, person: &str) -> Vec<u8> {
-    format!("vrs-vault-v1|{municipality}|{person}").into_bytes()
-}
-
-impl Vault {
+impl SqliteVault {
     pub fn open(path: &Path, keys: &Keys) -> Result<Self, StoreError> {
         let mut conn = db::open(path, &keys.database)?;
         db::migrate(&mut conn, MIGRATIONS)?;
         let reader = db::open(path, &keys.database)?;
-        Ok(Vault {
+        Ok(SqliteVault {
             conn: Mutex::new(conn),
             reader: Mutex::new(reader),
             crypto: VaultCrypto::new(keys)?,
@@ -178,12 +93,7 @@ impl Vault {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
-            .map(|(m, p)| {
-                Ok((
-                    crate::store::municipality_code(m)?,
-                    crate::store::person(&p)?,
-                ))
-            })
+            .map(|(m, p)| Ok((municipality_code(m)?, person(&p)?)))
             .collect()
     }
 
@@ -240,7 +150,7 @@ impl VaultTx<'_> {
         Ok(v.and_then(|v| v.try_into().ok()))
     }
 
-    /// Stores (or replaces) a person's number, sealed already by [`Vault::seal`].
+    /// Stores (or replaces) a person's number, sealed already by [`SqliteVault::seal`].
     pub fn put_sealed(
         &self,
         municipality: MunicipalityCode,
@@ -272,5 +182,19 @@ impl Drop for VaultTx<'_> {
             // Nothing to do with a failure here: the connection rolls back on close.
             let _ = self.conn.execute_batch("ROLLBACK");
         }
+    }
+}
+
+impl crate::store::Vault for SqliteStore {
+    fn vault_count(&self) -> Result<u64, StoreError> {
+        self.vault().count()
+    }
+
+    fn vault_reveal(
+        &self,
+        m: MunicipalityCode,
+        p: &PersonId,
+    ) -> Result<Option<MyNumber>, StoreError> {
+        self.vault().reveal(m, p)
     }
 }

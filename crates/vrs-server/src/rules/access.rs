@@ -79,7 +79,7 @@ impl User {
 
 /// An e-mail of the lg.jp domain (LGWAN), trimmed, in lower case.
 pub fn lg_jp_email(s: &str) -> Result<String, StoreError> {
-    let e = crate::devices::normalise_email(s)?;
+    let e = crate::rules::devices::normalise_email(s)?;
     if e.ends_with(".lg.jp") || e.ends_with("@lg.jp") {
         Ok(e)
     } else {

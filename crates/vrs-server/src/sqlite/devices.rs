@@ -4,10 +4,12 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use vrs_domain::wire::EnrolResponse;
 use vrs_domain::{DeviceId, MunicipalityCode};
 
-use crate::devices::{self, DeviceInfo, DeviceKey, DeviceRegistration, Enrolment};
+use super::SqliteStore;
 use crate::error::StoreError;
 use crate::principal::Principal;
-use crate::store::{SqliteStore, jst_now, municipality_code, time_of, time_text};
+use crate::rules::devices::{self, DeviceInfo, DeviceKey, DeviceRegistration, Enrolment};
+use crate::store::codec::{municipality_code, time_of, time_text};
+use crate::store::{Devices, jst_now};
 
 fn device_id(s: &str) -> Result<DeviceId, StoreError> {
     s.parse()
@@ -15,9 +17,9 @@ fn device_id(s: &str) -> Result<DeviceId, StoreError> {
         .map_err(|_| StoreError::Corrupt("device id".into()))
 }
 
-impl SqliteStore {
+impl Devices for SqliteStore {
     /// Registers a tablet of `municipality` and gives out its first enrolment code.
-    pub fn register_device(
+    fn register_device(
         &self,
         actor: &Principal,
         municipality: MunicipalityCode,
@@ -61,7 +63,7 @@ impl SqliteStore {
 
     /// A new enrolment code for a tablet (lost slip, reset tablet). The tablet that
     /// enrols with it replaces any key registered before.
-    pub fn reissue_enrolment(
+    fn reissue_enrolment(
         &self,
         actor: &Principal,
         municipality: MunicipalityCode,
@@ -88,7 +90,7 @@ impl SqliteStore {
     }
 
     /// A tablet enrols: the code is used up, the key registered.
-    pub fn enrol_device(&self, code: &str, public_key: &[u8]) -> Result<EnrolResponse, StoreError> {
+    fn enrol_device(&self, code: &str, public_key: &[u8]) -> Result<EnrolResponse, StoreError> {
         let code = devices::normalise_code(code).ok_or_else(devices::code_refused)?;
         let now = jst_now();
         let mut conn = self.pool.get()?;
@@ -131,7 +133,7 @@ impl SqliteStore {
     }
 
     /// A device's key and standing, for checking a signed request.
-    pub fn device_key(&self, device: DeviceId) -> Result<Option<DeviceKey>, StoreError> {
+    fn device_key(&self, device: DeviceId) -> Result<Option<DeviceKey>, StoreError> {
         let row: Option<(i64, Option<Vec<u8>>, bool)> = self
             .pool
             .get()?
@@ -153,7 +155,7 @@ impl SqliteStore {
     }
 
     /// Records a signed request's nonce; `false` when the device used it before.
-    pub fn use_nonce(&self, device: DeviceId, nonce: &[u8], now: i64) -> Result<bool, StoreError> {
+    fn use_nonce(&self, device: DeviceId, nonce: &[u8], now: i64) -> Result<bool, StoreError> {
         let conn = self.pool.get()?;
         let id = device.to_string();
         conn.prepare_cached("DELETE FROM device_nonces WHERE device = ?1 AND seen_at < ?2")?
@@ -171,7 +173,7 @@ impl SqliteStore {
     }
 
     /// Revokes a tablet: every request it makes from now on is refused.
-    pub fn revoke_device(
+    fn revoke_device(
         &self,
         actor: &Principal,
         municipality: MunicipalityCode,
@@ -197,7 +199,7 @@ impl SqliteStore {
     }
 
     /// A municipality's tablets, newest first.
-    pub fn devices(
+    fn devices(
         &self,
         actor: &Principal,
         municipality: MunicipalityCode,

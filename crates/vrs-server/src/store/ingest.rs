@@ -12,8 +12,8 @@ use vrs_domain::{
     Vaccine, VoucherNumber,
 };
 
-use crate::checks::{self, Candidate, PriorDose};
 use crate::error::StoreError;
+use crate::rules::checks::{self, Candidate, PriorDose};
 
 /// A registered person, as the checks need them.
 #[derive(Clone, Debug)]

@@ -244,7 +244,7 @@ pub fn new_enrolment(
             device_id: device,
             qr_svg: qr_svg(&code),
             code,
-            expires: crate::store::time_text(expires),
+            expires: crate::store::codec::time_text(expires),
         },
         hash,
         expires,

@@ -1,20 +1,21 @@
 //! The register import, once for every backend: it reads the file in chunks, asks
 //! the backend for what it holds about the chunk's people in a few set-wise
-//! look-ups, merges row by row in memory ([`crate::merge`]), and hands the backend
+//! look-ups, merges row by row in memory ([`crate::rules::merge`]), and hands the backend
 //! the rows to write. A backend only answers and writes ([`RegisterSink`]); the
 //! rules live here, so SQLite and PostgreSQL import alike.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
+use vrs_domain::csv::ledger::LedgerRow;
 use vrs_domain::csv::register::{ReadOptions, RegisterField, RegisterReader, RegisterRow};
 use vrs_domain::csv::{Problem, ProblemKind, ReadError, RowError};
-use vrs_domain::{MyNumber, VoucherNumber};
+use vrs_domain::{ClientRecordId, MunicipalityCode, MyNumber, VoucherNumber};
 
 use crate::error::StoreError;
-use crate::merge::{Change, PersonFields, merge};
+use crate::rules::merge::{Change, PersonFields, merge};
+use crate::store::vault::LookupHash;
 use crate::store::{ImportOptions, ImportOutcome, ImportReport, MAX_REPORTED_ERRORS};
-use crate::vault::LookupHash;
 
 /// Rows read before the backend is asked about them.
 pub const CHUNK: usize = 2000;
@@ -528,7 +529,7 @@ pub fn run_paper(
             }
         };
         report.rows += 1;
-        let id = crate::store::paper_record_id(municipality, &row);
+        let id = paper_record_id(municipality, &row);
         if sink.exists(id)? {
             report.unchanged += 1;
             continue;
@@ -541,10 +542,10 @@ pub fn run_paper(
             )
         });
         let verdict = match dose {
-            Some(dose_number) => crate::checks::check(
+            Some(dose_number) => crate::rules::checks::check(
                 found.status,
                 &found.prior,
-                &crate::checks::Candidate {
+                &crate::rules::checks::Candidate {
                     dose_number,
                     vaccinated_on: row.vaccinated_on,
                     lot_expiry: sink.lot_expiry(row.vaccine, &row.lot)?,
@@ -580,4 +581,20 @@ pub fn summary(report: &ImportReport) -> String {
         "rejected": report.rejected, "warnings": report.warnings, "encoding": report.encoding,
     })
     .to_string()
+}
+/// A stable record id for a paper record, so that uploading the same file twice
+/// stores each record once.
+pub(crate) fn paper_record_id(m: MunicipalityCode, row: &LedgerRow) -> ClientRecordId {
+    let key = format!(
+        "paper|{m}|{}|{}|{}|{}|{}",
+        row.voucher,
+        row.vaccinated_on,
+        row.dose_number.map(|d| d.get()).unwrap_or(0),
+        row.vaccine.code(),
+        row.lot
+    );
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest.as_ref()[..16]);
+    ClientRecordId(uuid::Builder::from_custom_bytes(b).into_uuid())
 }

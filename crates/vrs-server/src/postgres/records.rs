@@ -1,0 +1,662 @@
+//! Dose records on PostgreSQL: tablet batches (set-wise), paper uploads, and the
+//! review of held records (void, amend, with their history).
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use postgres::Transaction;
+use vrs_domain::csv::ledger::LedgerRow;
+use vrs_domain::wire::{HoldReason, Outcome, Receipt, UploadBatch};
+use vrs_domain::{ClientRecordId, DoseNumber, Lot, MunicipalityCode, Vaccine, VoucherNumber};
+
+use super::{PgStore, by_index, lock_municipality, mc, record_import};
+use crate::error::StoreError;
+use crate::principal::Principal;
+use crate::rules::checks::{self, Candidate, PriorDose};
+use crate::store::codec::{hold_code, hold_of, municipality_code, status_of};
+use crate::store::import;
+use crate::store::ingest;
+use crate::store::{
+    Amendment, HeldRecord, ImportOptions, ImportOutcome, ImportReport, Match, Records, jst_now,
+};
+
+fn find_match(
+    tx: &mut Transaction<'_>,
+    m: MunicipalityCode,
+    voucher: VoucherNumber,
+) -> Result<Match, StoreError> {
+    let found = tx.query_opt(
+        "SELECT person_id, status FROM vrs.persons WHERE municipality = $1 AND voucher = $2",
+        &[&mc(m), &(voucher.get() as i64)],
+    )?;
+    let Some(row) = found else {
+        return Ok(Match {
+            person_id: None,
+            status: None,
+            prior: Vec::new(),
+        });
+    };
+    let person_id: String = row.get(0);
+    let status: String = row.get(1);
+    let prior = tx
+        .query(
+            "SELECT dose_number, vaccinated_on FROM vrs.doses
+             WHERE municipality = $1 AND person_id = $2 AND state = 'accepted' AND dose_number IS NOT NULL",
+            &[&mc(m), &person_id],
+        )?
+        .into_iter()
+        .map(|r| PriorDose {
+            dose_number: r.get::<_, i16>(0) as u8,
+            vaccinated_on: r.get(1),
+        })
+        .collect();
+    Ok(Match {
+        person_id: Some(person_id),
+        status: Some(status_of(&status)),
+        prior,
+    })
+}
+
+fn lot_expiry(
+    tx: &mut Transaction<'_>,
+    vaccine: Vaccine,
+    lot: &Lot,
+) -> Result<Option<NaiveDate>, StoreError> {
+    Ok(tx
+        .query_opt(
+            "SELECT expiry FROM vrs.lots WHERE vaccine = $1 AND lot = $2",
+            &[&vaccine.code(), &lot.as_str()],
+        )?
+        .map(|r| r.get(0)))
+}
+
+struct NewDose<'a> {
+    municipality: MunicipalityCode,
+    client_record_id: ClientRecordId,
+    voucher: VoucherNumber,
+    voucher_kind: Option<i16>,
+    dose_number: Option<i16>,
+    vaccinated_on: NaiveDate,
+    vaccine: Vaccine,
+    lot: &'a Lot,
+    site_kind: Option<&'static str>,
+    site_code: Option<String>,
+    site_municipality: MunicipalityCode,
+    site_name: String,
+    doctor_name: Option<&'a str>,
+    device_id: Option<String>,
+    source: &'static str,
+}
+
+fn insert_dose(
+    tx: &mut Transaction<'_>,
+    d: &NewDose<'_>,
+    m: &Match,
+    verdict: &Result<(), (HoldReason, String)>,
+    registered_at: NaiveDateTime,
+) -> Result<(), StoreError> {
+    let (state, reason, detail) = match verdict {
+        Ok(()) => ("accepted", None, None),
+        Err((r, detail)) => ("held", Some(hold_code(*r)), Some(detail.as_str())),
+    };
+    tx.execute(
+        "INSERT INTO vrs.doses (municipality, client_record_id, voucher, voucher_kind, dose_number,
+             vaccinated_on, vaccine, lot, site_kind, site_code, site_municipality, site_name,
+             doctor_name, device_id, source, person_id, state, hold_reason, hold_detail, registered_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+        &[
+            &mc(d.municipality),
+            &d.client_record_id.0,
+            &(d.voucher.get() as i64),
+            &d.voucher_kind,
+            &d.dose_number,
+            &d.vaccinated_on,
+            &d.vaccine.code(),
+            &d.lot.as_str(),
+            &d.site_kind,
+            &d.site_code,
+            &mc(d.site_municipality),
+            &d.site_name,
+            &d.doctor_name,
+            &d.device_id,
+            &d.source,
+            &m.person_id,
+            &state,
+            &reason,
+            &detail,
+            &registered_at,
+        ],
+    )?;
+    Ok(())
+}
+
+fn exists(
+    tx: &mut Transaction<'_>,
+    m: MunicipalityCode,
+    id: ClientRecordId,
+) -> Result<bool, StoreError> {
+    Ok(tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM vrs.doses WHERE municipality = $1 AND client_record_id = $2)",
+            &[&mc(m), &id.0],
+        )?
+        .get(0))
+}
+
+/// A paper upload's reads and writes on PostgreSQL.
+struct PgPaperSink<'a, 'b> {
+    tx: &'a mut Transaction<'b>,
+    municipality: MunicipalityCode,
+    now: NaiveDateTime,
+}
+
+impl import::PaperSink for PgPaperSink<'_, '_> {
+    fn exists(&mut self, id: ClientRecordId) -> Result<bool, StoreError> {
+        exists(self.tx, self.municipality, id)
+    }
+
+    fn find_match(&mut self, voucher: VoucherNumber) -> Result<Match, StoreError> {
+        find_match(self.tx, self.municipality, voucher)
+    }
+
+    fn lot_expiry(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>, StoreError> {
+        lot_expiry(self.tx, vaccine, lot)
+    }
+
+    fn insert(
+        &mut self,
+        id: ClientRecordId,
+        row: &LedgerRow,
+        dose: Option<DoseNumber>,
+        found: &Match,
+        verdict: &Result<(), (HoldReason, String)>,
+    ) -> Result<(), StoreError> {
+        insert_dose(
+            self.tx,
+            &NewDose {
+                municipality: self.municipality,
+                client_record_id: id,
+                voucher: row.voucher,
+                voucher_kind: None,
+                dose_number: dose.map(|d| i16::from(d.get())),
+                vaccinated_on: row.vaccinated_on,
+                vaccine: row.vaccine,
+                lot: &row.lot,
+                site_kind: None,
+                site_code: None,
+                site_municipality: row.site_municipality,
+                site_name: row.site_name.clone(),
+                doctor_name: row.doctor_name.as_deref(),
+                device_id: None,
+                source: "paper",
+            },
+            found,
+            verdict,
+            row.registered_at.unwrap_or(self.now),
+        )
+    }
+}
+
+/// A tablet batch's reads and writes on PostgreSQL: five set-wise reads and one
+/// insert per batch, instead of five round trips per record.
+struct PgDoseSink<'a, 'b> {
+    tx: &'a mut Transaction<'b>,
+    now: NaiveDateTime,
+}
+
+impl ingest::DoseSink for PgDoseSink<'_, '_> {
+    fn stored(
+        &mut self,
+        keys: &[(MunicipalityCode, ClientRecordId)],
+    ) -> Result<
+        std::collections::HashMap<(MunicipalityCode, ClientRecordId), Option<HoldReason>>,
+        StoreError,
+    > {
+        let ms: Vec<i32> = keys.iter().map(|(m, _)| mc(*m)).collect();
+        let ids: Vec<uuid::Uuid> = keys.iter().map(|(_, id)| id.0).collect();
+        self.tx
+            .query(
+                "SELECT d.municipality, d.client_record_id, d.state, d.hold_reason
+                 FROM UNNEST($1::int4[], $2::uuid[]) AS u(m, id)
+                 CROSS JOIN LATERAL (SELECT municipality, client_record_id, state, hold_reason
+                     FROM vrs.doses
+                     WHERE municipality = u.m AND client_record_id = u.id OFFSET 0) d",
+                &[&ms, &ids],
+            )?
+            .into_iter()
+            .map(|r| {
+                let state: String = r.get(2);
+                let reason: Option<String> = r.get(3);
+                let held = match (state.as_str(), reason) {
+                    ("held", Some(h)) => Some(hold_of(&h)?),
+                    _ => None,
+                };
+                Ok((
+                    (
+                        municipality_code(i64::from(r.get::<_, i32>(0)))?,
+                        ClientRecordId(r.get(1)),
+                    ),
+                    held,
+                ))
+            })
+            .collect()
+    }
+
+    fn people(
+        &mut self,
+        vouchers: &[(MunicipalityCode, VoucherNumber)],
+    ) -> Result<HashMap<(MunicipalityCode, VoucherNumber), ingest::Person>, StoreError> {
+        let ms: Vec<i32> = vouchers.iter().map(|(m, _)| mc(*m)).collect();
+        let vs: Vec<i64> = vouchers.iter().map(|(_, v)| v.get() as i64).collect();
+        let mut out = HashMap::new();
+        for r in self.tx.query(
+            "SELECT p.municipality, p.voucher, p.person_id, p.status
+             FROM UNNEST($1::int4[], $2::int8[]) AS u(m, v)
+             CROSS JOIN LATERAL (SELECT municipality, voucher, person_id, status FROM vrs.persons
+                 WHERE municipality = u.m AND voucher = u.v OFFSET 0) p",
+            &[&ms, &vs],
+        )? {
+            let m = municipality_code(i64::from(r.get::<_, i32>(0)))?;
+            let v = VoucherNumber::new(r.get::<_, i64>(1) as u64)
+                .ok_or_else(|| StoreError::Corrupt("voucher".into()))?;
+            out.insert(
+                (m, v),
+                ingest::Person {
+                    person_id: r.get(2),
+                    status: status_of(r.get(3)),
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    fn prior(
+        &mut self,
+        people: &[(MunicipalityCode, &str)],
+    ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError> {
+        let ms: Vec<i32> = people.iter().map(|(m, _)| mc(*m)).collect();
+        let ps: Vec<&str> = people.iter().map(|(_, p)| *p).collect();
+        let mut out: HashMap<(MunicipalityCode, String), Vec<PriorDose>> = HashMap::new();
+        for r in self.tx.query(
+            "SELECT d.municipality, d.person_id, d.dose_number, d.vaccinated_on
+             FROM UNNEST($1::int4[], $2::text[]) AS u(m, p)
+             CROSS JOIN LATERAL (SELECT municipality, person_id, dose_number, vaccinated_on
+                 FROM vrs.doses WHERE municipality = u.m AND person_id = u.p
+                 AND state = 'accepted' AND dose_number IS NOT NULL OFFSET 0) d",
+            &[&ms, &ps],
+        )? {
+            let m = municipality_code(i64::from(r.get::<_, i32>(0)))?;
+            out.entry((m, r.get(1))).or_default().push(PriorDose {
+                dose_number: r.get::<_, i16>(2) as u8,
+                vaccinated_on: r.get(3),
+            });
+        }
+        Ok(out)
+    }
+
+    fn expiries(
+        &mut self,
+        lots: &[(Vaccine, &Lot)],
+    ) -> Result<HashMap<(Vaccine, String), NaiveDate>, StoreError> {
+        let vs: Vec<&str> = lots.iter().map(|(v, _)| v.code()).collect();
+        let ls: Vec<&str> = lots.iter().map(|(_, l)| l.as_str()).collect();
+        let mut out = HashMap::new();
+        for r in self.tx.query(
+            "SELECT l.vaccine, l.lot, l.expiry FROM vrs.lots l
+             JOIN UNNEST($1::text[], $2::text[]) AS u(v, l) ON l.vaccine = u.v AND l.lot = u.l",
+            &[&vs, &ls],
+        )? {
+            let code: &str = r.get(0);
+            if let Some(v) = Vaccine::ALL.into_iter().find(|v| v.code() == code) {
+                out.insert((v, r.get(1)), r.get(2));
+            }
+        }
+        Ok(out)
+    }
+
+    fn site_names(
+        &mut self,
+        municipality: MunicipalityCode,
+        codes: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        Ok(self
+            .tx
+            .query(
+                "SELECT code, name FROM vrs.sites WHERE municipality = $1 AND code = ANY($2)",
+                &[&mc(municipality), &codes],
+            )?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    fn insert(
+        &mut self,
+        site_municipality: MunicipalityCode,
+        rows: &[ingest::Decided<'_>],
+    ) -> Result<(), StoreError> {
+        let mut c = DoseColumns::default();
+        for d in rows {
+            let rec = d.record;
+            let (state, reason, detail) = match &d.verdict {
+                Ok(()) => ("accepted", None, None),
+                Err((r, detail)) => ("held", Some(hold_code(*r)), Some(detail.clone())),
+            };
+            c.municipality.push(mc(rec.municipality));
+            c.id.push(rec.client_record_id.0);
+            c.voucher.push(rec.voucher.get() as i64);
+            c.kind.push(i16::from(rec.voucher_kind.get()));
+            c.dose.push(i16::from(rec.dose_number.get()));
+            c.date.push(rec.vaccinated_on);
+            c.vaccine.push(rec.vaccine.code());
+            c.lot.push(rec.lot.as_str());
+            c.site_kind.push(d.site_kind);
+            c.site_code.push(d.site_code.clone());
+            c.site_name.push(d.site_name.clone());
+            c.device.push(rec.device_id.to_string());
+            c.person.push(d.person_id.clone());
+            c.state.push(state);
+            c.reason.push(reason);
+            c.detail.push(detail);
+        }
+        self.tx.execute(
+            "INSERT INTO vrs.doses (municipality, client_record_id, voucher, voucher_kind, dose_number,
+                 vaccinated_on, vaccine, lot, site_kind, site_code, site_name, device_id, person_id,
+                 state, hold_reason, hold_detail, site_municipality, source, registered_at)
+             SELECT u.*, $17, 'tablet', $18 FROM UNNEST($1::int4[], $2::uuid[], $3::int8[],
+                 $4::int2[], $5::int2[], $6::date[], $7::text[], $8::text[], $9::text[],
+                 $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                 $16::text[]) AS u",
+            &[
+                &c.municipality,
+                &c.id,
+                &c.voucher,
+                &c.kind,
+                &c.dose,
+                &c.date,
+                &c.vaccine,
+                &c.lot,
+                &c.site_kind,
+                &c.site_code,
+                &c.site_name,
+                &c.device,
+                &c.person,
+                &c.state,
+                &c.reason,
+                &c.detail,
+                &mc(site_municipality),
+                &self.now,
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// A batch of tablet records as columns, for one `INSERT … SELECT FROM UNNEST`.
+#[derive(Default)]
+struct DoseColumns<'a> {
+    municipality: Vec<i32>,
+    id: Vec<uuid::Uuid>,
+    voucher: Vec<i64>,
+    kind: Vec<i16>,
+    dose: Vec<i16>,
+    date: Vec<NaiveDate>,
+    vaccine: Vec<&'static str>,
+    lot: Vec<&'a str>,
+    site_kind: Vec<&'static str>,
+    site_code: Vec<String>,
+    site_name: Vec<String>,
+    device: Vec<String>,
+    person: Vec<Option<String>>,
+    state: Vec<&'static str>,
+    reason: Vec<Option<&'static str>>,
+    detail: Vec<Option<String>>,
+}
+
+impl Records for PgStore {
+    fn ingest(
+        &self,
+        actor: &Principal,
+        batch: &UploadBatch,
+        today: NaiveDate,
+    ) -> Result<Vec<Receipt>, StoreError> {
+        let (site_m, device) = actor.device()?;
+        let mut conn = self.main.get()?;
+        let mut tx = conn.transaction()?;
+        let mut touched: Vec<MunicipalityCode> =
+            batch.records.iter().map(|r| r.municipality).collect();
+        touched.sort();
+        touched.dedup();
+        for m in touched {
+            lock_municipality(&mut tx, m)?;
+        }
+        by_index(&mut tx)?;
+        let receipts = ingest::run(
+            batch,
+            site_m,
+            device,
+            today,
+            &mut PgDoseSink {
+                tx: &mut tx,
+                now: jst_now(),
+            },
+        )?;
+        tx.commit()?;
+        Ok(receipts)
+    }
+
+    fn import_paper(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        input: &mut dyn Read,
+        opts: &ImportOptions,
+    ) -> Result<ImportReport, StoreError> {
+        actor.require_staff_of(m)?;
+        let now = jst_now();
+        let mut conn = self.main.get()?;
+        let mut tx = conn.transaction()?;
+        lock_municipality(&mut tx, m)?;
+        by_index(&mut tx)?;
+        let mut sink = PgPaperSink {
+            tx: &mut tx,
+            municipality: m,
+            now,
+        };
+        let (mut report, errors) = import::run_paper(input, m, opts, &mut sink)?;
+        let summary = import::summary(&report);
+        if report.outcome == ImportOutcome::Applied {
+            report.import_id =
+                record_import(&mut tx, m, "paper", actor, now, &report, summary, &errors)?;
+            tx.commit()?;
+        } else {
+            tx.rollback()?;
+            report.import_id = record_import(
+                &mut *conn, m, "paper", actor, now, &report, summary, &errors,
+            )?;
+        }
+        Ok(report)
+    }
+
+    fn held(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<HeldRecord>, StoreError> {
+        actor.require_staff_of(m)?;
+        let rows = self.main.get()?.query(
+            "SELECT client_record_id, voucher, dose_number, vaccinated_on, vaccine, lot,
+                    hold_reason, hold_detail, registered_at
+             FROM vrs.doses WHERE municipality = $1 AND state = 'held' ORDER BY registered_at, id",
+            &[&mc(m)],
+        )?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(HeldRecord {
+                    client_record_id: ClientRecordId(r.get(0)),
+                    voucher: VoucherNumber::new(r.get::<_, i64>(1) as u64)
+                        .ok_or_else(|| StoreError::Corrupt("voucher".into()))?,
+                    dose_number: r.get::<_, Option<i16>>(2).map(|n| n as u8),
+                    vaccinated_on: r.get(3),
+                    vaccine: r
+                        .get::<_, &str>(4)
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt("vaccine".into()))?,
+                    lot: r
+                        .get::<_, &str>(5)
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt("lot".into()))?,
+                    reason: hold_of(r.get(6))?,
+                    detail: r.get(7),
+                    registered_at: r
+                        .get::<_, NaiveDateTime>(8)
+                        .format("%Y-%m-%dT%H:%M:%S")
+                        .to_string(),
+                })
+            })
+            .collect()
+    }
+
+    fn void(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        id: ClientRecordId,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        actor.require_staff_of(m)?;
+        let mut conn = self.main.get()?;
+        let mut tx = conn.transaction()?;
+        lock_municipality(&mut tx, m)?;
+        let (revision, _) = keep_history(&mut tx, m, id, actor, reason)?;
+        tx.execute(
+            "UPDATE vrs.doses SET state = 'voided', revision = $3 WHERE municipality = $1 AND client_record_id = $2",
+            &[&mc(m), &id.0, &revision],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn amend(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        id: ClientRecordId,
+        change: &Amendment,
+        reason: &str,
+        today: NaiveDate,
+    ) -> Result<Outcome, StoreError> {
+        actor.require_staff_of(m)?;
+        let mut conn = self.main.get()?;
+        let mut tx = conn.transaction()?;
+        lock_municipality(&mut tx, m)?;
+        let (revision, state) = keep_history(&mut tx, m, id, actor, reason)?;
+        if state == "voided" {
+            return Err(StoreError::Invalid(
+                "a voided record cannot be amended".into(),
+            ));
+        }
+        let row = tx.query_one(
+            "SELECT voucher, dose_number, vaccinated_on, vaccine, lot FROM vrs.doses
+             WHERE municipality = $1 AND client_record_id = $2",
+            &[&mc(m), &id.0],
+        )?;
+        let voucher = VoucherNumber::new(row.get::<_, i64>(0) as u64)
+            .ok_or_else(|| StoreError::Corrupt("voucher".into()))?;
+        let dose_number = change
+            .dose_number
+            .or_else(|| {
+                row.get::<_, Option<i16>>(1)
+                    .and_then(|d| DoseNumber::new(d as u8))
+            })
+            .ok_or_else(|| StoreError::Invalid("give the dose number".into()))?;
+        let vaccinated_on = change.vaccinated_on.unwrap_or(row.get(2));
+        let vaccine = match change.vaccine {
+            Some(v) => v,
+            None => row
+                .get::<_, &str>(3)
+                .parse()
+                .map_err(|_| StoreError::Corrupt("vaccine".into()))?,
+        };
+        let lot: Lot = match &change.lot {
+            Some(l) => l.clone(),
+            None => row
+                .get::<_, &str>(4)
+                .parse()
+                .map_err(|_| StoreError::Corrupt("lot".into()))?,
+        };
+        tx.execute(
+            "UPDATE vrs.doses SET state = 'amending' WHERE municipality = $1 AND client_record_id = $2",
+            &[&mc(m), &id.0],
+        )?;
+        let found = find_match(&mut tx, m, voucher)?;
+        let expiry = lot_expiry(&mut tx, vaccine, &lot)?;
+        let verdict = checks::check(
+            found.status,
+            &found.prior,
+            &Candidate {
+                dose_number,
+                vaccinated_on,
+                lot_expiry: expiry,
+            },
+            today,
+        );
+        let (state, hold, detail) = match &verdict {
+            Ok(()) => ("accepted", None, None),
+            Err((r, d)) => ("held", Some(hold_code(*r)), Some(d.clone())),
+        };
+        tx.execute(
+            "UPDATE vrs.doses SET dose_number = $3, vaccinated_on = $4, vaccine = $5, lot = $6,
+                 state = $7, hold_reason = $8, hold_detail = $9, person_id = $10, revision = $11
+             WHERE municipality = $1 AND client_record_id = $2",
+            &[
+                &mc(m),
+                &id.0,
+                &i16::from(dose_number.get()),
+                &vaccinated_on,
+                &vaccine.code(),
+                &lot.as_str(),
+                &state,
+                &hold,
+                &detail,
+                &found.person_id,
+                &revision,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(match verdict {
+            Ok(()) => Outcome::Accepted,
+            Err((reason, detail)) => Outcome::Held { reason, detail },
+        })
+    }
+}
+
+fn keep_history(
+    tx: &mut Transaction<'_>,
+    m: MunicipalityCode,
+    id: ClientRecordId,
+    actor: &Principal,
+    reason: &str,
+) -> Result<(i32, String), StoreError> {
+    let row = tx.query_opt(
+        "SELECT revision, state, json_build_object(
+             'voucher', voucher, 'dose_number', dose_number, 'vaccinated_on', vaccinated_on,
+             'vaccine', vaccine, 'lot', lot, 'state', state, 'hold_reason', hold_reason)::text
+         FROM vrs.doses WHERE municipality = $1 AND client_record_id = $2 FOR UPDATE",
+        &[&mc(m), &id.0],
+    )?;
+    let Some(row) = row else {
+        return Err(StoreError::NotFound(format!("record {id}")));
+    };
+    if reason.trim().is_empty() {
+        return Err(StoreError::Invalid(
+            "give a reason: it is kept with the record's history".into(),
+        ));
+    }
+    let revision: i32 = row.get(0);
+    let state: String = row.get(1);
+    let before: String = row.get(2);
+    tx.execute(
+        "INSERT INTO vrs.dose_history (municipality, client_record_id, revision, changed_at, actor, reason, before)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[&mc(m), &id.0, &revision, &jst_now(), &actor.to_string(), &reason, &before],
+    )?;
+    Ok((revision + 1, state))
+}

@@ -1,0 +1,641 @@
+//! Dose records on the embedded store: tablet batches, paper uploads, and the review
+//! of held records (void, amend, with their history).
+
+use std::io::Read;
+
+use chrono::NaiveDate;
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use vrs_domain::csv::ledger::LedgerRow;
+use vrs_domain::wire::{HoldReason, Outcome, Receipt, UploadBatch};
+use vrs_domain::{ClientRecordId, DoseNumber, Lot, MunicipalityCode, Vaccine, VoucherNumber};
+
+use super::SqliteStore;
+use crate::error::StoreError;
+use crate::principal::Principal;
+use crate::rules::checks::{self, Candidate, PriorDose};
+use crate::store::codec::{date_of, hold_code, hold_of, outcome_text, status_of, time_text};
+use crate::store::import;
+use crate::store::ingest;
+use crate::store::{
+    Amendment, HeldRecord, ImportOptions, ImportOutcome, ImportReport, Match, Records, jst_now,
+};
+
+fn find_match(
+    tx: &Transaction<'_>,
+    m: MunicipalityCode,
+    voucher: VoucherNumber,
+) -> Result<Match, StoreError> {
+    let found: Option<(String, String)> = tx
+        .prepare_cached(
+            "SELECT person_id, status FROM persons WHERE municipality = ?1 AND voucher = ?2",
+        )?
+        .query_row(params![m.get(), voucher.get() as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let Some((person_id, status)) = found else {
+        return Ok(Match {
+            person_id: None,
+            status: None,
+            prior: Vec::new(),
+        });
+    };
+    let prior = prior_doses(tx, m, &person_id)?;
+    Ok(Match {
+        person_id: Some(person_id),
+        status: Some(status_of(&status)),
+        prior,
+    })
+}
+
+/// Whether a record with this id is stored already (uploads are idempotent on it).
+fn dose_stored(
+    tx: &Transaction<'_>,
+    m: MunicipalityCode,
+    id: ClientRecordId,
+) -> Result<bool, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM doses WHERE municipality = ?1 AND client_record_id = ?2)",
+        )?
+        .query_row(params![m.get(), id.to_string()], |r| r.get(0))?)
+}
+
+/// A person's accepted doses, for the checks.
+fn prior_doses(
+    tx: &Transaction<'_>,
+    m: MunicipalityCode,
+    person_id: &str,
+) -> Result<Vec<PriorDose>, StoreError> {
+    let mut st = tx.prepare_cached(
+        // Without INDEXED BY, SQLite's planner (no statistics) walks the whole
+        // municipality's doses by primary key.
+        "SELECT dose_number, vaccinated_on FROM doses INDEXED BY doses_by_person
+         WHERE municipality = ?1 AND person_id = ?2 AND state = 'accepted' AND dose_number IS NOT NULL",
+    )?;
+    st.query_map(params![m.get(), person_id], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    })?
+    .map(|r| {
+        let (n, d) = r?;
+        Ok(PriorDose {
+            dose_number: n as u8,
+            vaccinated_on: date_of(&d)?,
+        })
+    })
+    .collect()
+}
+
+fn lot_expiry(
+    tx: &Transaction<'_>,
+    vaccine: Vaccine,
+    lot: &Lot,
+) -> Result<Option<NaiveDate>, StoreError> {
+    let e: Option<String> = tx
+        .prepare_cached("SELECT expiry FROM lots WHERE vaccine = ?1 AND lot = ?2")?
+        .query_row(params![vaccine.code(), lot.as_str()], |r| r.get(0))
+        .optional()?;
+    e.map(|s| date_of(&s)).transpose()
+}
+
+/// A row of `doses` about to be written.
+struct NewDose<'a> {
+    municipality: MunicipalityCode,
+    client_record_id: ClientRecordId,
+    voucher: VoucherNumber,
+    voucher_kind: Option<u8>,
+    dose_number: Option<u8>,
+    vaccinated_on: NaiveDate,
+    vaccine: Vaccine,
+    lot: &'a Lot,
+    site_kind: Option<&'static str>,
+    site_code: Option<String>,
+    site_municipality: MunicipalityCode,
+    site_name: String,
+    doctor_name: Option<&'a str>,
+    device_id: Option<String>,
+    source: &'static str,
+}
+
+fn insert_dose(
+    tx: &Transaction<'_>,
+    d: &NewDose<'_>,
+    m: &Match,
+    verdict: &Result<(), (HoldReason, String)>,
+    registered_at: &str,
+) -> Result<(), StoreError> {
+    let (state, reason, detail) = match verdict {
+        Ok(()) => ("accepted", None, None),
+        Err((r, detail)) => ("held", Some(hold_code(*r)), Some(detail.as_str())),
+    };
+    tx.prepare_cached(
+        "INSERT INTO doses (municipality, client_record_id, voucher, voucher_kind, dose_number,
+             vaccinated_on, vaccine, lot, site_kind, site_code, site_municipality, site_name,
+             doctor_name, device_id, source, person_id, state, hold_reason, hold_detail, registered_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+    )?
+    .execute(params![
+        d.municipality.get(),
+        d.client_record_id.to_string(),
+        d.voucher.get() as i64,
+        d.voucher_kind,
+        d.dose_number,
+        d.vaccinated_on.to_string(),
+        d.vaccine.code(),
+        d.lot.as_str(),
+        d.site_kind,
+        d.site_code,
+        d.site_municipality.get(),
+        d.site_name,
+        d.doctor_name,
+        d.device_id,
+        d.source,
+        m.person_id,
+        state,
+        reason,
+        detail,
+        registered_at,
+    ])?;
+    Ok(())
+}
+
+impl Records for SqliteStore {
+    /// Stores a tablet's batch, one receipt per record, in order (see
+    /// [`ingest::run`]). The batch is one transaction: after a crash either
+    /// all of it is stored or none, and re-sending it gives `duplicate` for what was
+    /// stored.
+    fn ingest(
+        &self,
+        actor: &Principal,
+        batch: &UploadBatch,
+        today: NaiveDate,
+    ) -> Result<Vec<Receipt>, StoreError> {
+        let (site_m, device) = actor.device()?;
+        let registered_at = time_text(jst_now());
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let receipts = ingest::run(
+            batch,
+            site_m,
+            device,
+            today,
+            &mut SqliteDoseSink {
+                tx: &tx,
+                registered_at: &registered_at,
+            },
+        )?;
+        tx.commit()?;
+        Ok(receipts)
+    }
+
+    /// Imports paper records (the ledger CSV layout) for `municipality`: see
+    /// [`import::run_paper`].
+    fn import_paper(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        input: &mut dyn Read,
+        opts: &ImportOptions,
+    ) -> Result<ImportReport, StoreError> {
+        actor.require_staff_of(municipality)?;
+        let now = time_text(jst_now());
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut sink = SqlitePaperSink {
+            tx: &tx,
+            municipality,
+            now: &now,
+        };
+        let (mut report, errors) = import::run_paper(input, municipality, opts, &mut sink)?;
+        let insert = "INSERT INTO imports (municipality, kind, actor, started_at, outcome, report, errors_csv)
+                      VALUES (?1, 'paper', ?2, ?3, ?4, ?5, ?6)";
+        let args = params![
+            municipality.get(),
+            actor.to_string(),
+            now,
+            outcome_text(report.outcome),
+            import::summary(&report),
+            errors.text
+        ];
+        if report.outcome == ImportOutcome::Applied {
+            tx.execute(insert, args)?;
+            report.import_id = tx.last_insert_rowid();
+            tx.commit()?;
+        } else {
+            tx.rollback()?;
+            conn.execute(insert, args)?;
+            report.import_id = conn.last_insert_rowid();
+        }
+        Ok(report)
+    }
+
+    /// Records held for review, oldest first.
+    fn held(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+    ) -> Result<Vec<HeldRecord>, StoreError> {
+        actor.require_staff_of(municipality)?;
+        let conn = self.pool.get()?;
+        let mut st = conn.prepare_cached(
+            "SELECT client_record_id, voucher, dose_number, vaccinated_on, vaccine, lot,
+                    hold_reason, hold_detail, registered_at
+             FROM doses INDEXED BY doses_held
+             WHERE municipality = ?1 AND state = 'held' ORDER BY registered_at",
+        )?;
+        let rows = st
+            .query_map([municipality.get()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(id, v, n, d, vac, lot, reason, detail, at)| {
+                Ok(HeldRecord {
+                    client_record_id: ClientRecordId(
+                        id.parse()
+                            .map_err(|_| StoreError::Corrupt("record id".into()))?,
+                    ),
+                    voucher: VoucherNumber::new(v as u64)
+                        .ok_or_else(|| StoreError::Corrupt("voucher".into()))?,
+                    dose_number: n.map(|n| n as u8),
+                    vaccinated_on: date_of(&d)?,
+                    vaccine: vac
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt("vaccine".into()))?,
+                    lot: lot.parse().map_err(|_| StoreError::Corrupt("lot".into()))?,
+                    reason: hold_of(&reason)?,
+                    detail,
+                    registered_at: at,
+                })
+            })
+            .collect()
+    }
+
+    /// Voids a record: it stays, with its history, but leaves the ledger.
+    fn void(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        id: ClientRecordId,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        actor.require_staff_of(municipality)?;
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (revision, _) = keep_history(&tx, municipality, id, actor, reason)?;
+        tx.execute(
+            "UPDATE doses SET state = 'voided', revision = ?3 WHERE municipality = ?1 AND client_record_id = ?2",
+            params![municipality.get(), id.to_string(), revision],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Amends a record (date, dose number, vaccine, lot) and checks it again: an
+    /// amended held record may become accepted, and the other way round.
+    fn amend(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        id: ClientRecordId,
+        change: &Amendment,
+        reason: &str,
+        today: NaiveDate,
+    ) -> Result<Outcome, StoreError> {
+        actor.require_staff_of(municipality)?;
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (revision, state) = keep_history(&tx, municipality, id, actor, reason)?;
+        if state == "voided" {
+            return Err(StoreError::Invalid(
+                "a voided record cannot be amended".into(),
+            ));
+        }
+        let (voucher, dose, date, vaccine, lot): (i64, Option<i64>, String, String, String) = tx
+            .query_row(
+                "SELECT voucher, dose_number, vaccinated_on, vaccine, lot FROM doses
+                 WHERE municipality = ?1 AND client_record_id = ?2",
+                params![municipality.get(), id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
+        let voucher = VoucherNumber::new(voucher as u64)
+            .ok_or_else(|| StoreError::Corrupt("voucher".into()))?;
+        let dose_number = change
+            .dose_number
+            .or_else(|| dose.and_then(|d| DoseNumber::new(d as u8)))
+            .ok_or_else(|| StoreError::Invalid("give the dose number".into()))?;
+        let vaccinated_on = change.vaccinated_on.unwrap_or(date_of(&date)?);
+        let vaccine = change.vaccine.unwrap_or(
+            vaccine
+                .parse()
+                .map_err(|_| StoreError::Corrupt("vaccine".into()))?,
+        );
+        let lot = match &change.lot {
+            Some(l) => l.clone(),
+            None => lot.parse().map_err(|_| StoreError::Corrupt("lot".into()))?,
+        };
+        // Check against the person's other accepted doses, not this one.
+        tx.execute(
+            "UPDATE doses SET state = 'amending' WHERE municipality = ?1 AND client_record_id = ?2",
+            params![municipality.get(), id.to_string()],
+        )?;
+        let found = find_match(&tx, municipality, voucher)?;
+        let verdict = checks::check(
+            found.status,
+            &found.prior,
+            &Candidate {
+                dose_number,
+                vaccinated_on,
+                lot_expiry: lot_expiry(&tx, vaccine, &lot)?,
+            },
+            today,
+        );
+        let (state, hold, detail) = match &verdict {
+            Ok(()) => ("accepted", None, None),
+            Err((r, d)) => ("held", Some(hold_code(*r)), Some(d.clone())),
+        };
+        tx.execute(
+            "UPDATE doses SET dose_number = ?3, vaccinated_on = ?4, vaccine = ?5, lot = ?6,
+                 state = ?7, hold_reason = ?8, hold_detail = ?9, person_id = ?10, revision = ?11
+             WHERE municipality = ?1 AND client_record_id = ?2",
+            params![
+                municipality.get(),
+                id.to_string(),
+                dose_number.get(),
+                vaccinated_on.to_string(),
+                vaccine.code(),
+                lot.as_str(),
+                state,
+                hold,
+                detail,
+                found.person_id,
+                revision
+            ],
+        )?;
+        tx.commit()?;
+        Ok(match verdict {
+            Ok(()) => Outcome::Accepted,
+            Err((reason, detail)) => Outcome::Held { reason, detail },
+        })
+    }
+}
+
+/// Keeps the record as it was in `dose_history` and bumps its revision.
+fn keep_history(
+    tx: &Transaction<'_>,
+    m: MunicipalityCode,
+    id: ClientRecordId,
+    actor: &Principal,
+    reason: &str,
+) -> Result<(i64, String), StoreError> {
+    let row: Option<(i64, String, String)> = tx
+        .query_row(
+            "SELECT revision, state, json_object(
+                 'voucher', voucher, 'dose_number', dose_number, 'vaccinated_on', vaccinated_on,
+                 'vaccine', vaccine, 'lot', lot, 'state', state, 'hold_reason', hold_reason)
+             FROM doses WHERE municipality = ?1 AND client_record_id = ?2",
+            params![m.get(), id.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((revision, state, before)) = row else {
+        return Err(StoreError::NotFound(format!("record {id}")));
+    };
+    if reason.trim().is_empty() {
+        return Err(StoreError::Invalid(
+            "give a reason: it is kept with the record's history".into(),
+        ));
+    }
+    tx.execute(
+        "INSERT INTO dose_history (municipality, client_record_id, revision, changed_at, actor, reason, before)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            m.get(),
+            id.to_string(),
+            revision,
+            time_text(jst_now()),
+            actor.to_string(),
+            reason,
+            before
+        ],
+    )?;
+    Ok((revision + 1, state))
+}
+
+/// A tablet batch's reads and writes on SQLite (a statement per item: in process, a
+/// round trip costs nothing).
+struct SqliteDoseSink<'a> {
+    tx: &'a Transaction<'a>,
+    registered_at: &'a str,
+}
+
+impl ingest::DoseSink for SqliteDoseSink<'_> {
+    fn stored(
+        &mut self,
+        keys: &[(MunicipalityCode, ClientRecordId)],
+    ) -> Result<
+        std::collections::HashMap<(MunicipalityCode, ClientRecordId), Option<HoldReason>>,
+        StoreError,
+    > {
+        let mut st = self.tx.prepare_cached(
+            "SELECT state, hold_reason FROM doses WHERE municipality = ?1 AND client_record_id = ?2",
+        )?;
+        let mut out = std::collections::HashMap::new();
+        for (m, id) in keys {
+            let row: Option<(String, Option<String>)> = st
+                .query_row(params![m.get(), id.to_string()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            if let Some((state, reason)) = row {
+                let held = match (state.as_str(), reason) {
+                    ("held", Some(r)) => Some(hold_of(&r)?),
+                    _ => None,
+                };
+                out.insert((*m, *id), held);
+            }
+        }
+        Ok(out)
+    }
+
+    fn people(
+        &mut self,
+        vouchers: &[(MunicipalityCode, VoucherNumber)],
+    ) -> Result<
+        std::collections::HashMap<(MunicipalityCode, VoucherNumber), ingest::Person>,
+        StoreError,
+    > {
+        let mut st = self.tx.prepare_cached(
+            "SELECT person_id, status FROM persons WHERE municipality = ?1 AND voucher = ?2",
+        )?;
+        let mut out = std::collections::HashMap::new();
+        for (m, v) in vouchers {
+            let found: Option<(String, String)> = st
+                .query_row(params![m.get(), v.get() as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            if let Some((person_id, status)) = found {
+                out.insert(
+                    (*m, *v),
+                    ingest::Person {
+                        person_id,
+                        status: status_of(&status),
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    fn prior(
+        &mut self,
+        people: &[(MunicipalityCode, &str)],
+    ) -> Result<std::collections::HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError>
+    {
+        let mut out = std::collections::HashMap::new();
+        for (m, p) in people {
+            out.insert((*m, (*p).to_owned()), prior_doses(self.tx, *m, p)?);
+        }
+        Ok(out)
+    }
+
+    fn expiries(
+        &mut self,
+        lots: &[(Vaccine, &Lot)],
+    ) -> Result<std::collections::HashMap<(Vaccine, String), NaiveDate>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        for (v, l) in lots {
+            if let Some(e) = lot_expiry(self.tx, *v, l)? {
+                out.insert((*v, l.as_str().to_owned()), e);
+            }
+        }
+        Ok(out)
+    }
+
+    fn site_names(
+        &mut self,
+        municipality: MunicipalityCode,
+        codes: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT name FROM sites WHERE municipality = ?1 AND code = ?2")?;
+        let mut out = std::collections::HashMap::new();
+        for code in codes {
+            if let Some(name) = st
+                .query_row(params![municipality.get(), code], |r| r.get::<_, String>(0))
+                .optional()?
+            {
+                out.insert(code.clone(), name);
+            }
+        }
+        Ok(out)
+    }
+
+    fn insert(
+        &mut self,
+        site_municipality: MunicipalityCode,
+        rows: &[ingest::Decided<'_>],
+    ) -> Result<(), StoreError> {
+        for d in rows {
+            let rec = d.record;
+            insert_dose(
+                self.tx,
+                &NewDose {
+                    municipality: rec.municipality,
+                    client_record_id: rec.client_record_id,
+                    voucher: rec.voucher,
+                    voucher_kind: Some(rec.voucher_kind.get()),
+                    dose_number: Some(rec.dose_number.get()),
+                    vaccinated_on: rec.vaccinated_on,
+                    vaccine: rec.vaccine,
+                    lot: &rec.lot,
+                    site_kind: Some(d.site_kind),
+                    site_code: Some(d.site_code.clone()),
+                    site_municipality,
+                    site_name: d.site_name.clone(),
+                    doctor_name: None,
+                    device_id: Some(rec.device_id.to_string()),
+                    source: "tablet",
+                },
+                &Match {
+                    person_id: d.person_id.clone(),
+                    status: None,
+                    prior: Vec::new(),
+                },
+                &d.verdict,
+                self.registered_at,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A paper upload's reads and writes on SQLite.
+struct SqlitePaperSink<'a> {
+    tx: &'a Transaction<'a>,
+    municipality: MunicipalityCode,
+    now: &'a str,
+}
+
+impl import::PaperSink for SqlitePaperSink<'_> {
+    fn exists(&mut self, id: ClientRecordId) -> Result<bool, StoreError> {
+        dose_stored(self.tx, self.municipality, id)
+    }
+
+    fn find_match(&mut self, voucher: VoucherNumber) -> Result<Match, StoreError> {
+        find_match(self.tx, self.municipality, voucher)
+    }
+
+    fn lot_expiry(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>, StoreError> {
+        lot_expiry(self.tx, vaccine, lot)
+    }
+
+    fn insert(
+        &mut self,
+        id: ClientRecordId,
+        row: &LedgerRow,
+        dose: Option<DoseNumber>,
+        found: &Match,
+        verdict: &Result<(), (HoldReason, String)>,
+    ) -> Result<(), StoreError> {
+        let registered_at = row
+            .registered_at
+            .map(time_text)
+            .unwrap_or_else(|| self.now.to_owned());
+        insert_dose(
+            self.tx,
+            &NewDose {
+                municipality: self.municipality,
+                client_record_id: id,
+                voucher: row.voucher,
+                voucher_kind: None,
+                dose_number: dose.map(|d| d.get()),
+                vaccinated_on: row.vaccinated_on,
+                vaccine: row.vaccine,
+                lot: &row.lot,
+                site_kind: None,
+                site_code: None,
+                site_municipality: row.site_municipality,
+                site_name: row.site_name.clone(),
+                doctor_name: row.doctor_name.as_deref(),
+                device_id: None,
+                source: "paper",
+            },
+            found,
+            verdict,
+            &registered_at,
+        )
+    }
+}

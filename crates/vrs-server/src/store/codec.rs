@@ -1,0 +1,91 @@
+//! Column codecs shared by both backends: how a value is written to a column and
+//! read back, with stored data that does not fit reported as corrupt.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use vrs_domain::wire::HoldReason;
+use vrs_domain::{MunicipalityCode, PersonId, RegistrationStatus, RemovalReason};
+
+use super::ImportOutcome;
+use crate::error::StoreError;
+
+/// How the embedded store writes a time (JST, to the second).
+const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
+/// A time as the embedded store keeps it (and as the API shows it).
+pub(crate) fn time_text(t: NaiveDateTime) -> String {
+    t.format(TIME_FORMAT).to_string()
+}
+
+/// A time the embedded store kept.
+pub(crate) fn time_of(s: &str) -> Result<NaiveDateTime, StoreError> {
+    NaiveDateTime::parse_from_str(s, TIME_FORMAT)
+        .map_err(|_| StoreError::Corrupt(format!("time {s:?}")))
+}
+
+pub(crate) fn municipality_code(v: i64) -> Result<MunicipalityCode, StoreError> {
+    format!("{v:06}")
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("municipality code {v}")))
+}
+
+pub(crate) fn person(v: &str) -> Result<PersonId, StoreError> {
+    v.parse()
+        .map_err(|_| StoreError::Corrupt("person id".into()))
+}
+
+pub(crate) fn status_text(s: RegistrationStatus) -> &'static str {
+    match s {
+        RegistrationStatus::Active => "active",
+        RegistrationStatus::Removed(RemovalReason::MovedOut) => "moved_out",
+        RegistrationStatus::Removed(RemovalReason::Deceased) => "deceased",
+        RegistrationStatus::Removed(RemovalReason::Other) => "removed",
+    }
+}
+
+pub(crate) fn status_of(s: &str) -> RegistrationStatus {
+    match s {
+        "moved_out" => RegistrationStatus::Removed(RemovalReason::MovedOut),
+        "deceased" => RegistrationStatus::Removed(RemovalReason::Deceased),
+        "removed" => RegistrationStatus::Removed(RemovalReason::Other),
+        _ => RegistrationStatus::Active,
+    }
+}
+
+pub(crate) fn date_of(s: &str) -> Result<NaiveDate, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("date {s:?}")))
+}
+
+pub(crate) fn hold_code(r: HoldReason) -> &'static str {
+    match r {
+        HoldReason::UnknownVoucher => "unknown_voucher",
+        HoldReason::MissingEarlierDose => "missing_earlier_dose",
+        HoldReason::BeforePreviousDose => "before_previous_dose",
+        HoldReason::DateInFuture => "date_in_future",
+        HoldReason::LotExpired => "lot_expired",
+        HoldReason::PersonMovedOut => "person_moved_out",
+        HoldReason::PersonDeceased => "person_deceased",
+        HoldReason::PersonRemoved => "person_removed",
+        HoldReason::DoseAlreadyRecorded => "dose_already_recorded",
+    }
+}
+
+pub(crate) fn hold_of(s: &str) -> Result<HoldReason, StoreError> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| StoreError::Corrupt(format!("hold reason {s:?}")))
+}
+
+pub(crate) fn outcome_text(o: ImportOutcome) -> &'static str {
+    match o {
+        ImportOutcome::Applied => "applied",
+        ImportOutcome::Rejected => "rejected",
+        ImportOutcome::DryRun => "dry_run",
+    }
+}
+
+pub(crate) fn write_error(e: vrs_domain::csv::WriteError) -> StoreError {
+    match e {
+        vrs_domain::csv::WriteError::Io(e) => StoreError::Io(e),
+        other => StoreError::Invalid(other.to_string()),
+    }
+}
