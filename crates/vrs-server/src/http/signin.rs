@@ -1,5 +1,5 @@
 //! Staff sign-in by a one-time passcode sent by e-mail, and the session cookie it
-//! leads to; the municipality's users, contacts and sites.
+//! leads to (`/api/signin`, `/api/signout`, `/api/me`).
 //!
 //! The start of a sign-in answers the same whether or not the address is a user's
 //! (nobody learns who the users are); a passcode is six digits, good for ten minutes
@@ -8,17 +8,29 @@
 //! request that changes anything with it must also carry the session's CSRF token in
 //! `x-csrf-token`.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiJson, AppState, Caller, blocking, log_in, staff_op};
+use super::AppState;
+use super::audit::log_in;
+use super::error::ApiError;
+use super::extract::{ApiJson, Caller, blocking};
 use crate::principal::Principal;
-use crate::rules::access::{self, Contact, Start, User, Verify};
-use crate::store::Site;
+use crate::rules::access::{self, Start, Verify};
 use crate::store::jst_now;
+
+/// `/api/signin`, `/api/signout`, `/api/me`.
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/signin/start", post(start))
+        .route("/api/signin/verify", post(verify))
+        .route("/api/signout", post(signout))
+        .route("/api/me", get(me))
+}
 
 pub const SESSION_COOKIE: &str = "vrs_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -397,181 +409,4 @@ pub async fn me(
         email: user.clone(),
         csrf,
     }))
-}
-
-/// The municipality's users (様式1).
-#[utoipa::path(get, path = "/api/users",
-    responses((status = 200, body = [User]), (status = 401, body = ApiError), (status = 403, body = ApiError)),
-    security(("bearer" = []), ("session" = [])))]
-pub async fn users(
-    State(state): State<AppState>,
-    Caller(actor): Caller,
-) -> Result<Json<Vec<User>>, ApiError> {
-    let describe = |l: &Vec<User>| format!("{} users", l.len());
-    staff_op(
-        &state,
-        &actor,
-        "user.list",
-        String::new(),
-        describe,
-        |s, a, m| s.users(a, m),
-    )
-    .await
-    .map(Json)
-}
-
-/// Add or change a user: lg.jp only, at most ten, exactly one transfer contact
-/// (marking a new one moves the mark).
-#[utoipa::path(post, path = "/api/users", request_body = User,
-    responses((status = 200, body = [User]), (status = 400, body = ApiError), (status = 401, body = ApiError),
-        (status = 403, body = ApiError), (status = 422, body = ApiError)),
-    security(("bearer" = []), ("session" = [])))]
-pub async fn put_user(
-    State(state): State<AppState>,
-    Caller(actor): Caller,
-    ApiJson(user): ApiJson<User>,
-) -> Result<Json<Vec<User>>, ApiError> {
-    let object = format!("user {}", user.email.trim().to_lowercase());
-    let o = object.clone();
-    staff_op(
-        &state,
-        &actor,
-        "user.put",
-        object,
-        move |_| o,
-        move |s, a, m| s.put_user(a, m, &user),
-    )
-    .await
-    .map(Json)
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RemoveUser {
-    email: String,
-}
-
-/// Remove a user; their sessions end.
-#[utoipa::path(post, path = "/api/users/remove", request_body = RemoveUser,
-    responses((status = 200, body = [User]), (status = 400, body = ApiError), (status = 401, body = ApiError),
-        (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)),
-    security(("bearer" = []), ("session" = [])))]
-pub async fn remove_user(
-    State(state): State<AppState>,
-    Caller(actor): Caller,
-    ApiJson(req): ApiJson<RemoveUser>,
-) -> Result<Json<Vec<User>>, ApiError> {
-    let object = format!("user {}", req.email.trim().to_lowercase());
-    let o = object.clone();
-    staff_op(
-        &state,
-        &actor,
-        "user.remove",
-        object,
-        move |_| o,
-        move |s, a, m| s.remove_user(a, m, &req.email),
-    )
-    .await
-    .map(Json)
-}
-
-/// The municipality's contacts (様式2).
-#[utoipa::path(get, path = "/api/contacts",
-    responses((status = 200, body = [Contact]), (status = 401, body = ApiError), (status = 403, body = ApiError)),
-    security(("bearer" = []), ("session" = [])))]
-pub async fn contacts(
-    State(state): State<AppState>,
-    Caller(actor): Caller,
-) -> Result<Json<Vec<Contact>>, ApiError> {
-    staff_op(
-        &state,
-        &actor,
-        "contact.list",
-        String::new(),
-        |_| String::new(),
-        |s, a, m| s.contacts(a, m),
-    )
-    .await
-    .map(Json)
-}
-
-/// Set the system or the vaccination contact.
-#[utoipa::path(post, path = "/api/contacts", request_body = Contact,
-    responses((status = 204, description = "Saved"), (status = 400, body = ApiError), (status = 401, body = ApiError),
-        (status = 403, body = ApiError), (status = 422, body = ApiError)),
-    security(("bearer" = []), ("session" = [])))]
-pub async fn put_contact(
-    State(state): State<AppState>,
-    Caller(actor): Caller,
-    ApiJson(c): ApiJson<Contact>,
-) -> Result<StatusCode, ApiError> {
-    let object = format!("contact {}", c.kind.as_str());
-    let o = object.clone();
-    staff_op(
-        &state,
-        &actor,
-        "contact.put",
-        object,
-        move |_| o,
-        move |s, a, m| s.put_contact(a, m, &c),
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// The municipality's sites and clinics.
-#[utoipa::path(get, path = "/api/sites",
-    responses((status = 200, body = [Site]), (status = 401, body = ApiError), (status = 403, body = ApiError)),
-    security(("bearer" = []), ("session" = [])))]
-pub async fn sites(
-    State(state): State<AppState>,
-    Caller(actor): Caller,
-) -> Result<Json<Vec<Site>>, ApiError> {
-    staff_op(
-        &state,
-        &actor,
-        "site.list",
-        String::new(),
-        |_| String::new(),
-        |s, a, m| s.sites(a, m),
-    )
-    .await
-    .map(Json)
-}
-
-/// Add a mass-vaccination site (or rename one).
-#[utoipa::path(post, path = "/api/sites", request_body = Site,
-    responses((status = 204, description = "Saved"), (status = 400, body = ApiError), (status = 401, body = ApiError),
-        (status = 403, body = ApiError), (status = 422, body = ApiError)),
-    security(("bearer" = []), ("session" = [])))]
-pub async fn put_site(
-    State(state): State<AppState>,
-    Caller(actor): Caller,
-    ApiJson(site): ApiJson<Site>,
-) -> Result<StatusCode, ApiError> {
-    let code: vrs_domain::SiteCode = site.code.parse().map_err(|e: vrs_domain::IdError| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("code: {}: {}", e.detail(), e.fix()),
-        )
-    })?;
-    let name = site.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "name: give the site's name as the ledger should show it (at most 200 characters)",
-        ));
-    }
-    let object = format!("site {code}");
-    let o = object.clone();
-    staff_op(
-        &state,
-        &actor,
-        "site.put",
-        object,
-        move |_| o,
-        move |s, a, m| s.add_site(a, m, code.as_str(), &name),
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
 }

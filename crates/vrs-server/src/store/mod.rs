@@ -295,7 +295,7 @@ impl Default for ImportOptions {
 }
 
 /// What happened to an uploaded file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportOutcome {
     Applied,
@@ -304,10 +304,11 @@ pub enum ImportOutcome {
 }
 
 /// The report of a register or paper-record upload.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub import_id: i64,
     pub outcome: ImportOutcome,
+    #[schema(value_type = String)]
     pub encoding: &'static str,
     pub rows: u64,
     pub new: u64,
@@ -326,9 +327,10 @@ pub struct ImportReport {
 pub const MAX_REPORTED_ERRORS: usize = 1000;
 
 /// One dose held by another municipality, as the transfer look-up shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TransferDose {
     pub dose_number: Option<u8>,
+    #[schema(value_type = String, format = Date)]
     pub vaccinated_on: NaiveDate,
     pub vaccine: Vaccine,
     pub lot: Lot,
@@ -337,7 +339,7 @@ pub struct TransferDose {
 }
 
 /// What another municipality holds for the person.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TransferMatch {
     pub municipality: MunicipalityCode,
     pub municipality_name: String,
@@ -347,11 +349,12 @@ pub struct TransferMatch {
 }
 
 /// A record held for review.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HeldRecord {
     pub client_record_id: ClientRecordId,
     pub voucher: VoucherNumber,
     pub dose_number: Option<u8>,
+    #[schema(value_type = String, format = Date)]
     pub vaccinated_on: NaiveDate,
     pub vaccine: Vaccine,
     pub lot: Lot,

@@ -11,8 +11,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use crate::http::AppState;
-
 const APP_JS: &str = include_str!("app.js");
 const APP_CSS: &str = include_str!("app.css");
 
@@ -455,7 +453,7 @@ fn asset(body: &'static str, kind: &'static str) -> Response {
 }
 
 /// The pages and their assets.
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router {
     let mut r = Router::new()
         .route(
             "/assets/app.js",
