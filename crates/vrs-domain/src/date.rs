@@ -238,6 +238,15 @@ pub fn format_date(d: NaiveDate) -> String {
     format!("{:04}{:02}{:02}", d.year(), d.month(), d.day())
 }
 
+/// How the API (and the embedded store) writes a time: JST, to the second,
+/// `2026-12-04T09:30:00`.
+pub const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
+/// Writes a time as [`TIME_FORMAT`] says.
+pub fn format_time(t: NaiveDateTime) -> String {
+    t.format(TIME_FORMAT).to_string()
+}
+
 /// Writes `YYYYMMDDHHMMSS`.
 pub fn format_timestamp(t: NaiveDateTime) -> String {
     use chrono::Timelike;

@@ -6,10 +6,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::AppState;
 use super::audit::staff_op;
 use super::error::ApiError;
 use super::extract::{ApiJson, Caller};
+use super::state::AppState;
 use crate::rules::access::{Contact, User};
 
 /// `/api/users`, `/api/contacts`.

@@ -6,9 +6,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiQuery, Caller, blocking};
+use super::state::AppState;
 use crate::error::StoreError;
 use crate::principal::Principal;
 use crate::store::Store;

@@ -7,10 +7,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use vrs_domain::DeviceId;
 
-use super::AppState;
 use super::audit::staff_op;
 use super::error::ApiError;
 use super::extract::{ApiJson, Caller};
+use super::state::AppState;
 use crate::rules::devices::{DeviceInfo, DeviceRegistration, Enrolment};
 
 /// `/api/devices`.

@@ -7,10 +7,26 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, StatusCode, header, request::Parts};
 
-use super::AppState;
 use super::error::ApiError;
+use super::state::AppState;
 use crate::error::StoreError;
 use crate::principal::Principal;
+
+pub const SESSION_COOKIE: &str = "vrs_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The session token from the request's cookie, if any.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
 
 /// JSON bodies whose rejections are 4xx with our error body. serde's message can
 /// quote the input back, so the body is not repeated: only where it broke.
@@ -87,7 +103,7 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
         if parts.headers.contains_key(header::AUTHORIZATION) {
             return principal(state, &parts.headers).await.map(Caller);
         }
-        if let Some(token) = super::signin::session_token(&parts.headers) {
+        if let Some(token) = session_token(&parts.headers) {
             let store = state.store.clone();
             let hash = crate::rules::access::session_hash(&token);
             let session = blocking(move || store.session(&hash))
@@ -113,7 +129,7 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
             );
             let sent = parts
                 .headers
-                .get(super::signin::CSRF_HEADER)
+                .get(CSRF_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
             // Compared as digests, so the time taken says nothing of the token.

@@ -16,7 +16,8 @@ use vrs_domain::csv::OutputEncoding;
 use super::audit::{chain_of, log_in};
 use super::error::ApiError;
 use super::extract::{ApiQuery, Caller};
-use super::{AppState, csv_response};
+use super::register::csv_response;
+use super::state::AppState;
 use crate::error::StoreError;
 
 /// `/api/ledger.csv`.

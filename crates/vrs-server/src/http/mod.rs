@@ -12,12 +12,8 @@
 //! uploads and the ledger export stream. The staff pages are merged beside this by
 //! the serving code ([`crate::serve`]).
 
-use std::sync::Arc;
-
 use axum::Router;
-use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::http::StatusCode;
 
 pub mod access;
 pub mod audit;
@@ -29,37 +25,13 @@ pub mod openapi;
 pub mod records;
 pub mod register;
 pub mod signin;
+pub mod state;
 pub mod tablet;
 pub mod transfer;
 
 pub use error::ApiError;
 pub use openapi::{ApiDoc, openapi_json};
-
-use crate::ratelimit::NameLimits;
-use crate::store::Store;
-
-/// Shared by every handler.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    /// Per-tablet limits on the name look-up.
-    pub names: Arc<NameLimits>,
-    /// Where sign-in passcodes are sent.
-    pub mailer: Arc<crate::mail::Mailer>,
-    /// Session cookies carry `Secure` (the service speaks TLS).
-    pub secure_cookies: bool,
-}
-
-impl AppState {
-    pub fn new(store: Arc<dyn Store>, mailer: crate::mail::Mailer) -> Self {
-        AppState {
-            store,
-            names: Arc::new(NameLimits::default()),
-            mailer: Arc::new(mailer),
-            secure_cookies: false,
-        }
-    }
-}
+pub use state::AppState;
 
 /// Every route of the API, with its state.
 pub fn router(state: AppState) -> Router {
@@ -81,16 +53,4 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
-}
-
-pub(crate) fn csv_response(body: impl Into<Body>, filename: &str) -> Response {
-    let mut r = Response::new(body.into());
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
-        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-    }
-    r
 }

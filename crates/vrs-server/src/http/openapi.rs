@@ -8,9 +8,8 @@ use axum::http::header;
 use axum::routing::get;
 
 use super::error::ApiError;
-use super::{
-    AppState, access, audit, devices, ledger, records, register, signin, tablet, transfer,
-};
+use super::state::AppState;
+use super::{access, audit, devices, ledger, records, register, signin, tablet, transfer};
 use crate::rules::access::{Contact, User};
 use crate::rules::devices::{DeviceInfo, DeviceRegistration, Enrolment};
 use crate::store::audit::AuditEntry;
@@ -56,7 +55,7 @@ impl utoipa::Modify for BearerAuth {
         components.add_security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                signin::SESSION_COOKIE,
+                super::extract::SESSION_COOKIE,
                 "the session cookie from /api/signin/verify; changes also need x-csrf-token",
             ))),
         );

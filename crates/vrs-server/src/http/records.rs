@@ -11,11 +11,11 @@ use serde::Deserialize;
 use vrs_domain::ClientRecordId;
 use vrs_domain::wire::Outcome;
 
-use super::AppState;
 use super::audit::logged;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery, Caller, blocking};
 use super::register::UploadParams;
+use super::state::AppState;
 use crate::store::{Amendment, HeldRecord, ImportReport, today_jst};
 
 /// `/api/paper`, `/api/records`.

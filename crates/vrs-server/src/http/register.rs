@@ -6,7 +6,7 @@ use std::io::{self};
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -18,7 +18,7 @@ use vrs_domain::csv::Encoding;
 use super::audit::{logged, staff_op};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery, Caller, blocking};
-use super::{AppState, csv_response};
+use super::state::AppState;
 use crate::error::StoreError;
 use crate::principal::Principal;
 use crate::spool::SpoolError;
@@ -246,4 +246,16 @@ pub async fn put_site(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) fn csv_response(body: impl Into<Body>, filename: &str) -> Response {
+    let mut r = Response::new(body.into());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
 }

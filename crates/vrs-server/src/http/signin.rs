@@ -15,10 +15,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
 use super::audit::log_in;
 use super::error::ApiError;
-use super::extract::{ApiJson, Caller, blocking};
+use super::extract::{ApiJson, Caller, SESSION_COOKIE, blocking, session_token};
+use super::state::AppState;
 use crate::principal::Principal;
 use crate::rules::access::{self, Start, Verify};
 use crate::store::jst_now;
@@ -30,22 +30,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/signin/verify", post(verify))
         .route("/api/signout", post(signout))
         .route("/api/me", get(me))
-}
-
-pub const SESSION_COOKIE: &str = "vrs_session";
-pub const CSRF_HEADER: &str = "x-csrf-token";
-
-/// The session token from the request's cookie, if any.
-pub fn session_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| v.trim().to_owned())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

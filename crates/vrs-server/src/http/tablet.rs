@@ -15,10 +15,10 @@ use vrs_domain::wire::{
     TabletSignIn, UploadBatch, UploadResponse, signing,
 };
 
-use super::AppState;
 use super::audit::{log_in, logged};
 use super::error::ApiError;
 use super::extract::{ApiJson, Caller, blocking};
+use super::state::AppState;
 use crate::principal::Principal;
 use crate::rules::devices::{self, SignatureError, Signed};
 use crate::store::today_jst;

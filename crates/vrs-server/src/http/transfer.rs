@@ -8,10 +8,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use vrs_domain::MyNumber;
 
-use super::AppState;
 use super::audit::{log_in, logged};
 use super::error::ApiError;
 use super::extract::{ApiJson, Caller, blocking};
+use super::state::AppState;
 use crate::principal::Principal;
 use crate::store::TransferMatch;
 

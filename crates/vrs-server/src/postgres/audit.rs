@@ -3,7 +3,7 @@
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 
-use super::PgPool;
+use super::pool::PgPool;
 use crate::error::StoreError;
 use crate::store::audit::{AuditEntry, AuditEvent, AuditLog, AuditQuery, ChainKey, Link};
 

@@ -12,7 +12,7 @@
 use std::sync::Mutex;
 
 use chrono::NaiveDateTime;
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, Transaction};
 use vrs_domain::MunicipalityCode;
 
 use crate::error::StoreError;
@@ -29,12 +29,14 @@ mod audit;
 mod devices;
 mod ledger;
 mod lots;
+mod pool;
 mod records;
 mod register;
 mod transfer;
 mod vault;
 
 use audit::PgAudit;
+use pool::{PgConn, PgPool};
 
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
@@ -122,59 +124,6 @@ fn migrate(client: &mut Client, schema: &str, migrations: &[Migration]) -> Resul
     }
     tx.commit()?;
     Ok(())
-}
-
-/// A few connections to one database.
-struct PgPool {
-    url: String,
-    idle: Mutex<Vec<Client>>,
-}
-
-impl PgPool {
-    fn get(&self) -> Result<PgConn<'_>, StoreError> {
-        let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
-        let client = match idle {
-            Some(c) if !c.is_closed() => c,
-            _ => Client::connect(&self.url, NoTls)?,
-        };
-        Ok(PgConn {
-            pool: self,
-            client: Some(client),
-        })
-    }
-}
-
-pub(crate) struct PgConn<'p> {
-    pool: &'p PgPool,
-    client: Option<Client>,
-}
-
-impl std::ops::Deref for PgConn<'_> {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        self.client
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("taken only on drop"))
-    }
-}
-
-impl std::ops::DerefMut for PgConn<'_> {
-    fn deref_mut(&mut self) -> &mut Client {
-        self.client
-            .as_mut()
-            .unwrap_or_else(|| unreachable!("taken only on drop"))
-    }
-}
-
-impl Drop for PgConn<'_> {
-    fn drop(&mut self) {
-        if let (Some(c), Ok(mut idle)) = (self.client.take(), self.pool.idle.lock())
-            && idle.len() < 8
-            && !c.is_closed()
-        {
-            idle.push(c);
-        }
-    }
 }
 
 /// The PostgreSQL store.

@@ -13,7 +13,8 @@ use postgres::types::Type;
 use vrs_domain::wire::{NameLookupRequest, NameLookupResponse};
 use vrs_domain::{MunicipalityCode, MyNumber, Sex, VoucherNumber};
 
-use super::{PgConn, PgStore, by_index, lock_municipality, mc, record_import};
+use super::pool::PgConn;
+use super::{PgStore, by_index, lock_municipality, mc, record_import};
 use crate::error::StoreError;
 use crate::principal::Principal;
 use crate::rules::merge::PersonFields;

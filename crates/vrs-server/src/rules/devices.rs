@@ -244,7 +244,7 @@ pub fn new_enrolment(
             device_id: device,
             qr_svg: qr_svg(&code),
             code,
-            expires: crate::store::codec::time_text(expires),
+            expires: vrs_domain::date::format_time(expires),
         },
         hash,
         expires,

@@ -115,3 +115,18 @@ impl crate::store::Store for SqliteStore {
         &self.audit
     }
 }
+
+/// The vault's own checks: the vault is a part of this store (`vault.db`).
+impl crate::store::Vault for SqliteStore {
+    fn vault_count(&self) -> Result<u64, StoreError> {
+        self.vault().count()
+    }
+
+    fn vault_reveal(
+        &self,
+        m: vrs_domain::MunicipalityCode,
+        p: &vrs_domain::PersonId,
+    ) -> Result<Option<vrs_domain::MyNumber>, StoreError> {
+        self.vault().reveal(m, p)
+    }
+}

@@ -14,7 +14,7 @@ use ring::aead::NONCE_LEN;
 use rusqlite::{Connection, OptionalExtension, params};
 use vrs_domain::{MunicipalityCode, MyNumber, PersonId};
 
-use super::{SqliteStore, db};
+use super::db;
 use crate::error::StoreError;
 use crate::keys::Keys;
 use crate::store::Migration;
@@ -182,19 +182,5 @@ impl Drop for VaultTx<'_> {
             // Nothing to do with a failure here: the connection rolls back on close.
             let _ = self.conn.execute_batch("ROLLBACK");
         }
-    }
-}
-
-impl crate::store::Vault for SqliteStore {
-    fn vault_count(&self) -> Result<u64, StoreError> {
-        self.vault().count()
-    }
-
-    fn vault_reveal(
-        &self,
-        m: MunicipalityCode,
-        p: &PersonId,
-    ) -> Result<Option<MyNumber>, StoreError> {
-        self.vault().reveal(m, p)
     }
 }

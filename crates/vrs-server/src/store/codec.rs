@@ -8,13 +8,9 @@ use vrs_domain::{MunicipalityCode, PersonId, RegistrationStatus, RemovalReason};
 use super::ImportOutcome;
 use crate::error::StoreError;
 
-/// How the embedded store writes a time (JST, to the second).
-const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
-
+use vrs_domain::date::TIME_FORMAT;
 /// A time as the embedded store keeps it (and as the API shows it).
-pub(crate) fn time_text(t: NaiveDateTime) -> String {
-    t.format(TIME_FORMAT).to_string()
-}
+pub(crate) use vrs_domain::date::format_time as time_text;
 
 /// A time the embedded store kept.
 pub(crate) fn time_of(s: &str) -> Result<NaiveDateTime, StoreError> {
