@@ -13,63 +13,14 @@ use vrs_domain::{ClientRecordId, DoseNumber, Lot, MunicipalityCode, Vaccine, Vou
 use super::{PgStore, by_index, lock_municipality, mc, record_import};
 use crate::error::StoreError;
 use crate::principal::Principal;
-use crate::rules::checks::{self, Candidate, PriorDose};
-use crate::store::codec::{hold_code, hold_of, municipality_code, status_of};
+use crate::rules::checks::PriorDose;
+use crate::store::codec::{hold_code, hold_of, municipality_code, status_of, verdict_columns};
 use crate::store::import;
 use crate::store::ingest;
+use crate::store::records::{self, Amended, RecordLookups, ReviewSink, Stored, Verdict};
 use crate::store::{
     Amendment, HeldRecord, ImportOptions, ImportOutcome, ImportReport, Match, Records, jst_now,
 };
-
-fn find_match(
-    tx: &mut Transaction<'_>,
-    m: MunicipalityCode,
-    voucher: VoucherNumber,
-) -> Result<Match, StoreError> {
-    let found = tx.query_opt(
-        "SELECT person_id, status FROM vrs.persons WHERE municipality = $1 AND voucher = $2",
-        &[&mc(m), &(voucher.get() as i64)],
-    )?;
-    let Some(row) = found else {
-        return Ok(Match {
-            person_id: None,
-            status: None,
-            prior: Vec::new(),
-        });
-    };
-    let person_id: String = row.get(0);
-    let status: String = row.get(1);
-    let prior = tx
-        .query(
-            "SELECT dose_number, vaccinated_on FROM vrs.doses
-             WHERE municipality = $1 AND person_id = $2 AND state = 'accepted' AND dose_number IS NOT NULL",
-            &[&mc(m), &person_id],
-        )?
-        .into_iter()
-        .map(|r| PriorDose {
-            dose_number: r.get::<_, i16>(0) as u8,
-            vaccinated_on: r.get(1),
-        })
-        .collect();
-    Ok(Match {
-        person_id: Some(person_id),
-        status: Some(status_of(&status)),
-        prior,
-    })
-}
-
-fn lot_expiry(
-    tx: &mut Transaction<'_>,
-    vaccine: Vaccine,
-    lot: &Lot,
-) -> Result<Option<NaiveDate>, StoreError> {
-    Ok(tx
-        .query_opt(
-            "SELECT expiry FROM vrs.lots WHERE vaccine = $1 AND lot = $2",
-            &[&vaccine.code(), &lot.as_str()],
-        )?
-        .map(|r| r.get(0)))
-}
 
 struct NewDose<'a> {
     municipality: MunicipalityCode,
@@ -93,13 +44,10 @@ fn insert_dose(
     tx: &mut Transaction<'_>,
     d: &NewDose<'_>,
     m: &Match,
-    verdict: &Result<(), (HoldReason, String)>,
+    verdict: &Verdict,
     registered_at: NaiveDateTime,
 ) -> Result<(), StoreError> {
-    let (state, reason, detail) = match verdict {
-        Ok(()) => ("accepted", None, None),
-        Err((r, detail)) => ("held", Some(hold_code(*r)), Some(detail.as_str())),
-    };
+    let (state, reason, detail) = verdict_columns(verdict);
     tx.execute(
         "INSERT INTO vrs.doses (municipality, client_record_id, voucher, voucher_kind, dose_number,
              vaccinated_on, vaccine, lot, site_kind, site_code, site_municipality, site_name,
@@ -131,37 +79,175 @@ fn insert_dose(
     Ok(())
 }
 
-fn exists(
-    tx: &mut Transaction<'_>,
-    m: MunicipalityCode,
-    id: ClientRecordId,
-) -> Result<bool, StoreError> {
-    Ok(tx
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM vrs.doses WHERE municipality = $1 AND client_record_id = $2)",
-            &[&mc(m), &id.0],
-        )?
-        .get(0))
-}
-
-/// A paper upload's reads and writes on PostgreSQL.
-struct PgPaperSink<'a, 'b> {
+/// A paper upload's and a review's reads and writes on PostgreSQL, in one
+/// municipality (whose lock the transaction holds).
+struct PgRecords<'a, 'b> {
     tx: &'a mut Transaction<'b>,
     municipality: MunicipalityCode,
     now: NaiveDateTime,
 }
 
-impl import::PaperSink for PgPaperSink<'_, '_> {
-    fn exists(&mut self, id: ClientRecordId) -> Result<bool, StoreError> {
-        exists(self.tx, self.municipality, id)
+impl<'a, 'b> PgRecords<'a, 'b> {
+    fn new(tx: &'a mut Transaction<'b>, municipality: MunicipalityCode) -> Self {
+        PgRecords {
+            tx,
+            municipality,
+            now: jst_now(),
+        }
     }
+}
 
+impl RecordLookups for PgRecords<'_, '_> {
     fn find_match(&mut self, voucher: VoucherNumber) -> Result<Match, StoreError> {
-        find_match(self.tx, self.municipality, voucher)
+        let m = mc(self.municipality);
+        let found = self.tx.query_opt(
+            "SELECT person_id, status FROM vrs.persons WHERE municipality = $1 AND voucher = $2",
+            &[&m, &(voucher.get() as i64)],
+        )?;
+        let Some(row) = found else {
+            return Ok(Match::nobody());
+        };
+        let person_id: String = row.get(0);
+        let status: String = row.get(1);
+        let prior = self
+            .tx
+            .query(
+                "SELECT dose_number, vaccinated_on FROM vrs.doses
+                 WHERE municipality = $1 AND person_id = $2 AND state = 'accepted' AND dose_number IS NOT NULL",
+                &[&m, &person_id],
+            )?
+            .into_iter()
+            .map(|r| PriorDose {
+                dose_number: r.get::<_, i16>(0) as u8,
+                vaccinated_on: r.get(1),
+            })
+            .collect();
+        Ok(Match {
+            person_id: Some(person_id),
+            status: Some(status_of(&status)),
+            prior,
+        })
     }
 
     fn lot_expiry(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>, StoreError> {
-        lot_expiry(self.tx, vaccine, lot)
+        Ok(self
+            .tx
+            .query_opt(
+                "SELECT expiry FROM vrs.lots WHERE vaccine = $1 AND lot = $2",
+                &[&vaccine.code(), &lot.as_str()],
+            )?
+            .map(|r| r.get(0)))
+    }
+}
+
+impl ReviewSink for PgRecords<'_, '_> {
+    fn record(&mut self, id: ClientRecordId) -> Result<Option<Stored>, StoreError> {
+        let row = self.tx.query_opt(
+            "SELECT revision, state, json_build_object(
+                 'voucher', voucher, 'dose_number', dose_number, 'vaccinated_on', vaccinated_on,
+                 'vaccine', vaccine, 'lot', lot, 'state', state, 'hold_reason', hold_reason)::text,
+                 voucher, dose_number, vaccinated_on, vaccine, lot
+             FROM vrs.doses WHERE municipality = $1 AND client_record_id = $2 FOR UPDATE",
+            &[&mc(self.municipality), &id.0],
+        )?;
+        row.map(|r| {
+            Ok(Stored {
+                revision: i64::from(r.get::<_, i32>(0)),
+                state: r.get(1),
+                before: r.get(2),
+                voucher: VoucherNumber::new(r.get::<_, i64>(3) as u64)
+                    .ok_or_else(|| StoreError::Corrupt("voucher".into()))?,
+                dose_number: r
+                    .get::<_, Option<i16>>(4)
+                    .and_then(|d| DoseNumber::new(d as u8)),
+                vaccinated_on: r.get(5),
+                vaccine: r
+                    .get::<_, &str>(6)
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("vaccine".into()))?,
+                lot: r
+                    .get::<_, &str>(7)
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("lot".into()))?,
+            })
+        })
+        .transpose()
+    }
+
+    fn keep_history(
+        &mut self,
+        id: ClientRecordId,
+        revision: i64,
+        actor: &str,
+        reason: &str,
+        before: &str,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO vrs.dose_history (municipality, client_record_id, revision, changed_at, actor, reason, before)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&mc(self.municipality), &id.0, &revision_column(revision)?, &self.now, &actor, &reason, &before],
+        )?;
+        Ok(())
+    }
+
+    fn set_state(
+        &mut self,
+        id: ClientRecordId,
+        state: &'static str,
+        revision: i64,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE vrs.doses SET state = $3, revision = $4 WHERE municipality = $1 AND client_record_id = $2",
+            &[&mc(self.municipality), &id.0, &state, &revision_column(revision)?],
+        )?;
+        Ok(())
+    }
+
+    fn update(
+        &mut self,
+        id: ClientRecordId,
+        f: &Amended,
+        verdict: &Verdict,
+        person_id: Option<&str>,
+        revision: i64,
+    ) -> Result<(), StoreError> {
+        let (state, hold, detail) = verdict_columns(verdict);
+        self.tx.execute(
+            "UPDATE vrs.doses SET dose_number = $3, vaccinated_on = $4, vaccine = $5, lot = $6,
+                 state = $7, hold_reason = $8, hold_detail = $9, person_id = $10, revision = $11
+             WHERE municipality = $1 AND client_record_id = $2",
+            &[
+                &mc(self.municipality),
+                &id.0,
+                &i16::from(f.dose_number.get()),
+                &f.vaccinated_on,
+                &f.vaccine.code(),
+                &f.lot.as_str(),
+                &state,
+                &hold,
+                &detail,
+                &person_id,
+                &revision_column(revision)?,
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// A revision as the `integer` column holds it.
+fn revision_column(revision: i64) -> Result<i32, StoreError> {
+    i32::try_from(revision).map_err(|_| StoreError::Corrupt(format!("revision {revision}")))
+}
+
+impl import::PaperSink for PgRecords<'_, '_> {
+    fn exists(&mut self, id: ClientRecordId) -> Result<bool, StoreError> {
+        Ok(self
+            .tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM vrs.doses WHERE municipality = $1 AND client_record_id = $2)",
+                &[&mc(self.municipality), &id.0],
+            )?
+            .get(0))
     }
 
     fn insert(
@@ -459,7 +545,7 @@ impl Records for PgStore {
         let mut tx = conn.transaction()?;
         lock_municipality(&mut tx, m)?;
         by_index(&mut tx)?;
-        let mut sink = PgPaperSink {
+        let mut sink = PgRecords {
             tx: &mut tx,
             municipality: m,
             now,
@@ -514,6 +600,7 @@ impl Records for PgStore {
             .collect()
     }
 
+    /// Voids a record: see [`records::void`].
     fn void(
         &self,
         actor: &Principal,
@@ -525,15 +612,12 @@ impl Records for PgStore {
         let mut conn = self.main.get()?;
         let mut tx = conn.transaction()?;
         lock_municipality(&mut tx, m)?;
-        let (revision, _) = keep_history(&mut tx, m, id, actor, reason)?;
-        tx.execute(
-            "UPDATE vrs.doses SET state = 'voided', revision = $3 WHERE municipality = $1 AND client_record_id = $2",
-            &[&mc(m), &id.0, &revision],
-        )?;
+        records::void(&mut PgRecords::new(&mut tx, m), actor, id, reason)?;
         tx.commit()?;
         Ok(())
     }
 
+    /// Amends a record: see [`records::amend`].
     fn amend(
         &self,
         actor: &Principal,
@@ -547,116 +631,15 @@ impl Records for PgStore {
         let mut conn = self.main.get()?;
         let mut tx = conn.transaction()?;
         lock_municipality(&mut tx, m)?;
-        let (revision, state) = keep_history(&mut tx, m, id, actor, reason)?;
-        if state == "voided" {
-            return Err(StoreError::Invalid(
-                "a voided record cannot be amended".into(),
-            ));
-        }
-        let row = tx.query_one(
-            "SELECT voucher, dose_number, vaccinated_on, vaccine, lot FROM vrs.doses
-             WHERE municipality = $1 AND client_record_id = $2",
-            &[&mc(m), &id.0],
-        )?;
-        let voucher = VoucherNumber::new(row.get::<_, i64>(0) as u64)
-            .ok_or_else(|| StoreError::Corrupt("voucher".into()))?;
-        let dose_number = change
-            .dose_number
-            .or_else(|| {
-                row.get::<_, Option<i16>>(1)
-                    .and_then(|d| DoseNumber::new(d as u8))
-            })
-            .ok_or_else(|| StoreError::Invalid("give the dose number".into()))?;
-        let vaccinated_on = change.vaccinated_on.unwrap_or(row.get(2));
-        let vaccine = match change.vaccine {
-            Some(v) => v,
-            None => row
-                .get::<_, &str>(3)
-                .parse()
-                .map_err(|_| StoreError::Corrupt("vaccine".into()))?,
-        };
-        let lot: Lot = match &change.lot {
-            Some(l) => l.clone(),
-            None => row
-                .get::<_, &str>(4)
-                .parse()
-                .map_err(|_| StoreError::Corrupt("lot".into()))?,
-        };
-        tx.execute(
-            "UPDATE vrs.doses SET state = 'amending' WHERE municipality = $1 AND client_record_id = $2",
-            &[&mc(m), &id.0],
-        )?;
-        let found = find_match(&mut tx, m, voucher)?;
-        let expiry = lot_expiry(&mut tx, vaccine, &lot)?;
-        let verdict = checks::check(
-            found.status,
-            &found.prior,
-            &Candidate {
-                dose_number,
-                vaccinated_on,
-                lot_expiry: expiry,
-            },
+        let outcome = records::amend(
+            &mut PgRecords::new(&mut tx, m),
+            actor,
+            id,
+            change,
+            reason,
             today,
-        );
-        let (state, hold, detail) = match &verdict {
-            Ok(()) => ("accepted", None, None),
-            Err((r, d)) => ("held", Some(hold_code(*r)), Some(d.clone())),
-        };
-        tx.execute(
-            "UPDATE vrs.doses SET dose_number = $3, vaccinated_on = $4, vaccine = $5, lot = $6,
-                 state = $7, hold_reason = $8, hold_detail = $9, person_id = $10, revision = $11
-             WHERE municipality = $1 AND client_record_id = $2",
-            &[
-                &mc(m),
-                &id.0,
-                &i16::from(dose_number.get()),
-                &vaccinated_on,
-                &vaccine.code(),
-                &lot.as_str(),
-                &state,
-                &hold,
-                &detail,
-                &found.person_id,
-                &revision,
-            ],
         )?;
         tx.commit()?;
-        Ok(match verdict {
-            Ok(()) => Outcome::Accepted,
-            Err((reason, detail)) => Outcome::Held { reason, detail },
-        })
+        Ok(outcome)
     }
-}
-
-fn keep_history(
-    tx: &mut Transaction<'_>,
-    m: MunicipalityCode,
-    id: ClientRecordId,
-    actor: &Principal,
-    reason: &str,
-) -> Result<(i32, String), StoreError> {
-    let row = tx.query_opt(
-        "SELECT revision, state, json_build_object(
-             'voucher', voucher, 'dose_number', dose_number, 'vaccinated_on', vaccinated_on,
-             'vaccine', vaccine, 'lot', lot, 'state', state, 'hold_reason', hold_reason)::text
-         FROM vrs.doses WHERE municipality = $1 AND client_record_id = $2 FOR UPDATE",
-        &[&mc(m), &id.0],
-    )?;
-    let Some(row) = row else {
-        return Err(StoreError::NotFound(format!("record {id}")));
-    };
-    if reason.trim().is_empty() {
-        return Err(StoreError::Invalid(
-            "give a reason: it is kept with the record's history".into(),
-        ));
-    }
-    let revision: i32 = row.get(0);
-    let state: String = row.get(1);
-    let before: String = row.get(2);
-    tx.execute(
-        "INSERT INTO vrs.dose_history (municipality, client_record_id, revision, changed_at, actor, reason, before)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[&mc(m), &id.0, &revision, &jst_now(), &actor.to_string(), &reason, &before],
-    )?;
-    Ok((revision + 1, state))
 }

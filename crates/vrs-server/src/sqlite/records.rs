@@ -12,54 +12,14 @@ use vrs_domain::{ClientRecordId, DoseNumber, Lot, MunicipalityCode, Vaccine, Vou
 use super::SqliteStore;
 use crate::error::StoreError;
 use crate::principal::Principal;
-use crate::rules::checks::{self, Candidate, PriorDose};
-use crate::store::codec::{date_of, hold_code, hold_of, outcome_text, status_of, time_text};
+use crate::rules::checks::PriorDose;
+use crate::store::codec::{date_of, hold_of, outcome_text, status_of, time_text, verdict_columns};
 use crate::store::import;
 use crate::store::ingest;
+use crate::store::records::{self, Amended, RecordLookups, ReviewSink, Stored, Verdict};
 use crate::store::{
     Amendment, HeldRecord, ImportOptions, ImportOutcome, ImportReport, Match, Records, jst_now,
 };
-
-fn find_match(
-    tx: &Transaction<'_>,
-    m: MunicipalityCode,
-    voucher: VoucherNumber,
-) -> Result<Match, StoreError> {
-    let found: Option<(String, String)> = tx
-        .prepare_cached(
-            "SELECT person_id, status FROM persons WHERE municipality = ?1 AND voucher = ?2",
-        )?
-        .query_row(params![m.get(), voucher.get() as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
-    let Some((person_id, status)) = found else {
-        return Ok(Match {
-            person_id: None,
-            status: None,
-            prior: Vec::new(),
-        });
-    };
-    let prior = prior_doses(tx, m, &person_id)?;
-    Ok(Match {
-        person_id: Some(person_id),
-        status: Some(status_of(&status)),
-        prior,
-    })
-}
-
-/// Whether a record with this id is stored already (uploads are idempotent on it).
-fn dose_stored(
-    tx: &Transaction<'_>,
-    m: MunicipalityCode,
-    id: ClientRecordId,
-) -> Result<bool, StoreError> {
-    Ok(tx
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM doses WHERE municipality = ?1 AND client_record_id = ?2)",
-        )?
-        .query_row(params![m.get(), id.to_string()], |r| r.get(0))?)
-}
 
 /// A person's accepted doses, for the checks.
 fn prior_doses(
@@ -121,13 +81,10 @@ fn insert_dose(
     tx: &Transaction<'_>,
     d: &NewDose<'_>,
     m: &Match,
-    verdict: &Result<(), (HoldReason, String)>,
+    verdict: &Verdict,
     registered_at: &str,
 ) -> Result<(), StoreError> {
-    let (state, reason, detail) = match verdict {
-        Ok(()) => ("accepted", None, None),
-        Err((r, detail)) => ("held", Some(hold_code(*r)), Some(detail.as_str())),
-    };
+    let (state, reason, detail) = verdict_columns(verdict);
     tx.prepare_cached(
         "INSERT INTO doses (municipality, client_record_id, voucher, voucher_kind, dose_number,
              vaccinated_on, vaccine, lot, site_kind, site_code, site_municipality, site_name,
@@ -201,11 +158,7 @@ impl Records for SqliteStore {
         let now = time_text(jst_now());
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut sink = SqlitePaperSink {
-            tx: &tx,
-            municipality,
-            now: &now,
-        };
+        let mut sink = SqliteRecords::new(&tx, municipality, &now);
         let (mut report, errors) = import::run_paper(input, municipality, opts, &mut sink)?;
         let insert = "INSERT INTO imports (municipality, kind, actor, started_at, outcome, report, errors_csv)
                       VALUES (?1, 'paper', ?2, ?3, ?4, ?5, ?6)";
@@ -281,7 +234,7 @@ impl Records for SqliteStore {
             .collect()
     }
 
-    /// Voids a record: it stays, with its history, but leaves the ledger.
+    /// Voids a record: see [`records::void`].
     fn void(
         &self,
         actor: &Principal,
@@ -290,19 +243,20 @@ impl Records for SqliteStore {
         reason: &str,
     ) -> Result<(), StoreError> {
         actor.require_staff_of(municipality)?;
+        let now = time_text(jst_now());
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (revision, _) = keep_history(&tx, municipality, id, actor, reason)?;
-        tx.execute(
-            "UPDATE doses SET state = 'voided', revision = ?3 WHERE municipality = ?1 AND client_record_id = ?2",
-            params![municipality.get(), id.to_string(), revision],
+        records::void(
+            &mut SqliteRecords::new(&tx, municipality, &now),
+            actor,
+            id,
+            reason,
         )?;
         tx.commit()?;
         Ok(())
     }
 
-    /// Amends a record (date, dose number, vaccine, lot) and checks it again: an
-    /// amended held record may become accepted, and the other way round.
+    /// Amends a record: see [`records::amend`].
     fn amend(
         &self,
         actor: &Principal,
@@ -313,123 +267,20 @@ impl Records for SqliteStore {
         today: NaiveDate,
     ) -> Result<Outcome, StoreError> {
         actor.require_staff_of(municipality)?;
+        let now = time_text(jst_now());
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (revision, state) = keep_history(&tx, municipality, id, actor, reason)?;
-        if state == "voided" {
-            return Err(StoreError::Invalid(
-                "a voided record cannot be amended".into(),
-            ));
-        }
-        let (voucher, dose, date, vaccine, lot): (i64, Option<i64>, String, String, String) = tx
-            .query_row(
-                "SELECT voucher, dose_number, vaccinated_on, vaccine, lot FROM doses
-                 WHERE municipality = ?1 AND client_record_id = ?2",
-                params![municipality.get(), id.to_string()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )?;
-        let voucher = VoucherNumber::new(voucher as u64)
-            .ok_or_else(|| StoreError::Corrupt("voucher".into()))?;
-        let dose_number = change
-            .dose_number
-            .or_else(|| dose.and_then(|d| DoseNumber::new(d as u8)))
-            .ok_or_else(|| StoreError::Invalid("give the dose number".into()))?;
-        let vaccinated_on = change.vaccinated_on.unwrap_or(date_of(&date)?);
-        let vaccine = change.vaccine.unwrap_or(
-            vaccine
-                .parse()
-                .map_err(|_| StoreError::Corrupt("vaccine".into()))?,
-        );
-        let lot = match &change.lot {
-            Some(l) => l.clone(),
-            None => lot.parse().map_err(|_| StoreError::Corrupt("lot".into()))?,
-        };
-        // Check against the person's other accepted doses, not this one.
-        tx.execute(
-            "UPDATE doses SET state = 'amending' WHERE municipality = ?1 AND client_record_id = ?2",
-            params![municipality.get(), id.to_string()],
-        )?;
-        let found = find_match(&tx, municipality, voucher)?;
-        let verdict = checks::check(
-            found.status,
-            &found.prior,
-            &Candidate {
-                dose_number,
-                vaccinated_on,
-                lot_expiry: lot_expiry(&tx, vaccine, &lot)?,
-            },
+        let outcome = records::amend(
+            &mut SqliteRecords::new(&tx, municipality, &now),
+            actor,
+            id,
+            change,
+            reason,
             today,
-        );
-        let (state, hold, detail) = match &verdict {
-            Ok(()) => ("accepted", None, None),
-            Err((r, d)) => ("held", Some(hold_code(*r)), Some(d.clone())),
-        };
-        tx.execute(
-            "UPDATE doses SET dose_number = ?3, vaccinated_on = ?4, vaccine = ?5, lot = ?6,
-                 state = ?7, hold_reason = ?8, hold_detail = ?9, person_id = ?10, revision = ?11
-             WHERE municipality = ?1 AND client_record_id = ?2",
-            params![
-                municipality.get(),
-                id.to_string(),
-                dose_number.get(),
-                vaccinated_on.to_string(),
-                vaccine.code(),
-                lot.as_str(),
-                state,
-                hold,
-                detail,
-                found.person_id,
-                revision
-            ],
         )?;
         tx.commit()?;
-        Ok(match verdict {
-            Ok(()) => Outcome::Accepted,
-            Err((reason, detail)) => Outcome::Held { reason, detail },
-        })
+        Ok(outcome)
     }
-}
-
-/// Keeps the record as it was in `dose_history` and bumps its revision.
-fn keep_history(
-    tx: &Transaction<'_>,
-    m: MunicipalityCode,
-    id: ClientRecordId,
-    actor: &Principal,
-    reason: &str,
-) -> Result<(i64, String), StoreError> {
-    let row: Option<(i64, String, String)> = tx
-        .query_row(
-            "SELECT revision, state, json_object(
-                 'voucher', voucher, 'dose_number', dose_number, 'vaccinated_on', vaccinated_on,
-                 'vaccine', vaccine, 'lot', lot, 'state', state, 'hold_reason', hold_reason)
-             FROM doses WHERE municipality = ?1 AND client_record_id = ?2",
-            params![m.get(), id.to_string()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    let Some((revision, state, before)) = row else {
-        return Err(StoreError::NotFound(format!("record {id}")));
-    };
-    if reason.trim().is_empty() {
-        return Err(StoreError::Invalid(
-            "give a reason: it is kept with the record's history".into(),
-        ));
-    }
-    tx.execute(
-        "INSERT INTO dose_history (municipality, client_record_id, revision, changed_at, actor, reason, before)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            m.get(),
-            id.to_string(),
-            revision,
-            time_text(jst_now()),
-            actor.to_string(),
-            reason,
-            before
-        ],
-    )?;
-    Ok((revision + 1, state))
 }
 
 /// A tablet batch's reads and writes on SQLite (a statement per item: in process, a
@@ -582,24 +433,174 @@ impl ingest::DoseSink for SqliteDoseSink<'_> {
     }
 }
 
-/// A paper upload's reads and writes on SQLite.
-struct SqlitePaperSink<'a> {
+/// A paper upload's and a review's reads and writes on SQLite, in one municipality.
+struct SqliteRecords<'a> {
     tx: &'a Transaction<'a>,
     municipality: MunicipalityCode,
     now: &'a str,
 }
 
-impl import::PaperSink for SqlitePaperSink<'_> {
-    fn exists(&mut self, id: ClientRecordId) -> Result<bool, StoreError> {
-        dose_stored(self.tx, self.municipality, id)
+impl<'a> SqliteRecords<'a> {
+    fn new(tx: &'a Transaction<'a>, municipality: MunicipalityCode, now: &'a str) -> Self {
+        SqliteRecords {
+            tx,
+            municipality,
+            now,
+        }
     }
+}
 
+impl RecordLookups for SqliteRecords<'_> {
     fn find_match(&mut self, voucher: VoucherNumber) -> Result<Match, StoreError> {
-        find_match(self.tx, self.municipality, voucher)
+        let found: Option<(String, String)> = self
+            .tx
+            .prepare_cached(
+                "SELECT person_id, status FROM persons WHERE municipality = ?1 AND voucher = ?2",
+            )?
+            .query_row(
+                params![self.municipality.get(), voucher.get() as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((person_id, status)) = found else {
+            return Ok(Match::nobody());
+        };
+        let prior = prior_doses(self.tx, self.municipality, &person_id)?;
+        Ok(Match {
+            person_id: Some(person_id),
+            status: Some(status_of(&status)),
+            prior,
+        })
     }
 
     fn lot_expiry(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>, StoreError> {
         lot_expiry(self.tx, vaccine, lot)
+    }
+}
+
+impl ReviewSink for SqliteRecords<'_> {
+    fn record(&mut self, id: ClientRecordId) -> Result<Option<Stored>, StoreError> {
+        type Row = (
+            i64,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            String,
+            String,
+            String,
+        );
+        let row: Option<Row> = self
+            .tx
+            .query_row(
+                "SELECT revision, state, json_object(
+                     'voucher', voucher, 'dose_number', dose_number, 'vaccinated_on', vaccinated_on,
+                     'vaccine', vaccine, 'lot', lot, 'state', state, 'hold_reason', hold_reason),
+                     voucher, dose_number, vaccinated_on, vaccine, lot
+                 FROM doses WHERE municipality = ?1 AND client_record_id = ?2",
+                params![self.municipality.get(), id.to_string()],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(
+            |(revision, state, before, voucher, dose, date, vaccine, lot)| {
+                Ok(Stored {
+                    revision,
+                    state,
+                    voucher: VoucherNumber::new(voucher as u64)
+                        .ok_or_else(|| StoreError::Corrupt("voucher".into()))?,
+                    dose_number: dose.and_then(|d| DoseNumber::new(d as u8)),
+                    vaccinated_on: date_of(&date)?,
+                    vaccine: vaccine
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt("vaccine".into()))?,
+                    lot: lot.parse().map_err(|_| StoreError::Corrupt("lot".into()))?,
+                    before,
+                })
+            },
+        )
+        .transpose()
+    }
+
+    fn keep_history(
+        &mut self,
+        id: ClientRecordId,
+        revision: i64,
+        actor: &str,
+        reason: &str,
+        before: &str,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO dose_history (municipality, client_record_id, revision, changed_at, actor, reason, before)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![self.municipality.get(), id.to_string(), revision, self.now, actor, reason, before],
+        )?;
+        Ok(())
+    }
+
+    fn set_state(
+        &mut self,
+        id: ClientRecordId,
+        state: &'static str,
+        revision: i64,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE doses SET state = ?3, revision = ?4 WHERE municipality = ?1 AND client_record_id = ?2",
+            params![self.municipality.get(), id.to_string(), state, revision],
+        )?;
+        Ok(())
+    }
+
+    fn update(
+        &mut self,
+        id: ClientRecordId,
+        f: &Amended,
+        verdict: &Verdict,
+        person_id: Option<&str>,
+        revision: i64,
+    ) -> Result<(), StoreError> {
+        let (state, hold, detail) = verdict_columns(verdict);
+        self.tx.execute(
+            "UPDATE doses SET dose_number = ?3, vaccinated_on = ?4, vaccine = ?5, lot = ?6,
+                 state = ?7, hold_reason = ?8, hold_detail = ?9, person_id = ?10, revision = ?11
+             WHERE municipality = ?1 AND client_record_id = ?2",
+            params![
+                self.municipality.get(),
+                id.to_string(),
+                f.dose_number.get(),
+                f.vaccinated_on.to_string(),
+                f.vaccine.code(),
+                f.lot.as_str(),
+                state,
+                hold,
+                detail,
+                person_id,
+                revision
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+impl import::PaperSink for SqliteRecords<'_> {
+    fn exists(&mut self, id: ClientRecordId) -> Result<bool, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM doses WHERE municipality = ?1 AND client_record_id = ?2)",
+            )?
+            .query_row(params![self.municipality.get(), id.to_string()], |r| r.get(0))?)
     }
 
     fn insert(

@@ -66,6 +66,16 @@ pub(crate) fn hold_code(r: HoldReason) -> &'static str {
     }
 }
 
+/// A verdict as the `state`, `hold_reason` and `hold_detail` columns.
+pub(crate) fn verdict_columns(
+    v: &super::records::Verdict,
+) -> (&'static str, Option<&'static str>, Option<&str>) {
+    match v {
+        Ok(()) => ("accepted", None, None),
+        Err((r, detail)) => ("held", Some(hold_code(*r)), Some(detail.as_str())),
+    }
+}
+
 pub(crate) fn hold_of(s: &str) -> Result<HoldReason, StoreError> {
     serde_json::from_value(serde_json::Value::String(s.to_owned()))
         .map_err(|_| StoreError::Corrupt(format!("hold reason {s:?}")))

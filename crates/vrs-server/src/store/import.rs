@@ -476,17 +476,9 @@ fn apply_chunk(
 }
 
 /// What a backend does for a paper-record upload, inside its open transaction.
-pub trait PaperSink {
+pub trait PaperSink: crate::store::records::RecordLookups {
     /// Whether a record with this id is stored already.
     fn exists(&mut self, id: vrs_domain::ClientRecordId) -> Result<bool, StoreError>;
-    /// The person with this voucher, and their accepted doses.
-    fn find_match(&mut self, voucher: VoucherNumber) -> Result<crate::store::Match, StoreError>;
-    /// The lot's expiry, when the service knows the lot.
-    fn lot_expiry(
-        &mut self,
-        vaccine: vrs_domain::Vaccine,
-        lot: &vrs_domain::Lot,
-    ) -> Result<Option<chrono::NaiveDate>, StoreError>;
     /// Stores one paper record with the checks' verdict.
     fn insert(
         &mut self,
@@ -494,7 +486,7 @@ pub trait PaperSink {
         row: &vrs_domain::csv::ledger::LedgerRow,
         dose: Option<vrs_domain::DoseNumber>,
         found: &crate::store::Match,
-        verdict: &Result<(), (vrs_domain::wire::HoldReason, String)>,
+        verdict: &crate::store::records::Verdict,
     ) -> Result<(), StoreError>;
 }
 

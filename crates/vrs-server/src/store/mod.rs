@@ -32,6 +32,7 @@ pub mod audit;
 pub mod codec;
 pub mod import;
 pub mod ingest;
+pub mod records;
 pub mod vault;
 
 pub use vrs_domain::date::{jst_now, today_jst};
@@ -378,6 +379,17 @@ pub struct Match {
     pub person_id: Option<String>,
     pub status: Option<RegistrationStatus>,
     pub prior: Vec<PriorDose>,
+}
+
+impl Match {
+    /// No one holds the voucher.
+    pub fn nobody() -> Self {
+        Match {
+            person_id: None,
+            status: None,
+            prior: Vec::new(),
+        }
+    }
 }
 
 /// A site (mass-vaccination site or clinic) of a municipality.

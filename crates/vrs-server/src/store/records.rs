@@ -1,0 +1,166 @@
+//! The review of stored dose records, once for both backends: a record is voided
+//! or amended (and checked again), each time after the record as it was is kept in
+//! its history. The backends give the reads and writes ([`ReviewSink`]) inside one
+//! write transaction; the decisions are here and in [`crate::rules::checks`].
+
+use chrono::NaiveDate;
+use vrs_domain::wire::{HoldReason, Outcome};
+use vrs_domain::{ClientRecordId, DoseNumber, Lot, Vaccine, VoucherNumber};
+
+use super::{Amendment, Match};
+use crate::error::StoreError;
+use crate::principal::Principal;
+use crate::rules::checks::{self, Candidate};
+
+/// The checks' verdict on a record: accepted, or held with a reason and its detail.
+pub type Verdict = Result<(), (HoldReason, String)>;
+
+/// What the checks of one record need from a backend.
+pub trait RecordLookups {
+    /// The person with this voucher in the sink's municipality, and their accepted
+    /// doses (a record being amended is not among them).
+    fn find_match(&mut self, voucher: VoucherNumber) -> Result<Match, StoreError>;
+    /// The lot's expiry, when the service knows the lot.
+    fn lot_expiry(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>, StoreError>;
+}
+
+/// A stored record as the review reads it.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub revision: i64,
+    /// `accepted`, `held` or `voided`.
+    pub state: String,
+    pub voucher: VoucherNumber,
+    pub dose_number: Option<DoseNumber>,
+    pub vaccinated_on: NaiveDate,
+    pub vaccine: Vaccine,
+    pub lot: Lot,
+    /// The record's fields as a JSON object, kept in its history.
+    pub before: String,
+}
+
+/// A record's fields after an amendment.
+#[derive(Clone, Debug)]
+pub struct Amended {
+    pub dose_number: DoseNumber,
+    pub vaccinated_on: NaiveDate,
+    pub vaccine: Vaccine,
+    pub lot: Lot,
+}
+
+/// The review's reads and writes, inside one write transaction of the backend (on
+/// PostgreSQL with the municipality's lock held, so that two reviews of one
+/// municipality run one after the other).
+pub trait ReviewSink: RecordLookups {
+    /// The record, if the municipality has it.
+    fn record(&mut self, id: ClientRecordId) -> Result<Option<Stored>, StoreError>;
+    /// Keeps `before` as the record's revision `revision`, with who changed it and why.
+    fn keep_history(
+        &mut self,
+        id: ClientRecordId,
+        revision: i64,
+        actor: &str,
+        reason: &str,
+        before: &str,
+    ) -> Result<(), StoreError>;
+    /// Sets the record's state (and revision).
+    fn set_state(
+        &mut self,
+        id: ClientRecordId,
+        state: &'static str,
+        revision: i64,
+    ) -> Result<(), StoreError>;
+    /// Writes the amended fields, the verdict, the person they now belong to and the
+    /// revision.
+    fn update(
+        &mut self,
+        id: ClientRecordId,
+        fields: &Amended,
+        verdict: &Verdict,
+        person_id: Option<&str>,
+        revision: i64,
+    ) -> Result<(), StoreError>;
+}
+
+/// Keeps the record as it was in its history; the record and its next revision.
+fn keep(
+    sink: &mut dyn ReviewSink,
+    actor: &Principal,
+    id: ClientRecordId,
+    reason: &str,
+) -> Result<(Stored, i64), StoreError> {
+    let record = sink
+        .record(id)?
+        .ok_or_else(|| StoreError::NotFound(format!("record {id}")))?;
+    if reason.trim().is_empty() {
+        return Err(StoreError::Invalid(
+            "give a reason: it is kept with the record's history".into(),
+        ));
+    }
+    sink.keep_history(
+        id,
+        record.revision,
+        &actor.to_string(),
+        reason,
+        &record.before,
+    )?;
+    let next = record.revision + 1;
+    Ok((record, next))
+}
+
+/// Voids a record: it stays, with its history, but leaves the ledger.
+pub fn void(
+    sink: &mut dyn ReviewSink,
+    actor: &Principal,
+    id: ClientRecordId,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let (_, revision) = keep(sink, actor, id, reason)?;
+    sink.set_state(id, "voided", revision)
+}
+
+/// Amends a record (date, dose number, vaccine, lot) and checks it again against
+/// the person's other accepted doses: an amended held record may become accepted,
+/// and the other way round.
+pub fn amend(
+    sink: &mut dyn ReviewSink,
+    actor: &Principal,
+    id: ClientRecordId,
+    change: &Amendment,
+    reason: &str,
+    today: NaiveDate,
+) -> Result<Outcome, StoreError> {
+    let (record, revision) = keep(sink, actor, id, reason)?;
+    if record.state == "voided" {
+        return Err(StoreError::Invalid(
+            "a voided record cannot be amended".into(),
+        ));
+    }
+    let fields = Amended {
+        dose_number: change
+            .dose_number
+            .or(record.dose_number)
+            .ok_or_else(|| StoreError::Invalid("give the dose number".into()))?,
+        vaccinated_on: change.vaccinated_on.unwrap_or(record.vaccinated_on),
+        vaccine: change.vaccine.unwrap_or(record.vaccine),
+        lot: change.lot.clone().unwrap_or(record.lot),
+    };
+    // Out of the person's accepted doses while it is checked against them.
+    sink.set_state(id, "amending", record.revision)?;
+    let found = sink.find_match(record.voucher)?;
+    let verdict = checks::check(
+        found.status,
+        &found.prior,
+        &Candidate {
+            dose_number: fields.dose_number,
+            vaccinated_on: fields.vaccinated_on,
+            lot_expiry: sink.lot_expiry(fields.vaccine, &fields.lot)?,
+        },
+        today,
+    );
+    sink.update(id, &fields, &verdict, found.person_id.as_deref(), revision)?;
+    Ok(match verdict {
+        Ok(()) => Outcome::Accepted,
+        Err((reason, detail)) => Outcome::Held { reason, detail },
+    })
+}
