@@ -27,6 +27,9 @@ pub enum StoreError {
     Crypto,
     #[error("a lock was poisoned by an earlier panic")]
     Poisoned,
+    /// The マイナンバー vault's writer thread stopped or failed (the service's fault).
+    #[error("vault: {0}")]
+    VaultWriter(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 }

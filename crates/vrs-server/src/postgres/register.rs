@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::sync::mpsc;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use postgres::Transaction;
@@ -20,7 +19,9 @@ use crate::principal::Principal;
 use crate::rules::merge::PersonFields;
 use crate::store::codec::{status_of, status_text};
 use crate::store::import::{self, PersonRow, RegisterSink};
-use crate::store::vault::{LookupHash, VaultCrypto};
+use crate::store::vault::{
+    LookupHash, SealedNumber, VaultCrypto, VaultWrite, VaultWriter, serve, vault_writer,
+};
 use crate::store::{ImportOptions, ImportOutcome, ImportReport, Register, Site, jst_now};
 
 impl Register for PgStore {
@@ -82,12 +83,16 @@ impl Register for PgStore {
         actor.require_staff_of(m)?;
         let now = jst_now();
         let mut main = self.main.get()?;
-        let vault = self.vault.get()?;
-        // Bounded: a vault slower than the file waits the reader, rather than
-        // queueing the file's numbers in memory.
-        let (jobs, work) = mpsc::sync_channel(4);
         std::thread::scope(|scope| {
-            let worker = scope.spawn(move || vault_worker(vault, m, work));
+            // The vault on a connection (so a server process) of its own: it goes on
+            // writing one chunk while this thread reads and merges the next. Made
+            // inside the scope: if the import stops early, the writer's end is
+            // dropped here, its loop ends (rolling back), and the scope can join it.
+            let (writer, inbox) = vault_writer();
+            scope.spawn(move || match self.vault.get() {
+                Ok(mut conn) => serve(PgVaultTx::begin(&mut conn, m), inbox),
+                Err(e) => serve::<PgVaultTx<'_>>(Err(e), inbox),
+            });
             let mut tx = main.transaction()?;
             lock_municipality(&mut tx, m)?;
             by_index(&mut tx)?;
@@ -99,11 +104,10 @@ impl Register for PgStore {
                 .get(0);
             let mut sink = PgSink {
                 tx: &mut tx,
-                vault: jobs,
+                writer,
                 crypto: &self.crypto,
                 municipality: m,
                 now,
-                pending: None,
             };
             let hash = |n: &MyNumber| self.crypto.lookup_hash(n);
             let (mut report, errors) = import::run(input, opts, updating, &hash, &mut sink)?;
@@ -111,16 +115,7 @@ impl Register for PgStore {
             let applied = report.outcome == ImportOutcome::Applied;
             // The vault commits first, as in the SQLite store; a failed vault write
             // comes back here, and the register is rolled back with it.
-            let (reply, done) = mpsc::channel();
-            sink.vault
-                .send(VaultJob::Finish(applied, reply))
-                .map_err(|_| vault_stopped())?;
-            drop(sink);
-            let vault_done = done.recv().unwrap_or_else(|_| Err(vault_stopped()));
-            let worker_done = worker
-                .join()
-                .unwrap_or_else(|_| Err(StoreError::Invalid("the vault writer failed".into())));
-            vault_done.and(worker_done)?;
+            sink.writer.finish(applied)?;
             if applied {
                 report.import_id = record_import(
                     &mut tx, m, "register", actor, now, &report, summary, &errors,
@@ -187,109 +182,55 @@ impl Register for PgStore {
 }
 
 /// The register import's reads and writes on PostgreSQL: a few statements per chunk.
-/// The register is written here; the vault by [`vault_worker`] on its own
-/// connection (so its own server process), which goes on writing one chunk while
-/// this thread reads and merges the next.
+/// The register is written here; the vault by the vault writer, beside it.
 struct PgSink<'a, 'b> {
     tx: &'a mut Transaction<'b>,
-    vault: mpsc::SyncSender<VaultJob>,
+    writer: VaultWriter,
     crypto: &'a VaultCrypto,
     municipality: MunicipalityCode,
     now: NaiveDateTime,
-    /// The answer to a prefetch of hashes, still on its way.
-    pending: Option<HashesAnswer>,
 }
 
-/// The vault worker's answer to a look-up of hashes.
-type HashesAnswer = mpsc::Receiver<Result<HashMap<String, LookupHash>, StoreError>>;
-
-/// A number sealed on the import's thread (no マイナンバー crosses to the worker).
-struct SealedNumber {
-    person: String,
-    lookup: LookupHash,
-    nonce: [u8; 12],
-    sealed: Vec<u8>,
+/// The import's transaction on the vault schema.
+struct PgVaultTx<'c> {
+    tx: Transaction<'c>,
+    municipality: MunicipalityCode,
+    /// With no number held for the municipality, none needs to be looked for before
+    /// an insert.
+    empty: bool,
 }
 
-enum VaultJob {
-    Hashes(
-        Vec<String>,
-        mpsc::Sender<Result<HashMap<String, LookupHash>, StoreError>>,
-    ),
-    Put(Vec<SealedNumber>),
-    /// Commit (or roll back) and say how it went; the worker then stops.
-    Finish(bool, mpsc::Sender<Result<(), StoreError>>),
-}
-
-impl PgSink<'_, '_> {
-    fn ask_hashes(&self, ids: &[&str]) -> Result<HashesAnswer, StoreError> {
-        let (reply, answer) = mpsc::channel();
-        self.vault
-            .send(VaultJob::Hashes(
-                ids.iter().map(|s| (*s).to_owned()).collect(),
-                reply,
-            ))
-            .map_err(|_| vault_stopped())?;
-        Ok(answer)
+impl<'c> PgVaultTx<'c> {
+    fn begin(conn: &'c mut PgConn<'_>, m: MunicipalityCode) -> Result<Self, StoreError> {
+        let mut tx = conn.transaction()?;
+        by_index(&mut tx)?;
+        let empty = tx
+            .query_one(
+                "SELECT NOT EXISTS (SELECT 1 FROM vrs_vault.my_numbers WHERE municipality = $1)",
+                &[&mc(m)],
+            )?
+            .get::<_, bool>(0);
+        Ok(PgVaultTx {
+            tx,
+            municipality: m,
+            empty,
+        })
     }
 }
 
-fn vault_stopped() -> StoreError {
-    StoreError::Invalid("the vault writer stopped".into())
-}
-
-/// Owns the import's vault transaction: answers hash look-ups and writes sealed
-/// numbers in the order they were sent. After a failed write it answers every
-/// later job with that failure, and rolls back.
-fn vault_worker(
-    mut conn: PgConn<'_>,
-    m: MunicipalityCode,
-    jobs: mpsc::Receiver<VaultJob>,
-) -> Result<(), StoreError> {
-    let mut vtx = conn.transaction()?;
-    by_index(&mut vtx)?;
-    // With no number held for the municipality, none needs to be looked for before
-    // an insert.
-    let mut empty = vtx
-        .query_one(
-            "SELECT NOT EXISTS (SELECT 1 FROM vrs_vault.my_numbers WHERE municipality = $1)",
-            &[&mc(m)],
-        )?
-        .get::<_, bool>(0);
-    let mut failed: Option<String> = None;
-    for job in jobs {
-        match job {
-            VaultJob::Hashes(ids, reply) => {
-                let answer = match &failed {
-                    Some(e) => Err(StoreError::Postgres(e.clone())),
-                    None => {
-                        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-                        stored_hashes(&mut vtx, m, &ids)
-                    }
-                };
-                let _ = reply.send(answer);
-            }
-            VaultJob::Put(rows) => {
-                if failed.is_none() {
-                    if let Err(e) = put_numbers(&mut vtx, m, &rows, empty) {
-                        failed = Some(e.to_string());
-                    }
-                    empty = false;
-                }
-            }
-            VaultJob::Finish(commit, reply) => {
-                let done = match failed {
-                    Some(e) => Err(StoreError::Postgres(e)),
-                    None if commit => vtx.commit().map_err(StoreError::from),
-                    None => vtx.rollback().map_err(StoreError::from),
-                };
-                let _ = reply.send(done);
-                return Ok(());
-            }
-        }
+impl VaultWrite for PgVaultTx<'_> {
+    fn hashes(&mut self, people: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError> {
+        stored_hashes(&mut self.tx, self.municipality, people)
     }
-    // The import ended without a word (an error on its side): roll back.
-    Ok(())
+
+    fn put(&mut self, rows: &[SealedNumber]) -> Result<(), StoreError> {
+        let empty = std::mem::replace(&mut self.empty, false);
+        put_numbers(&mut self.tx, self.municipality, rows, empty)
+    }
+
+    fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit()?)
+    }
 }
 
 impl RegisterSink for PgSink<'_, '_> {
@@ -315,16 +256,11 @@ impl RegisterSink for PgSink<'_, '_> {
     }
 
     fn vault_hashes(&mut self, ids: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError> {
-        let answer = match self.pending.take() {
-            Some(answer) => answer,
-            None => self.ask_hashes(ids)?,
-        };
-        answer.recv().unwrap_or_else(|_| Err(vault_stopped()))
+        self.writer.hashes(ids)
     }
 
     fn prefetch_vault_hashes(&mut self, ids: &[&str]) -> Result<(), StoreError> {
-        self.pending = Some(self.ask_hashes(ids)?);
-        Ok(())
+        self.writer.prefetch(ids)
     }
 
     fn write_persons(&mut self, rows: &[PersonRow<'_>]) -> Result<(), StoreError> {
@@ -332,19 +268,7 @@ impl RegisterSink for PgSink<'_, '_> {
     }
 
     fn write_numbers(&mut self, rows: &[(&str, &MyNumber, &LookupHash)]) -> Result<(), StoreError> {
-        let mut sealed = Vec::with_capacity(rows.len());
-        for (pid, n, h) in rows {
-            let (nonce, buf) = self.crypto.seal(self.municipality, pid, n)?;
-            sealed.push(SealedNumber {
-                person: (*pid).to_owned(),
-                lookup: **h,
-                nonce,
-                sealed: buf,
-            });
-        }
-        self.vault
-            .send(VaultJob::Put(sealed))
-            .map_err(|_| vault_stopped())
+        self.writer.put(self.crypto, self.municipality, rows)
     }
 
     /// The numbers go to the vault worker first, so that both are written at once.

@@ -1,6 +1,7 @@
 //! The register on the embedded store: municipalities, sites, people (the CSV
 //! import, with the vault written beside it), and the name a tablet shows.
 
+use std::collections::HashMap;
 use std::io::Read;
 
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
@@ -8,13 +9,12 @@ use vrs_domain::wire::{NameLookupRequest, NameLookupResponse};
 use vrs_domain::{MunicipalityCode, MyNumber, Sex, VoucherNumber};
 
 use super::SqliteStore;
-use super::vault::SqliteVault;
 use crate::error::StoreError;
 use crate::principal::Principal;
 use crate::rules::merge::PersonFields;
 use crate::store::codec::{outcome_text, status_of, status_text, time_text};
 use crate::store::import::{self, PersonRow};
-use crate::store::vault::LookupHash;
+use crate::store::vault::{LookupHash, VaultCrypto, VaultWriter, serve, vault_writer};
 use crate::store::{ImportOptions, ImportOutcome, ImportReport, Register, Site, jst_now};
 
 impl Register for SqliteStore {
@@ -91,15 +91,14 @@ impl Register for SqliteStore {
         // import's time is the vault's own inserts.
         let vault = &self.vault;
         let (mut report, errors, vault_done) = std::thread::scope(|scope| {
-            // Made inside the scope: if the import stops early, `jobs` is dropped
-            // here, the worker's loop ends (rolling back), and the scope can join it.
-            let (jobs, inbox) = std::sync::mpsc::channel::<VaultJob>();
-            scope.spawn(move || vault_worker(vault, municipality, inbox));
+            // Made inside the scope: if the import stops early, the writer's end is
+            // dropped here, its loop ends (rolling back), and the scope can join it.
+            let (writer, inbox) = vault_writer();
+            scope.spawn(move || serve(vault.begin(municipality), inbox));
             let mut sink = SqliteSink {
                 tx: &tx,
-                vault: &self.vault,
-                jobs: &jobs,
-                pending: None,
+                crypto: self.vault.crypto(),
+                writer,
                 municipality,
                 now: &now,
             };
@@ -108,13 +107,7 @@ impl Register for SqliteStore {
             // The vault first: a crash between the two commits leaves numbers for
             // rows the register does not show yet, which a re-upload then finds
             // unchanged; the other order could leave people without their number.
-            let (reply, answer) = std::sync::mpsc::channel();
-            let commit = report.outcome == ImportOutcome::Applied;
-            jobs.send(VaultJob::Finish(commit, reply))
-                .map_err(|_| StoreError::Invalid("the vault writer stopped".into()))?;
-            let vault_done = answer
-                .recv()
-                .unwrap_or_else(|_| Err(StoreError::Invalid("the vault writer stopped".into())));
+            let vault_done = sink.writer.finish(report.outcome == ImportOutcome::Applied);
             Ok::<_, StoreError>((report, errors, vault_done))
         })?;
         let record = |c: &rusqlite::Connection, report: &ImportReport| -> Result<i64, StoreError> {
@@ -209,120 +202,10 @@ impl Register for SqliteStore {
 /// process, a round trip costs nothing).
 struct SqliteSink<'a> {
     tx: &'a Transaction<'a>,
-    vault: &'a SqliteVault,
-    jobs: &'a std::sync::mpsc::Sender<VaultJob>,
-    /// The answer to a prefetch of hashes, still on its way.
-    pending: Option<HashesAnswer>,
+    crypto: &'a VaultCrypto,
+    writer: VaultWriter,
     municipality: MunicipalityCode,
     now: &'a str,
-}
-type HashesAnswer =
-    std::sync::mpsc::Receiver<Result<std::collections::HashMap<String, LookupHash>, StoreError>>;
-
-/// Work for the vault thread of an import.
-enum VaultJob {
-    /// The stored hashes of these people, answered on the channel.
-    Hashes(
-        Vec<String>,
-        std::sync::mpsc::Sender<Result<std::collections::HashMap<String, LookupHash>, StoreError>>,
-    ),
-    /// Sealed numbers to store: (person, hash, nonce, sealed).
-    Put(Vec<(String, LookupHash, Vec<u8>, Vec<u8>)>),
-    /// Commit (true) or roll back, and say how it went.
-    Finish(bool, std::sync::mpsc::Sender<Result<(), StoreError>>),
-}
-
-/// Holds the vault's write transaction for one import, on its own thread. Jobs run
-/// in order, so a question about hashes sees every earlier write. If the import
-/// stops early, the channel closes and the transaction rolls back.
-fn vault_worker(
-    vault: &SqliteVault,
-    municipality: MunicipalityCode,
-    jobs: std::sync::mpsc::Receiver<VaultJob>,
-) {
-    let vtx = vault.begin();
-    let mut failed: Option<StoreError> = None;
-    let stopped = || StoreError::Invalid("the vault write failed earlier in this import".into());
-    let vtx = match vtx {
-        Ok(t) => t,
-        Err(e) => {
-            failed = Some(e);
-            // Answer what comes, with the failure.
-            for job in jobs {
-                match job {
-                    VaultJob::Hashes(_, reply) => {
-                        let _ = reply.send(Err(stopped()));
-                    }
-                    VaultJob::Put(_) => {}
-                    VaultJob::Finish(_, reply) => {
-                        let _ = reply.send(Err(failed.take().unwrap_or_else(stopped)));
-                        return;
-                    }
-                }
-            }
-            return;
-        }
-    };
-    for job in jobs {
-        match job {
-            VaultJob::Hashes(ids, reply) => {
-                let answer = if failed.is_some() {
-                    Err(stopped())
-                } else {
-                    let mut out = std::collections::HashMap::new();
-                    let mut err = None;
-                    for id in ids {
-                        match vtx.hash_of(municipality, &id) {
-                            Ok(Some(h)) => {
-                                out.insert(id, h);
-                            }
-                            Ok(None) => {}
-                            Err(e) => {
-                                err = Some(e);
-                                break;
-                            }
-                        }
-                    }
-                    match err {
-                        Some(e) => Err(e),
-                        None => Ok(out),
-                    }
-                };
-                let _ = reply.send(answer);
-            }
-            VaultJob::Put(rows) => {
-                if failed.is_none() {
-                    for (pid, hash, nonce, sealed) in rows {
-                        if let Err(e) = vtx.put_sealed(municipality, &pid, &hash, &nonce, &sealed) {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
-                }
-            }
-            VaultJob::Finish(commit, reply) => {
-                let result = match failed.take() {
-                    Some(e) => Err(e),
-                    None if commit => vtx.commit(),
-                    None => Ok(()), // dropping the transaction rolls it back
-                };
-                let _ = reply.send(result);
-                return;
-            }
-        }
-    }
-}
-impl SqliteSink<'_> {
-    fn ask_hashes(&self, ids: &[&str]) -> Result<HashesAnswer, StoreError> {
-        let (reply, answer) = std::sync::mpsc::channel();
-        self.jobs
-            .send(VaultJob::Hashes(
-                ids.iter().map(|s| (*s).to_owned()).collect(),
-                reply,
-            ))
-            .map_err(|_| StoreError::Invalid("the vault writer stopped".into()))?;
-        Ok(answer)
-    }
 }
 
 impl import::RegisterSink for SqliteSink<'_> {
@@ -382,22 +265,12 @@ impl import::RegisterSink for SqliteSink<'_> {
         Ok(out)
     }
 
-    fn vault_hashes(
-        &mut self,
-        ids: &[&str],
-    ) -> Result<std::collections::HashMap<String, LookupHash>, StoreError> {
-        let answer = match self.pending.take() {
-            Some(answer) => answer,
-            None => self.ask_hashes(ids)?,
-        };
-        answer
-            .recv()
-            .unwrap_or_else(|_| Err(StoreError::Invalid("the vault writer stopped".into())))
+    fn vault_hashes(&mut self, ids: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError> {
+        self.writer.hashes(ids)
     }
 
     fn prefetch_vault_hashes(&mut self, ids: &[&str]) -> Result<(), StoreError> {
-        self.pending = Some(self.ask_hashes(ids)?);
-        Ok(())
+        self.writer.prefetch(ids)
     }
 
     fn write_persons(&mut self, rows: &[PersonRow<'_>]) -> Result<(), StoreError> {
@@ -441,14 +314,6 @@ impl import::RegisterSink for SqliteSink<'_> {
     }
 
     fn write_numbers(&mut self, rows: &[(&str, &MyNumber, &LookupHash)]) -> Result<(), StoreError> {
-        // Sealed here, so that no マイナンバー crosses to the other thread.
-        let mut sealed = Vec::with_capacity(rows.len());
-        for (pid, n, h) in rows {
-            let (nonce, buf) = self.vault.seal(self.municipality, pid, n)?;
-            sealed.push(((*pid).to_owned(), **h, nonce.to_vec(), buf));
-        }
-        self.jobs
-            .send(VaultJob::Put(sealed))
-            .map_err(|_| StoreError::Invalid("the vault writer stopped".into()))
+        self.writer.put(self.crypto, self.municipality, rows)
     }
 }

@@ -7,10 +7,10 @@
 //! number is found without decrypting anything. Nothing else in the system holds
 //! the digits, and nothing links a number to a person except through the pair.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use ring::aead::NONCE_LEN;
 use rusqlite::{Connection, OptionalExtension, params};
 use vrs_domain::{MunicipalityCode, MyNumber, PersonId};
 
@@ -19,7 +19,7 @@ use crate::error::StoreError;
 use crate::keys::Keys;
 use crate::store::Migration;
 use crate::store::codec::{municipality_code, person};
-use crate::store::vault::{LookupHash, VaultCrypto};
+use crate::store::vault::{LookupHash, SealedNumber, VaultCrypto, VaultWrite};
 
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
@@ -55,14 +55,9 @@ impl SqliteVault {
         self.crypto.lookup_hash(n)
     }
 
-    /// Seals a number to its person, for [`VaultTx::put_sealed`].
-    pub fn seal(
-        &self,
-        municipality: MunicipalityCode,
-        person: &str,
-        n: &MyNumber,
-    ) -> Result<([u8; NONCE_LEN], Vec<u8>), StoreError> {
-        self.crypto.seal(municipality, person, n)
+    /// The vault's keys, to seal numbers with on the import's thread.
+    pub fn crypto(&self) -> &VaultCrypto {
+        &self.crypto
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -73,11 +68,16 @@ impl SqliteVault {
         self.reader.lock().map_err(|_| StoreError::Poisoned)
     }
 
-    /// Starts a write transaction; it rolls back unless committed.
-    pub fn begin(&self) -> Result<VaultTx<'_>, StoreError> {
+    /// Starts a write transaction on one municipality's numbers; it rolls back
+    /// unless committed.
+    pub fn begin(&self, municipality: MunicipalityCode) -> Result<VaultTx<'_>, StoreError> {
         let conn = self.lock()?;
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(VaultTx { conn, open: true })
+        Ok(VaultTx {
+            conn,
+            municipality,
+            open: true,
+        })
     }
 
     /// Everyone registered with this number, in any municipality.
@@ -127,49 +127,51 @@ impl SqliteVault {
     }
 }
 
-/// A write transaction on the vault.
+/// A write transaction on the vault, for one municipality's numbers.
 #[allow(missing_debug_implementations)] // holds a connection guard; nothing to show
 pub struct VaultTx<'v> {
     conn: MutexGuard<'v, Connection>,
+    municipality: MunicipalityCode,
     open: bool,
 }
 
-impl VaultTx<'_> {
-    /// The look-up hash stored for a person, if any.
-    pub fn hash_of(
-        &self,
-        municipality: MunicipalityCode,
-        person: &str,
-    ) -> Result<Option<LookupHash>, StoreError> {
+impl VaultWrite for VaultTx<'_> {
+    fn hashes(&mut self, people: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT lookup FROM my_numbers WHERE municipality = ?1 AND person_id = ?2",
         )?;
-        let v: Option<Vec<u8>> = st
-            .query_row(params![municipality.get(), person], |r| r.get(0))
-            .optional()?;
-        Ok(v.and_then(|v| v.try_into().ok()))
+        let mut out = HashMap::new();
+        for person in people {
+            let v: Option<Vec<u8>> = st
+                .query_row(params![self.municipality.get(), person], |r| r.get(0))
+                .optional()?;
+            if let Some(h) = v.and_then(|v| LookupHash::try_from(v).ok()) {
+                out.insert((*person).to_owned(), h);
+            }
+        }
+        Ok(out)
     }
 
-    /// Stores (or replaces) a person's number, sealed already by [`SqliteVault::seal`].
-    pub fn put_sealed(
-        &self,
-        municipality: MunicipalityCode,
-        person: &str,
-        hash: &LookupHash,
-        nonce: &[u8],
-        buf: &[u8],
-    ) -> Result<(), StoreError> {
+    fn put(&mut self, rows: &[SealedNumber]) -> Result<(), StoreError> {
         let mut st = self.conn.prepare_cached(
             "INSERT INTO my_numbers (municipality, person_id, lookup, nonce, sealed)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (municipality, person_id) DO UPDATE
              SET lookup = excluded.lookup, nonce = excluded.nonce, sealed = excluded.sealed",
         )?;
-        st.execute(params![municipality.get(), person, &hash[..], nonce, buf])?;
+        for r in rows {
+            st.execute(params![
+                self.municipality.get(),
+                r.person,
+                &r.lookup[..],
+                &r.nonce[..],
+                r.sealed
+            ])?;
+        }
         Ok(())
     }
 
-    pub fn commit(mut self) -> Result<(), StoreError> {
+    fn commit(mut self) -> Result<(), StoreError> {
         self.open = false;
         self.conn.execute_batch("COMMIT")?;
         Ok(())

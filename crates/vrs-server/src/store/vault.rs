@@ -1,8 +1,12 @@
-//! The マイナンバー vault's cryptography, shared by both backends' vault stores.
+//! The マイナンバー vault's parts shared by both backends: its cryptography, and
+//! the writer that fills a vault beside a register import.
 //!
 //! A number is sealed with AES-256-GCM under (municipality code, 個別宛名番号) as
 //! associated data, so a sealed number cannot be moved to another person, and found
 //! by an HMAC-SHA256 under a separate key, without decrypting anything.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hmac;
@@ -97,4 +101,288 @@ impl VaultCrypto {
 
 fn aad(municipality: MunicipalityCode, person: &str) -> Vec<u8> {
     format!("vrs-vault-v1|{municipality}|{person}").into_bytes()
+}
+
+/// A number sealed on the import's thread, for the vault writer: no マイナンバー
+/// crosses to the writer's thread.
+#[derive(Debug)]
+pub struct SealedNumber {
+    pub person: String,
+    pub lookup: LookupHash,
+    pub nonce: [u8; NONCE_LEN],
+    pub sealed: Vec<u8>,
+}
+
+/// A backend's write transaction on its vault, held by the vault writer's thread for
+/// one import. Dropping it rolls back.
+pub trait VaultWrite {
+    /// The look-up hashes stored for these people (in this municipality).
+    fn hashes(&mut self, people: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError>;
+    /// Stores (or replaces) these sealed numbers.
+    fn put(&mut self, rows: &[SealedNumber]) -> Result<(), StoreError>;
+    fn commit(self) -> Result<(), StoreError>;
+}
+
+type HashesAnswer = mpsc::Receiver<Result<HashMap<String, LookupHash>, StoreError>>;
+
+/// Work for the vault writer, in the order the import sends it.
+#[derive(Debug)]
+pub enum VaultJob {
+    /// The stored hashes of these people, answered on the channel.
+    Hashes(
+        Vec<String>,
+        mpsc::Sender<Result<HashMap<String, LookupHash>, StoreError>>,
+    ),
+    Put(Vec<SealedNumber>),
+    /// Commit (true) or roll back, and say how it went; the writer then stops.
+    Finish(bool, mpsc::Sender<Result<(), StoreError>>),
+}
+
+/// The import's end of the vault writer: the register is written on the import's
+/// thread while the vault's own transaction goes on beside it, on the writer's
+/// thread (half an import's time is the vault's own inserts). If the import stops
+/// early, this end is dropped, the writer's loop ends and its transaction rolls back.
+#[derive(Debug)]
+pub struct VaultWriter {
+    jobs: mpsc::SyncSender<VaultJob>,
+    /// The answer to a prefetch of hashes, still on its way.
+    pending: Option<HashesAnswer>,
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::VaultWriter("the vault writer stopped".into())
+}
+
+/// A vault writer's two ends: the import's, and the inbox to [`serve`] on the
+/// writer's thread. Bounded: a vault slower than the file holds the reader back,
+/// rather than queueing the file's numbers in memory.
+pub fn vault_writer() -> (VaultWriter, mpsc::Receiver<VaultJob>) {
+    let (jobs, inbox) = mpsc::sync_channel(4);
+    (
+        VaultWriter {
+            jobs,
+            pending: None,
+        },
+        inbox,
+    )
+}
+
+impl VaultWriter {
+    fn ask(&self, people: &[&str]) -> Result<HashesAnswer, StoreError> {
+        let (reply, answer) = mpsc::channel();
+        self.jobs
+            .send(VaultJob::Hashes(
+                people.iter().map(|s| (*s).to_owned()).collect(),
+                reply,
+            ))
+            .map_err(|_| writer_stopped())?;
+        Ok(answer)
+    }
+
+    /// The stored hashes of these people: the prefetched answer if there is one.
+    pub fn hashes(&mut self, people: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError> {
+        let answer = match self.pending.take() {
+            Some(answer) => answer,
+            None => self.ask(people)?,
+        };
+        answer.recv().unwrap_or_else(|_| Err(writer_stopped()))
+    }
+
+    /// Asks for the hashes of the next chunk's people now, to be taken by [`Self::hashes`].
+    pub fn prefetch(&mut self, people: &[&str]) -> Result<(), StoreError> {
+        self.pending = Some(self.ask(people)?);
+        Ok(())
+    }
+
+    /// Seals the numbers here, on the import's thread, and sends them to be stored.
+    pub fn put(
+        &self,
+        crypto: &VaultCrypto,
+        municipality: MunicipalityCode,
+        rows: &[(&str, &MyNumber, &LookupHash)],
+    ) -> Result<(), StoreError> {
+        let mut sealed = Vec::with_capacity(rows.len());
+        for (person, n, lookup) in rows {
+            let (nonce, buf) = crypto.seal(municipality, person, n)?;
+            sealed.push(SealedNumber {
+                person: (*person).to_owned(),
+                lookup: **lookup,
+                nonce,
+                sealed: buf,
+            });
+        }
+        self.jobs
+            .send(VaultJob::Put(sealed))
+            .map_err(|_| writer_stopped())
+    }
+
+    /// Commits (or rolls back) the vault's transaction and says how it went, with
+    /// the first failed write if there was one.
+    pub fn finish(self, commit: bool) -> Result<(), StoreError> {
+        let (reply, answer) = mpsc::channel();
+        self.jobs
+            .send(VaultJob::Finish(commit, reply))
+            .map_err(|_| writer_stopped())?;
+        answer.recv().unwrap_or_else(|_| Err(writer_stopped()))
+    }
+}
+
+/// Serves one import's vault jobs in order on the writer's thread, so a question
+/// about hashes sees every earlier write. After a failed write (or a transaction
+/// that could not begin) it answers every later job with a failure, the first one
+/// at the finish, and rolls back.
+pub fn serve<W: VaultWrite>(tx: Result<W, StoreError>, inbox: mpsc::Receiver<VaultJob>) {
+    let failed_earlier =
+        || StoreError::VaultWriter("a vault write failed earlier in this import".into());
+    let (mut tx, mut failed) = match tx {
+        Ok(tx) => (Some(tx), None),
+        Err(e) => (None, Some(e)),
+    };
+    for job in inbox {
+        match job {
+            VaultJob::Hashes(people, reply) => {
+                let answer = match (&mut tx, &failed) {
+                    (Some(tx), None) => {
+                        let people: Vec<&str> = people.iter().map(String::as_str).collect();
+                        tx.hashes(&people)
+                    }
+                    _ => Err(failed_earlier()),
+                };
+                let _ = reply.send(answer);
+            }
+            VaultJob::Put(rows) => {
+                if let (Some(t), None) = (&mut tx, &failed)
+                    && let Err(e) = t.put(&rows)
+                {
+                    failed = Some(e);
+                }
+            }
+            VaultJob::Finish(commit, reply) => {
+                let done = match (tx.take(), failed.take()) {
+                    (_, Some(e)) => Err(e),
+                    (Some(tx), None) if commit => tx.commit(),
+                    _ => Ok(()), // dropping the transaction rolls it back
+                };
+                let _ = reply.send(done);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A vault transaction in memory: what it holds, whether it committed, and a
+    /// person whose write fails.
+    #[derive(Default)]
+    struct Fake {
+        held: HashMap<String, LookupHash>,
+        committed: Arc<Mutex<Option<HashMap<String, LookupHash>>>>,
+        refuse: Option<&'static str>,
+    }
+
+    impl VaultWrite for Fake {
+        fn hashes(&mut self, people: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError> {
+            Ok(people
+                .iter()
+                .filter_map(|p| Some(((*p).to_owned(), *self.held.get(*p)?)))
+                .collect())
+        }
+        fn put(&mut self, rows: &[SealedNumber]) -> Result<(), StoreError> {
+            for r in rows {
+                if Some(r.person.as_str()) == self.refuse {
+                    return Err(StoreError::Invalid(format!("refused {}", r.person)));
+                }
+                self.held.insert(r.person.clone(), r.lookup);
+            }
+            Ok(())
+        }
+        fn commit(self) -> Result<(), StoreError> {
+            *self.committed.lock().unwrap() = Some(self.held);
+            Ok(())
+        }
+    }
+
+    fn run(
+        fake: Fake,
+        import: impl FnOnce(&mut VaultWriter, &VaultCrypto) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let crypto = VaultCrypto::new(&Keys::generate().unwrap()).unwrap();
+        std::thread::scope(|scope| {
+            let (mut writer, inbox) = vault_writer();
+            scope.spawn(move || serve(Ok(fake), inbox));
+            import(&mut writer, &crypto)?;
+            writer.finish(true)
+        })
+    }
+
+    fn number(crypto: &VaultCrypto) -> (MyNumber, LookupHash) {
+        let n: MyNumber = "123456789018".parse().unwrap();
+        let h = crypto.lookup_hash(&n);
+        (n, h)
+    }
+
+    #[test]
+    fn a_question_about_hashes_sees_every_earlier_write_and_the_finish_commits() {
+        let committed = Arc::new(Mutex::new(None));
+        let fake = Fake {
+            committed: committed.clone(),
+            ..Fake::default()
+        };
+        let m: MunicipalityCode = "131016".parse().unwrap();
+        run(fake, |w, crypto| {
+            let (n, h) = number(crypto);
+            w.put(crypto, m, &[("1001", &n, &h)])?;
+            w.prefetch(&["1001", "1002"])?;
+            let found = w.hashes(&["1001", "1002"])?;
+            assert_eq!(found.len(), 1);
+            assert_eq!(found["1001"], h);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(committed.lock().unwrap().as_ref().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn after_a_failed_write_later_questions_fail_and_the_finish_names_the_first_failure() {
+        let committed = Arc::new(Mutex::new(None));
+        let fake = Fake {
+            committed: committed.clone(),
+            refuse: Some("1002"),
+            ..Fake::default()
+        };
+        let m: MunicipalityCode = "131016".parse().unwrap();
+        let e = run(fake, |w, crypto| {
+            let (n, h) = number(crypto);
+            w.put(crypto, m, &[("1001", &n, &h), ("1002", &n, &h)])?;
+            let later = w.hashes(&["1001"]).unwrap_err();
+            assert!(matches!(later, StoreError::VaultWriter(_)), "{later}");
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("refused 1002"), "{e}");
+        assert!(committed.lock().unwrap().is_none(), "rolled back");
+    }
+
+    #[test]
+    fn an_import_that_stops_early_rolls_the_vault_back() {
+        let committed = Arc::new(Mutex::new(None));
+        let fake = Fake {
+            committed: committed.clone(),
+            ..Fake::default()
+        };
+        let m: MunicipalityCode = "131016".parse().unwrap();
+        let e = run(fake, |w, crypto| {
+            let (n, h) = number(crypto);
+            w.put(crypto, m, &[("1001", &n, &h)])?;
+            Err(StoreError::Invalid("the file broke off".into()))
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("broke off"));
+        assert!(committed.lock().unwrap().is_none());
+    }
 }
