@@ -6,7 +6,7 @@
 use image::GrayImage;
 use libfuzzer_sys::fuzz_target;
 use vrs_scan::Scanner;
-use vrs_scan::ocr::{LineReader, Prep};
+use vrs_scan::{LineReader, Prep};
 
 struct Silent;
 impl LineReader for Silent {

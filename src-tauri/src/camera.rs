@@ -13,7 +13,7 @@ use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager};
 use vrs_client::frames::{FrameSource, Replay};
 use vrs_client::session::{Input, State};
-use vrs_scan::consensus::{Consensus, Event};
+use vrs_scan::{Consensus, Event};
 
 use crate::app::{Look, Shared, SourceInfo, cue};
 use crate::options::Options;

@@ -18,7 +18,7 @@ use tauri::Manager;
 /// Tesseract reads OpenMP's thread limit only when the process starts: without it,
 /// this process becomes itself again with it set (one thread is ~10× faster a line).
 fn with_one_omp_thread() {
-    let (name, value) = vrs_scan::ocr::ONE_THREAD_ENV;
+    let (name, value) = vrs_scan::ONE_THREAD_ENV;
     if std::env::var_os(name).is_some() {
         return;
     }

@@ -288,7 +288,7 @@ async fn the_tablet_app_records_doses_offline_and_online_into_the_ledger() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Before them (in name order), the enrolment code's QR code as the tablets page shows it.
-    let qr = vrs_scan::synth::qr_image(&server.enrolment_code(), 8).unwrap();
+    let qr = vrs_synth::qr_image(&server.enrolment_code(), 8).unwrap();
     let mut page = image::GrayImage::from_pixel(1280, 720, image::Luma([225]));
     image::imageops::overlay(&mut page, &qr, 500, 200);
     page.save(replay.join("0-a-enrolment.png")).unwrap();

@@ -380,12 +380,12 @@ fn record(
         inputs.push((f.display().to_string(), read));
     }
     if let (Some(mut stream), Some(scanner)) = (stream, scanner.as_mut()) {
-        let mut consensus = vrs_scan::consensus::Consensus::default();
+        let mut consensus = vrs_scan::Consensus::default();
         let mut n = 0usize;
         while let Some(frame) = stream.next_frame()? {
             n += 1;
             let read = scanner.scan(&frame).voucher.map(|v| v.line);
-            if let vrs_scan::consensus::Event::Confirmed(line) = consensus.push(read) {
+            if let vrs_scan::Event::Confirmed(line) = consensus.push(read) {
                 inputs.push((format!("frame {n}"), Some(Input::Read(line))));
             }
         }

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
-use vrs_scan::eval::{self, EvalReport};
 use vrs_scan::{FrameReport, Scanner};
+use vrs_synth::eval::{self, EvalReport};
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("mode").args(["json", "eval", "stream"]).required(true)))]
@@ -24,7 +24,7 @@ pub struct ScanArgs {
     #[arg(long, value_name = "DIR")]
     stream: Option<PathBuf>,
     /// With --stream: agreeing frames needed to confirm a voucher.
-    #[arg(long, default_value_t = vrs_scan::consensus::DEFAULT_NEED)]
+    #[arg(long, default_value_t = vrs_scan::DEFAULT_NEED)]
     need: usize,
     /// With --stream: a voucher must be confirmed within this many frames.
     #[arg(long, default_value_t = 10)]
@@ -39,7 +39,7 @@ pub struct ScanArgs {
 /// Tesseract reads OpenMP's thread limit only at process start: when it is not set,
 /// run this same command again with it (one thread is ~10× faster per line).
 pub fn with_one_omp_thread() -> Option<ExitCode> {
-    let (name, value) = vrs_scan::ocr::ONE_THREAD_ENV;
+    let (name, value) = vrs_scan::ONE_THREAD_ENV;
     if std::env::var_os(name).is_some() {
         return None;
     }
@@ -188,7 +188,7 @@ pub fn fixtures_demo_vouchers(dir: &Path, skip: u64, count: u64, dose: u8) -> Re
             municipality,
             number: VoucherNumber::new(n).context("券番号 of 10 digits")?,
         };
-        let img = vrs_scan::synth::render_voucher(n, &line, "東京都", "千代田区")?;
+        let img = vrs_synth::render_voucher(n, &line, "東京都", "千代田区")?;
         let path = dir.join(format!("{i:04}.jpg"));
         img.save(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -199,7 +199,7 @@ pub fn fixtures_demo_vouchers(dir: &Path, skip: u64, count: u64, dose: u8) -> Re
 
 /// `vrs fixtures vouchers`: single photos and streams with their truth.
 pub fn fixtures_vouchers(dir: &Path, sets: VoucherSets) -> Result<()> {
-    use vrs_scan::synth;
+    use vrs_synth as synth;
     if sets.count > 0 {
         let spec = synth::SinglesSpec {
             count: sets.count,
@@ -243,7 +243,7 @@ pub fn fixtures_templates(font: &Path, output: &Path) -> Result<()> {
             font.display()
         )
     })?;
-    let sheet = vrs_scan::ocrb::render_sheet(&bytes)?;
+    let sheet = vrs_scan::render_sheet(&bytes)?;
     sheet
         .save_with_format(output, image::ImageFormat::Png)
         .with_context(|| format!("cannot write {}", output.display()))?;

@@ -261,7 +261,7 @@ fn a_held_record_stays_visible_and_is_corrected_and_sent_again() {
     let tablet = Tablet::new();
     // Enrolled from a photo of the enrolment QR code.
     let photo = tablet._dir.path().join("enrolment-qr.png");
-    vrs_scan::synth::qr_image(&server.enrolment_code(), 8)
+    vrs_synth::qr_image(&server.enrolment_code(), 8)
         .unwrap()
         .save(&photo)
         .unwrap();

@@ -43,7 +43,7 @@ pub enum TabletError {
 /// the real check; this only keeps other QR codes (a voucher's) out.
 pub fn enrolment_code_in(frame: &image::DynamicImage) -> Option<String> {
     const ALPHABET: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    vrs_scan::barcode::decode(&frame.to_luma8())
+    vrs_scan::decode_barcodes(&frame.to_luma8())
         .into_iter()
         .filter(|s| s.format == "qr")
         .map(|s| s.text.trim().to_ascii_uppercase())
@@ -326,13 +326,13 @@ mod tests {
     #[test]
     fn the_enrolment_code_is_read_from_its_qr_code_and_a_voucher_qr_is_not_taken() {
         let code = "8C9C-30ZM-16G9-2ZDT";
-        let qr = vrs_scan::synth::qr_image(code, 6).unwrap();
+        let qr = vrs_synth::qr_image(code, 6).unwrap();
         // On a larger grey page, as a phone photographs a screen.
         let mut page = image::GrayImage::from_pixel(900, 700, image::Luma([200]));
         image::imageops::overlay(&mut page, &qr, 300, 180);
         let frame = image::DynamicImage::ImageLuma8(page);
         assert_eq!(enrolment_code_in(&frame).as_deref(), Some(code));
-        let voucher = vrs_scan::synth::qr_image("111310161310160001", 6).unwrap();
+        let voucher = vrs_synth::qr_image("111310161310160001", 6).unwrap();
         assert_eq!(
             enrolment_code_in(&image::DynamicImage::ImageLuma8(voucher)),
             None

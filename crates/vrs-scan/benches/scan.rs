@@ -1,11 +1,12 @@
 //! Per-frame cost of the scanner on generated 1280×720 frames: barcodes only, the OCR
 //! line only, and the whole pipeline. Frames are rendered once, before timing.
 //!
-//! `cargo bench -p vrs-scan --features synth --bench scan`
+//! `cargo bench -p vrs-scan --bench scan`
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use image::GrayImage;
-use vrs_scan::{Options, Scanner, barcode, synth};
+use vrs_scan::{Options, Scanner, decode_barcodes};
+use vrs_synth as synth;
 
 /// A fixed mix of the generator's scenes, as grey frames of 1280×720.
 fn frames() -> Vec<(String, GrayImage)> {
@@ -28,7 +29,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("barcodes", frames.len()), |b| {
         b.iter(|| {
             for (_, f) in &frames {
-                std::hint::black_box(barcode::decode(f));
+                std::hint::black_box(decode_barcodes(f));
             }
         })
     });

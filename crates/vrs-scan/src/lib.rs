@@ -2,24 +2,28 @@
 //! the voucher's QR or NW-7 barcode, its 18-digit OCR line, and the GS1 barcodes on
 //! vaccine packaging.
 //!
-//! Start at [`scanner::Scanner`]: one frame in, a [`scanner::FrameReport`] out. It asks
-//! [`barcode`] for symbols, [`line`] for candidate OCR lines (found, then rectified
-//! into level strips), and reads each strip twice: [`ocr`] (tesseract) and [`ocrb`]
-//! (OCR-B templates). A voucher is reported only when it is sure: a wrong number
-//! accepted is far worse than a number not read. [`consensus`] confirms a voucher
-//! across camera frames; [`eval`] scores the scanner against a folder's [`truth`].
-//! The `synth` feature adds the fixture generator.
+//! The public surface is small: one entry point, [`Scanner`] (one frame in, a
+//! [`FrameReport`] out, tuned by [`Options`]), and the [`Consensus`] that confirms a
+//! voucher across camera frames. Inside, in the order a frame goes through them:
+//! `barcode` asks rxing for symbols; `line` finds candidate OCR lines and rectifies
+//! each into a level strip; each strip is read twice, by `ocr` (tesseract) and
+//! `ocrb` (OCR-B templates); `scanner` decides. A voucher is reported only when it
+//! is sure: a wrong number accepted is far worse than a number not read. The
+//! fixture generator and the scoring against a truth folder are in `vrs-synth`.
 
-pub mod barcode;
-pub mod consensus;
-pub mod eval;
-pub mod line;
-pub mod ocr;
-pub mod ocrb;
-pub mod scanner;
-pub mod truth;
+mod barcode;
+mod consensus;
+mod line;
+mod ocr;
+mod ocrb;
+mod scanner;
 
-#[cfg(feature = "synth")]
-pub mod synth;
-
-pub use scanner::{FrameReport, Options, Scanner, ScannerError, Source, VoucherRead};
+pub use barcode::{Symbol, decode as decode_barcodes};
+pub use consensus::{Consensus, DEFAULT_FORGET_AFTER, DEFAULT_NEED, Event};
+pub use ocr::{LineReader, ONE_THREAD_ENV, OcrError, Prep, Tesseract};
+#[cfg(feature = "templates")]
+pub use ocrb::render_sheet;
+pub use ocrb::{CellMatch, TemplateError};
+pub use scanner::{
+    FrameReport, LineAttempt, Options, Scanner, ScannerError, Source, Stages, VoucherRead,
+};

@@ -194,7 +194,8 @@ pub fn label(ink: &[bool], w: usize, h: usize) -> Labelled {
 }
 
 /// Connected components (8-connected) of the ink, by runs.
-pub fn components(ink: &[bool], w: usize, h: usize) -> Vec<Component> {
+#[cfg(test)]
+fn components(ink: &[bool], w: usize, h: usize) -> Vec<Component> {
     let l = label(ink, w, h);
     let (cw, ch) = (w as f32, h as f32);
     turned_components(&l, &Turn::new(0.0, cw, ch, 1.0))
@@ -537,12 +538,6 @@ pub fn halve(img: &GrayImage) -> GrayImage {
         }
     }
     GrayImage::from_raw(w, h, out).unwrap_or_default()
-}
-
-/// Finds candidate lines in a frame, best first.
-pub fn find_candidates(gray: &GrayImage, max: usize) -> Vec<Candidate> {
-    let pyr = Pyramid::new(gray.clone(), u32::MAX);
-    find_in(&pyr, 0, max, f32::MAX)
 }
 
 /// Finds candidate lines at every orientation on pyramid level `level`, best first,

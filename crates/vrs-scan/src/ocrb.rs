@@ -385,7 +385,7 @@ pub(crate) fn fit_line(points: impl Iterator<Item = (f32, f32)>) -> (f32, f32) {
 }
 
 /// Renders the template sheet from an OCR-B font file (the "training" of this model).
-#[cfg(feature = "synth")]
+#[cfg(feature = "templates")]
 pub fn render_sheet(font_bytes: &[u8]) -> Result<GrayImage, TemplateError> {
     use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
     let font =

@@ -782,7 +782,6 @@ mod tests {
     }
 
     /// A white frame with OCR-B lines drawn at (x, y).
-    #[cfg(feature = "synth")]
     fn frame_with_lines(lines: &[(&str, i32, i32)]) -> GrayImage {
         let bytes = std::fs::read("/usr/share/fonts/opentype/ocr-b/OCRB.otf").expect("fonts-ocr-b");
         let font = ab_glyph::FontRef::try_from_slice(&bytes).expect("font");
@@ -801,7 +800,6 @@ mod tests {
         img
     }
 
-    #[cfg(feature = "synth")]
     #[test]
     fn two_different_sure_lines_in_one_frame_give_no_voucher() {
         const A: &str = "111310160123456789";

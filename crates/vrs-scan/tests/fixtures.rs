@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use vrs_scan::Scanner;
-use vrs_scan::eval::{evaluate, replay_streams};
+use vrs_synth::eval::{evaluate, replay_streams};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/scan")
@@ -74,7 +74,7 @@ fn committed_streams_confirm_each_voucher_within_ten_frames_and_never_a_wrong_on
     let report = replay_streams(
         &mut scanner,
         &fixtures().join("streams"),
-        vrs_scan::consensus::DEFAULT_NEED,
+        vrs_scan::DEFAULT_NEED,
         10,
     )
     .expect("replay");

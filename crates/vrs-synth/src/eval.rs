@@ -5,10 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::consensus::{Consensus, Event};
-use crate::ocr::LineReader;
-use crate::scanner::{FrameReport, Scanner};
 use crate::truth::{self, TruthEntry, TruthError};
+use vrs_scan::{Consensus, Event, FrameReport, LineReader, Scanner, Stages};
 
 /// Why a folder could not be evaluated.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +53,7 @@ pub struct EvalReport {
     /// Milliseconds per frame, in file order.
     pub ms: Vec<f64>,
     /// Milliseconds per frame by stage (barcodes, finding the line, reading it).
-    pub stages: Vec<crate::scanner::Stages>,
+    pub stages: Vec<Stages>,
     /// One line per image that was not right.
     pub failures: Vec<String>,
 }
@@ -187,7 +185,7 @@ impl fmt::Display for EvalReport {
             self.ms_quantile(1.0),
             self.images
         )?;
-        let stage = |f: fn(&crate::scanner::Stages) -> f64| {
+        let stage = |f: fn(&Stages) -> f64| {
             let v: Vec<f64> = self.stages.iter().map(f).collect();
             (quantile(&v, 0.5), quantile(&v, 0.95))
         };
@@ -308,7 +306,7 @@ pub fn replay_streams<R: LineReader>(
     for s in &streams {
         report.streams += 1;
         let paths = frames(&dir.join(&s.dir))?;
-        let mut consensus = Consensus::new(need, crate::consensus::DEFAULT_FORGET_AFTER);
+        let mut consensus = Consensus::new(need, vrs_scan::DEFAULT_FORGET_AFTER);
         let mut events = Vec::with_capacity(paths.len());
         for p in &paths {
             let r = scanner.scan(&load(p)?);

@@ -16,12 +16,15 @@
 //!   digits are 12 to 40 px tall), the lighting and the optics; `frame` does the
 //!   pixel work.
 //!
+//! [`eval`] scores the scanner against a folder's [`truth`] (`vrs scan --eval`).
+//!
 //! Everything follows from (seed, index): each image has its own generator, derived
 //! from both, and no global randomness is used, so the same seed gives byte-identical
 //! files on the same build.
 
 mod camera;
 mod content;
+pub mod eval;
 mod fonts;
 mod frame;
 mod geom;
@@ -33,6 +36,7 @@ mod stream;
 mod symbols;
 #[cfg(test)]
 mod tests;
+pub mod truth;
 
 use std::io::Cursor;
 use std::path::Path;
