@@ -11,9 +11,11 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Emitter, Manager, State};
 use vrs_client::outbox::{Correction, HeldEntry, Status};
-use vrs_client::session::{Effect, Input, Mode, Name, Session, Setup};
+use vrs_client::session::{Effect, Host, Input, Mode, Name, Session, Setup, drive};
 use vrs_client::sync::SyncOptions;
-use vrs_client::tablet::{BackgroundSync, Connection, SessionSetup, Tablet, TabletError};
+use vrs_client::tablet::{
+    BackgroundSync, Connection, LotEntry, SessionSetup, Settings, Tablet, TabletError,
+};
 use vrs_domain::{ClientRecordId, Lot, OcrLine, Vaccine};
 
 use crate::options::Options;
@@ -81,20 +83,6 @@ struct SyncNote {
     error: Option<String>,
 }
 
-/// Settings kept in the outbox.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Settings {
-    lang: Option<String>,
-}
-
-/// A lot used on this tablet before: the set-up screen's list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct LotEntry {
-    vaccine: Vaccine,
-    lot: Lot,
-    expiry: Option<NaiveDate>,
-}
-
 type Answer<T> = Result<T, String>;
 
 fn text(e: impl std::fmt::Display) -> String {
@@ -139,6 +127,19 @@ impl Shared {
             inner: Mutex::new(inner),
             options,
         })
+    }
+
+    /// One input to the scan session, its effects carried out (see
+    /// [`vrs_client::session::drive`]); the session's view and any cue are sent to the
+    /// web view. The lock is taken for each step and let go while the server is
+    /// asked for a name.
+    pub fn drive(&self, input: Input) -> Answer<()> {
+        if self.lock().session.is_none() {
+            return Err(text(TabletError::NoSetup));
+        }
+        let r = drive(&mut AppHost { shared: self }, input);
+        self.lock().emit_session();
+        r
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -201,73 +202,6 @@ impl Inner {
         }
     }
 
-    /// One input to the session, its effects carried out; the session's view and
-    /// any cue are sent to the web view.
-    pub fn drive(&mut self, input: Input) -> Answer<()> {
-        let Some(session) = self.session.as_mut() else {
-            return Err(text(TabletError::NoSetup));
-        };
-        let setup = session.setup.clone();
-        let mut pending = session.step(input);
-        while !pending.is_empty() {
-            let mut next = Vec::new();
-            for effect in pending {
-                match effect {
-                    Effect::LookUpName(line) => {
-                        self.emit_session();
-                        let input = match self.tablet.look_up_name(&line) {
-                            Ok(name) => name.into_input(line),
-                            Err(TabletError::SignInNeeded(why)) => {
-                                // The server no longer takes the session: forget it.
-                                let _ = self.tablet.sign_out();
-                                cue(&self.app, "fail", "signin_needed", &why);
-                                Input::Reject
-                            }
-                            Err(e) => {
-                                cue(&self.app, "fail", "error", &e.to_string());
-                                Input::Reject
-                            }
-                        };
-                        if let Some(s) = self.session.as_mut() {
-                            next.extend(s.step(input));
-                        }
-                    }
-                    Effect::Save { line, confirmed } => {
-                        let r = self.tablet.save(&setup, line, confirmed).map_err(text)?;
-                        self.batch.push(BatchEntry {
-                            number: line.number.to_string(),
-                            municipality: line.municipality.to_string(),
-                            dose: line.dose.get(),
-                        });
-                        cue(&self.app, "ok", "saved", &r.voucher.to_string());
-                        self.sync_soon();
-                    }
-                    Effect::AlreadyInBatch(line) => {
-                        cue(
-                            &self.app,
-                            "warn",
-                            "already_in_batch",
-                            &line.number.to_string(),
-                        );
-                    }
-                    Effect::Invalid(why) => cue(&self.app, "fail", "invalid", &why),
-                    Effect::UnknownVoucher(line) => {
-                        cue(
-                            &self.app,
-                            "warn",
-                            "unknown_voucher",
-                            &line.number.to_string(),
-                        );
-                    }
-                    Effect::Ready => {}
-                }
-            }
-            pending = next;
-        }
-        self.emit_session();
-        Ok(())
-    }
-
     pub fn emit_session(&self) {
         let _ = self.app.emit("session", self.session_view());
     }
@@ -293,6 +227,89 @@ impl Inner {
             confirming,
             batch: self.batch.iter().rev().take(50).cloned().collect(),
         })
+    }
+}
+
+/// The app as the scan session's host: a cue for each effect, the lock held only
+/// while the session and the outbox are touched.
+struct AppHost<'s> {
+    shared: &'s Shared,
+}
+
+impl Host for AppHost<'_> {
+    type Error = String;
+
+    fn step(&mut self, input: Input) -> Answer<Vec<Effect>> {
+        let mut inner = self.shared.lock();
+        let session = inner
+            .session
+            .as_mut()
+            .ok_or_else(|| text(TabletError::NoSetup))?;
+        Ok(session.step(input))
+    }
+
+    fn look_up_name(&mut self, line: OcrLine) -> Answer<Input> {
+        let ready = {
+            let inner = self.shared.lock();
+            // "Asking" on screen while the server answers.
+            inner.emit_session();
+            inner.tablet.name_lookup(&line)
+        };
+        let answer = ready.and_then(|lookup| lookup.send());
+        let inner = self.shared.lock();
+        Ok(match answer {
+            Ok(name) => name.into_input(line),
+            Err(TabletError::SignInNeeded(why)) => {
+                // The server no longer takes the session: forget it.
+                let mut inner = inner;
+                let _ = inner.tablet.sign_out();
+                cue(&inner.app, "fail", "signin_needed", &why);
+                Input::Reject
+            }
+            Err(e) => {
+                cue(&inner.app, "fail", "error", &e.to_string());
+                Input::Reject
+            }
+        })
+    }
+
+    fn name_shown(&mut self, _: OcrLine) -> Answer<Option<Input>> {
+        // The nurse answers on the screen: confirm or reject come as commands.
+        Ok(None)
+    }
+
+    fn save(&mut self, line: OcrLine, confirmed: bool) -> Answer<()> {
+        let mut inner = self.shared.lock();
+        let setup = inner
+            .session
+            .as_ref()
+            .map(|s| s.setup.clone())
+            .ok_or_else(|| text(TabletError::NoSetup))?;
+        let r = inner.tablet.save(&setup, line, confirmed).map_err(text)?;
+        inner.batch.push(BatchEntry {
+            number: line.number.to_string(),
+            municipality: line.municipality.to_string(),
+            dose: line.dose.get(),
+        });
+        cue(&inner.app, "ok", "saved", &r.voucher.to_string());
+        inner.sync_soon();
+        Ok(())
+    }
+
+    fn tell(&mut self, effect: &Effect) -> Answer<()> {
+        let inner = self.shared.lock();
+        let app = &inner.app;
+        match effect {
+            Effect::AlreadyInBatch(line) => {
+                cue(app, "warn", "already_in_batch", &line.number.to_string())
+            }
+            Effect::Invalid(why) => cue(app, "fail", "invalid", why),
+            Effect::UnknownVoucher(line) => {
+                cue(app, "warn", "unknown_voucher", &line.number.to_string())
+            }
+            Effect::LookUpName(_) | Effect::Save { .. } | Effect::Ready => {}
+        }
+        Ok(())
     }
 }
 
@@ -380,20 +397,8 @@ pub struct AppView {
 
 fn view(shared: &Shared, inner: &Inner) -> AppView {
     let enrolled = inner.tablet.device().ok();
-    let signed_in = inner
-        .tablet
-        .outbox_ref()
-        .secret("session")
-        .ok()
-        .flatten()
-        .is_some_and(|s| !s.is_empty());
-    let settings: Settings = inner
-        .tablet
-        .outbox_ref()
-        .get("settings")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let signed_in = inner.tablet.signed_in();
+    let settings = inner.tablet.settings().unwrap_or_default();
     AppView {
         server: inner
             .tablet
@@ -408,17 +413,11 @@ fn view(shared: &Shared, inner: &Inner) -> AppView {
         municipality: enrolled.as_ref().map(|d| d.municipality.to_string()),
         enrolled: enrolled.is_some(),
         signed_in,
-        setup: inner.tablet.outbox_ref().get("session").ok().flatten(),
+        setup: inner.tablet.session_setup().ok().flatten(),
         session: inner.session_view(),
         today: vrs_client::tablet::today_jst(),
         vaccines: Vaccine::ALL.iter().map(|v| (*v, v.maker_ja())).collect(),
-        lots: inner
-            .tablet
-            .outbox_ref()
-            .get("lots")
-            .ok()
-            .flatten()
-            .unwrap_or_default(),
+        lots: inner.tablet.lots().unwrap_or_default(),
         lang: settings.lang.unwrap_or_else(|| shared.options.lang.clone()),
         source: inner.source.clone(),
         version: env!("CARGO_PKG_VERSION"),
@@ -485,21 +484,14 @@ pub async fn set_up(shared: State<'_, Shared>, form: SetupForm) -> Answer<AppVie
     };
     let mut inner = shared.lock();
     let setup: Setup = inner.tablet.set_up(&s).map_err(text)?;
-    let mut lots: Vec<LotEntry> = inner
+    inner
         .tablet
-        .outbox_ref()
-        .get("lots")
-        .map_err(text)?
-        .unwrap_or_default();
-    let entry = LotEntry {
-        vaccine: s.vaccine,
-        lot,
-        expiry: s.expiry,
-    };
-    lots.retain(|l| l.lot != entry.lot || l.vaccine != entry.vaccine);
-    lots.insert(0, entry);
-    lots.truncate(10);
-    inner.tablet.outbox_ref().put("lots", &lots).map_err(text)?;
+        .remember_lot(LotEntry {
+            vaccine: s.vaccine,
+            lot,
+            expiry: s.expiry,
+        })
+        .map_err(text)?;
     let mode = if s.batch { Mode::Batch } else { Mode::Single };
     inner.session = Some(Session::new(setup, mode));
     inner.batch.clear();
@@ -527,17 +519,17 @@ pub async fn replay_again(shared: State<'_, Shared>) -> Answer<()> {
 
 #[tauri::command]
 pub async fn typed(shared: State<'_, Shared>, digits: String) -> Answer<()> {
-    shared.lock().drive(Input::Typed(digits))
+    shared.drive(Input::Typed(digits))
 }
 
 #[tauri::command]
 pub async fn confirm(shared: State<'_, Shared>) -> Answer<()> {
-    shared.lock().drive(Input::Confirm)
+    shared.drive(Input::Confirm)
 }
 
 #[tauri::command]
 pub async fn reject(shared: State<'_, Shared>) -> Answer<()> {
-    shared.lock().drive(Input::Reject)
+    shared.drive(Input::Reject)
 }
 
 /// Ends the batch (or the session): back to the set-up screen.
@@ -629,13 +621,9 @@ pub async fn settings(shared: State<'_, Shared>, form: SettingsForm) -> Answer<A
     let inner = shared.lock();
     inner
         .tablet
-        .outbox_ref()
-        .put(
-            "settings",
-            &Settings {
-                lang: Some(form.lang),
-            },
-        )
+        .save_settings(&Settings {
+            lang: Some(form.lang),
+        })
         .map_err(text)?;
     Ok(view(&shared, &inner))
 }

@@ -208,10 +208,8 @@ fn run(app: &AppHandle, options: &Options) {
                     let _ = app.emit("frame", p);
                 }
                 if let Event::Confirmed(line) = consensus.push(read.map(|r| r.line)) {
-                    let mut inner = shared.lock();
-                    if inner.look == Look::Voucher
-                        && let Err(e) = inner.drive(Input::Read(line))
-                    {
+                    let looking = shared.lock().look == Look::Voucher;
+                    if looking && let Err(e) = shared.drive(Input::Read(line)) {
                         cue(app, "fail", "error", &e);
                     }
                 }

@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use clap::Subcommand;
 use vrs_client::frames::{FrameSource, Replay};
 use vrs_client::outbox::Correction;
-use vrs_client::session::{Effect, Input, Name, Session};
+use vrs_client::session::{Effect, Host, Input, Name, Session, Setup, drive};
 use vrs_client::sync::{RealClock, SyncOptions};
 use vrs_client::tablet::{Connection, SessionSetup, Tablet, today_jst};
 use vrs_domain::wire::NameLookupResponse;
@@ -357,7 +357,7 @@ fn record(
     yes: bool,
 ) -> Result<ExitCode> {
     let (setup, mode) = tablet.setup()?;
-    let mut session = Session::new(setup.clone(), mode);
+    let session = Session::new(setup.clone(), mode);
     let mut inputs: Vec<(String, Option<Input>)> = manual
         .iter()
         .map(|d| (format!("typed {d}"), Some(Input::Typed(d.clone()))))
@@ -390,79 +390,107 @@ fn record(
             }
         }
     }
-    let mut not_read = 0;
-    let stdin = io::stdin();
+    let mut host = Shell {
+        tablet,
+        session,
+        setup,
+        what: String::new(),
+        yes,
+        not_read: 0,
+    };
     for (what, input) in inputs {
         let Some(input) = input else {
             println!(
                 "{what}: no voucher read: photograph it again, or type its 18 digits (--manual)"
             );
-            not_read += 1;
+            host.not_read += 1;
             continue;
         };
-        let mut pending = session.step(input);
-        while !pending.is_empty() {
-            let mut next = Vec::new();
-            for effect in pending {
-                match effect {
-                    Effect::LookUpName(line) => {
-                        let input = tablet.look_up_name(&line)?.into_input(line);
-                        next.extend(session.step(input));
-                        if let vrs_client::session::State::Confirming { name, .. } = session.state()
-                        {
-                            let shown = match name {
-                                Name::Found(n) => name_text(n),
-                                Name::Unknown => "(no one registered with this voucher)".into(),
-                                _ => "(offline: saved unconfirmed, matched by the server later)"
-                                    .into(),
-                            };
-                            println!(
-                                "{what}: {} dose {} of {}: {shown}",
-                                line.number, line.dose, line.municipality
-                            );
-                        }
-                        let ok = yes || {
-                            print!("  record this dose? [y/N] ");
-                            io::stdout().flush()?;
-                            let mut answer = String::new();
-                            stdin.lock().read_line(&mut answer)?;
-                            matches!(answer.trim(), "y" | "Y" | "yes")
-                        };
-                        next.extend(session.step(if ok { Input::Confirm } else { Input::Reject }));
-                    }
-                    Effect::Save { line, confirmed } => {
-                        let r = tablet.save(&setup, line, confirmed)?;
-                        println!(
-                            "  saved {}: {} {} dose {} ({} {}, lot {})",
-                            r.client_record_id,
-                            r.municipality,
-                            r.voucher,
-                            r.dose_number,
-                            r.vaccinated_on,
-                            r.vaccine,
-                            r.lot
-                        );
-                    }
-                    Effect::AlreadyInBatch(line) => {
-                        println!(
-                            "{what}: {} is in this batch already: not saved again",
-                            line.number
-                        );
-                    }
-                    Effect::Invalid(why) => {
-                        println!("{what}: {why}");
-                        not_read += 1;
-                    }
-                    Effect::UnknownVoucher(_) | Effect::Ready => {}
-                }
-            }
-            pending = next;
-        }
+        host.what = what;
+        drive(&mut host, input)?;
     }
+    let (session, not_read) = (host.session, host.not_read);
     println!("saved {} in this run", session.saved());
     Ok(if not_read > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `vrs client record` as the session's host: names printed, the nurse asked on
+/// the terminal (or `--yes`), doses saved in the outbox.
+struct Shell<'t> {
+    tablet: &'t mut Tablet,
+    session: Session,
+    setup: Setup,
+    /// The input being handled, for the messages ("typed …", a file, "frame 12").
+    what: String,
+    yes: bool,
+    not_read: usize,
+}
+
+impl Host for Shell<'_> {
+    type Error = anyhow::Error;
+
+    fn step(&mut self, input: Input) -> Result<Vec<Effect>> {
+        Ok(self.session.step(input))
+    }
+
+    fn look_up_name(&mut self, line: OcrLine) -> Result<Input> {
+        Ok(self.tablet.look_up_name(&line)?.into_input(line))
+    }
+
+    fn name_shown(&mut self, line: OcrLine) -> Result<Option<Input>> {
+        let vrs_client::session::State::Confirming { name, .. } = self.session.state() else {
+            return Ok(None);
+        };
+        let shown = match name {
+            Name::Found(n) => name_text(n),
+            Name::Unknown => "(no one registered with this voucher)".into(),
+            _ => "(offline: saved unconfirmed, matched by the server later)".into(),
+        };
+        println!(
+            "{}: {} dose {} of {}: {shown}",
+            self.what, line.number, line.dose, line.municipality
+        );
+        let ok = self.yes || {
+            print!("  record this dose? [y/N] ");
+            io::stdout().flush()?;
+            let mut answer = String::new();
+            io::stdin().lock().read_line(&mut answer)?;
+            matches!(answer.trim(), "y" | "Y" | "yes")
+        };
+        Ok(Some(if ok { Input::Confirm } else { Input::Reject }))
+    }
+
+    fn save(&mut self, line: OcrLine, confirmed: bool) -> Result<()> {
+        let r = self.tablet.save(&self.setup, line, confirmed)?;
+        println!(
+            "  saved {}: {} {} dose {} ({} {}, lot {})",
+            r.client_record_id,
+            r.municipality,
+            r.voucher,
+            r.dose_number,
+            r.vaccinated_on,
+            r.vaccine,
+            r.lot
+        );
+        Ok(())
+    }
+
+    fn tell(&mut self, effect: &Effect) -> Result<()> {
+        match effect {
+            Effect::AlreadyInBatch(line) => println!(
+                "{}: {} is in this batch already: not saved again",
+                self.what, line.number
+            ),
+            Effect::Invalid(why) => {
+                println!("{}: {why}", self.what);
+                self.not_read += 1;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }

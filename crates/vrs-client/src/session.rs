@@ -17,7 +17,7 @@
 //!   is saved at once, a voucher already in the batch is flagged and not saved again,
 //!   and the count runs.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
 use chrono::NaiveDate;
 use vrs_domain::dose::SiteRef;
@@ -294,6 +294,60 @@ impl Session {
     }
 }
 
+/// What a shell does for a scan session: the effects that need the world. The Tauri
+/// app and `vrs client` implement it; [`drive`] is the one loop over it.
+pub trait Host {
+    type Error;
+    /// Steps the session by one input. A shell that keeps the session behind a lock
+    /// takes the lock for this call only.
+    fn step(&mut self, input: Input) -> Result<Vec<Effect>, Self::Error>;
+    /// Asks for a voucher's name; the answer as the session's next input. Called
+    /// with no lock held: it waits for the network.
+    fn look_up_name(&mut self, line: OcrLine) -> Result<Input, Self::Error>;
+    /// The answer is in (on screen). A shell that asks the nurse itself gives the
+    /// answer ([`Input::Confirm`] or [`Input::Reject`]); a screen gives `None`, and the
+    /// nurse's answer comes later as an input of its own.
+    fn name_shown(&mut self, line: OcrLine) -> Result<Option<Input>, Self::Error>;
+    /// Stores a dose in the outbox.
+    fn save(&mut self, line: OcrLine, confirmed: bool) -> Result<(), Self::Error>;
+    /// Tells the nurse the rest: already in the batch, not a voucher, unknown voucher,
+    /// ready for the next.
+    fn tell(&mut self, effect: &Effect) -> Result<(), Self::Error>;
+}
+
+/// One input to the session, and every effect it leads to carried out by `host`,
+/// in order; what an effect leads to (a name's answer, the nurse's decision) is
+/// carried out before the effects after it, so that the nurse hears of an unknown
+/// voucher before being asked to record it.
+pub fn drive<H: Host + ?Sized>(host: &mut H, input: Input) -> Result<(), H::Error> {
+    enum Work {
+        Do(Effect),
+        Shown(OcrLine),
+    }
+    let mut work: VecDeque<Work> = host.step(input)?.into_iter().map(Work::Do).collect();
+    while let Some(item) = work.pop_front() {
+        let mut then: Vec<Work> = Vec::new();
+        match item {
+            Work::Do(Effect::LookUpName(line)) => {
+                let answer = host.look_up_name(line)?;
+                then.extend(host.step(answer)?.into_iter().map(Work::Do));
+                then.push(Work::Shown(line));
+            }
+            Work::Do(Effect::Save { line, confirmed }) => host.save(line, confirmed)?,
+            Work::Do(other) => host.tell(&other)?,
+            Work::Shown(line) => {
+                if let Some(decision) = host.name_shown(line)? {
+                    then.extend(host.step(decision)?.into_iter().map(Work::Do));
+                }
+            }
+        }
+        for w in then.into_iter().rev() {
+            work.push_front(w);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,5 +578,68 @@ mod tests {
             ]
         );
         assert_eq!(s.saved(), 2);
+    }
+
+    /// A shell that answers names from a list and confirms everything it is shown,
+    /// recording what it was asked to do.
+    struct Script {
+        session: Session,
+        names: Vec<(OcrLine, Option<NameLookupResponse>)>,
+        done: Vec<String>,
+    }
+
+    impl Host for Script {
+        type Error = String;
+        fn step(&mut self, input: Input) -> Result<Vec<Effect>, String> {
+            Ok(self.session.step(input))
+        }
+        fn look_up_name(&mut self, line: OcrLine) -> Result<Input, String> {
+            self.done.push(format!("ask {}", line.number));
+            let answer = self.names.iter().find(|(l, _)| *l == line);
+            Ok(match answer {
+                Some((_, n)) => Input::NameAnswer(line, n.clone()),
+                None => Input::NameOffline(line),
+            })
+        }
+        fn name_shown(&mut self, line: OcrLine) -> Result<Option<Input>, String> {
+            self.done.push(format!("shown {}", line.number));
+            Ok(Some(Input::Confirm))
+        }
+        fn save(&mut self, line: OcrLine, confirmed: bool) -> Result<(), String> {
+            self.done.push(format!("save {} {confirmed}", line.number));
+            Ok(())
+        }
+        fn tell(&mut self, effect: &Effect) -> Result<(), String> {
+            self.done.push(format!("{effect:?}"));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_loop_asks_shows_confirms_and_saves_in_order() {
+        let (known, stranger) = (line(A), line(B));
+        let mut host = Script {
+            session: Session::new(setup(), Mode::Single),
+            names: vec![(known, Some(taro())), (stranger, None)],
+            done: Vec::new(),
+        };
+        drive(&mut host, Input::Read(known)).expect("drive");
+        drive(&mut host, Input::Read(stranger)).expect("drive");
+        let (k, s) = (known.number, stranger.number);
+        assert_eq!(
+            host.done,
+            [
+                format!("ask {k}"),
+                format!("shown {k}"),
+                format!("save {k} true"),
+                "Ready".into(),
+                format!("ask {s}"),
+                format!("{:?}", Effect::UnknownVoucher(stranger)),
+                format!("shown {s}"),
+                format!("save {s} false"),
+                "Ready".into(),
+            ]
+        );
+        assert_eq!(host.session.saved(), 2);
     }
 }

@@ -67,6 +67,70 @@ pub struct SessionSetup {
     pub batch: bool,
 }
 
+/// The outbox's keys for what the tablet keeps between runs: one place, so that the
+/// app and `vrs client` read the same things.
+const SETUP_KEY: &str = "session";
+const SESSION_SECRET: &str = "session";
+const SETTINGS_KEY: &str = "settings";
+const LOTS_KEY: &str = "lots";
+/// How many lots the set-up screen offers.
+const RECENT_LOTS: usize = 10;
+
+/// The tablet's own settings, kept in the outbox.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// The screens' language (`ja` or `en`); unset: the app's default.
+    pub lang: Option<String>,
+}
+
+/// A lot used on this tablet before: the set-up screen's list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotEntry {
+    pub vaccine: Vaccine,
+    pub lot: Lot,
+    pub expiry: Option<NaiveDate>,
+}
+
+/// A name look-up made ready with the tablet (its key, its sign-in) and sent
+/// without it, so that a shell keeping the tablet behind a lock does not hold the
+/// lock while the network answers.
+pub struct NameLookup {
+    enrolled: crate::outbox::Enrolled,
+    api: Api,
+    session: zeroize::Zeroizing<String>,
+    req: NameLookupRequest,
+}
+
+impl std::fmt::Debug for NameLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NameLookup")
+            .field("municipality", &self.req.municipality)
+            .field("voucher", &self.req.voucher)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NameLookup {
+    /// Asks the server: found, unknown, or offline (no answer; the record is then
+    /// saved unconfirmed). A refusal of the user's sign-in is an error: the nurse
+    /// signs in again.
+    pub fn send(self) -> Result<Name, TabletError> {
+        let signer = Signer {
+            device: self.enrolled.device.device_id,
+            key: &self.enrolled.key,
+        };
+        match self.api.name(signer, &self.session, &self.req) {
+            Ok(Some(n)) => Ok(Name::Found(n)),
+            Ok(None) => Ok(Name::Unknown),
+            Err(ApiError::Refused {
+                status: 401,
+                message,
+            }) => Err(TabletError::SignInNeeded(message)),
+            Err(_) => Ok(Name::Offline),
+        }
+    }
+}
+
 /// Where to reach the server from, and how patiently.
 #[derive(Clone, Debug)]
 pub struct Connection {
@@ -140,7 +204,7 @@ impl Tablet {
     /// is in the future.
     pub fn set_up(&mut self, s: &SessionSetup) -> Result<Setup, TabletError> {
         let setup = self.check_setup(s)?;
-        self.outbox.put("session", s)?;
+        self.outbox.put(SETUP_KEY, s)?;
         Ok(setup)
     }
 
@@ -158,7 +222,7 @@ impl Tablet {
 
     /// The session set up last, checked again (a lot may have expired since).
     pub fn setup(&self) -> Result<(Setup, Mode), TabletError> {
-        let s: SessionSetup = self.outbox.get("session")?.ok_or(TabletError::NoSetup)?;
+        let s = self.session_setup()?.ok_or(TabletError::NoSetup)?;
         let mode = if s.batch { Mode::Batch } else { Mode::Single };
         Ok((self.check_setup(&s)?, mode))
     }
@@ -187,13 +251,13 @@ impl Tablet {
             key: &e.key,
         };
         let session = api.sign_in(signer, passcode)?;
-        self.outbox.put_secret("session", &session.session)?;
+        self.outbox.put_secret(SESSION_SECRET, &session.session)?;
         Ok(())
     }
 
     /// Forgets the user's session (signing out on the tablet).
     pub fn sign_out(&mut self) -> Result<(), TabletError> {
-        self.outbox.put_secret("session", "")?;
+        self.outbox.put_secret(SESSION_SECRET, "")?;
         Ok(())
     }
 
@@ -201,29 +265,62 @@ impl Tablet {
     /// answer; the record is then saved unconfirmed). A refusal of the user's
     /// sign-in is an error: the nurse signs in again.
     pub fn look_up_name(&self, line: &OcrLine) -> Result<Name, TabletError> {
-        let (e, api) = self.signer_api()?;
+        self.name_lookup(line)?.send()
+    }
+
+    /// The look-up of a voucher's name, ready to send (see [`NameLookup`]).
+    pub fn name_lookup(&self, line: &OcrLine) -> Result<NameLookup, TabletError> {
+        let (enrolled, api) = self.signer_api()?;
         let session = self
             .outbox
-            .secret("session")?
+            .secret(SESSION_SECRET)?
             .filter(|s| !s.is_empty())
             .ok_or_else(|| TabletError::SignInNeeded("not signed in".into()))?;
-        let req = NameLookupRequest {
-            municipality: line.municipality,
-            voucher: line.number,
-        };
-        let signer = Signer {
-            device: e.device.device_id,
-            key: &e.key,
-        };
-        match api.name(signer, &session, &req) {
-            Ok(Some(n)) => Ok(Name::Found(n)),
-            Ok(None) => Ok(Name::Unknown),
-            Err(ApiError::Refused {
-                status: 401,
-                message,
-            }) => Err(TabletError::SignInNeeded(message)),
-            Err(_) => Ok(Name::Offline),
-        }
+        Ok(NameLookup {
+            enrolled,
+            api,
+            session,
+            req: NameLookupRequest {
+                municipality: line.municipality,
+                voucher: line.number,
+            },
+        })
+    }
+
+    /// Whether a user is signed in on this tablet.
+    pub fn signed_in(&self) -> bool {
+        self.outbox
+            .secret(SESSION_SECRET)
+            .ok()
+            .flatten()
+            .is_some_and(|s| !s.is_empty())
+    }
+
+    /// The session's set-up as kept, unchecked (the set-up screen shows it).
+    pub fn session_setup(&self) -> Result<Option<SessionSetup>, TabletError> {
+        Ok(self.outbox.get(SETUP_KEY)?)
+    }
+
+    pub fn settings(&self) -> Result<Settings, TabletError> {
+        Ok(self.outbox.get(SETTINGS_KEY)?.unwrap_or_default())
+    }
+
+    pub fn save_settings(&self, s: &Settings) -> Result<(), TabletError> {
+        Ok(self.outbox.put(SETTINGS_KEY, s)?)
+    }
+
+    /// The lots used here lately, the last used first.
+    pub fn lots(&self) -> Result<Vec<LotEntry>, TabletError> {
+        Ok(self.outbox.get(LOTS_KEY)?.unwrap_or_default())
+    }
+
+    /// Puts a lot first in the list of lots used lately.
+    pub fn remember_lot(&self, entry: LotEntry) -> Result<(), TabletError> {
+        let mut lots = self.lots()?;
+        lots.retain(|l| l.lot != entry.lot || l.vaccine != entry.vaccine);
+        lots.insert(0, entry);
+        lots.truncate(RECENT_LOTS);
+        Ok(self.outbox.put(LOTS_KEY, &lots)?)
     }
 
     /// Saves the dose for `line` with the session's set-up.
