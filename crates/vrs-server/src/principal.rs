@@ -34,6 +34,18 @@ impl Principal {
         }
     }
 
+    /// The operator alone (`vrs admin`), for what every municipality shares: `what`
+    /// names it in the refusal ("lots are registered").
+    pub fn require_operator(&self, what: &str) -> Result<(), StoreError> {
+        if *self == Principal::System {
+            Ok(())
+        } else {
+            Err(StoreError::Forbidden(format!(
+                "{what} by the operator (vrs admin)"
+            )))
+        }
+    }
+
     /// Staff of `municipality` (or the system), or `Forbidden`.
     pub fn require_staff_of(&self, municipality: MunicipalityCode) -> Result<(), StoreError> {
         match self {

@@ -75,9 +75,7 @@ impl Access for PgStore {
             &[&email, &mc(m)],
         )?;
         if elsewhere.is_some() {
-            return Err(StoreError::Invalid(format!(
-                "e-mail {email} is another municipality's user: each address signs in for one municipality"
-            )));
+            return Err(access::email_elsewhere(&email));
         }
         let user = User {
             email: email.clone(),
@@ -98,10 +96,7 @@ impl Access for PgStore {
                 &[&u.email, &mc(m), &u.team.trim(), &u.person.trim(), &u.phone.trim(), &u.transfer_contact, &now],
             )?;
             if n == 0 {
-                return Err(StoreError::Invalid(format!(
-                    "e-mail {} is another municipality's user: each address signs in for one municipality",
-                    u.email
-                )));
+                return Err(access::email_elsewhere(&u.email));
             }
         }
         tx.commit()?;
@@ -120,11 +115,7 @@ impl Access for PgStore {
         let mut tx = conn.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock(7, $1)", &[&mc(m)])?;
         let before = users_in(&mut tx, m)?;
-        if !before.iter().any(|u| u.email == email) {
-            return Err(StoreError::NotFound(format!("no user {email} in {m}")));
-        }
-        let after: Vec<User> = before.into_iter().filter(|u| u.email != email).collect();
-        access::check_users(&after)?;
+        let after = access::without_user(before, &email, m)?;
         tx.execute("DELETE FROM vrs.users WHERE email = $1", &[&email])?;
         tx.execute("DELETE FROM vrs.sessions WHERE email = $1", &[&email])?;
         tx.commit()?;
@@ -172,8 +163,7 @@ impl Access for PgStore {
             .map(|r| {
                 let kind: String = r.get(0);
                 Ok(Contact {
-                    kind: ContactKind::parse(&kind)
-                        .ok_or_else(|| StoreError::Corrupt(format!("contact kind {kind}")))?,
+                    kind: ContactKind::stored(&kind)?,
                     team: r.get(1),
                     person: r.get(2),
                     phone: r.get(3),

@@ -110,6 +110,27 @@ pub fn check_users(users: &[User]) -> Result<(), StoreError> {
     }
 }
 
+/// The refusal of an address that another municipality's user has.
+pub fn email_elsewhere(email: &str) -> StoreError {
+    StoreError::Invalid(format!(
+        "e-mail {email} is another municipality's user: each address signs in for one municipality"
+    ))
+}
+
+/// The users after `email` is removed, checked; `NotFound` if it is not a user of `m`.
+pub fn without_user(
+    users: Vec<User>,
+    email: &str,
+    m: MunicipalityCode,
+) -> Result<Vec<User>, StoreError> {
+    if !users.iter().any(|u| u.email == email) {
+        return Err(StoreError::NotFound(format!("no user {email} in {m}")));
+    }
+    let after: Vec<User> = users.into_iter().filter(|u| u.email != email).collect();
+    check_users(&after)?;
+    Ok(after)
+}
+
 /// The users after `user` is added or changed: a new transfer contact takes the mark
 /// from the old one; the first user of a municipality is the contact whatever the form says.
 pub fn with_user(mut users: Vec<User>, user: User) -> Vec<User> {
@@ -153,6 +174,11 @@ impl ContactKind {
             "vaccination" => Some(ContactKind::Vaccination),
             _ => None,
         }
+    }
+
+    /// A kind as a store kept it.
+    pub fn stored(s: &str) -> Result<ContactKind, StoreError> {
+        ContactKind::parse(s).ok_or_else(|| StoreError::Corrupt(format!("contact kind {s}")))
     }
 }
 
@@ -386,6 +412,30 @@ mod tests {
         let changed = with_user(users, user("u3@x.lg.jp", false));
         assert_eq!(changed.len(), 10);
         assert!(check_users(&changed).is_ok());
+    }
+
+    #[test]
+    fn removing_a_user_needs_the_user_and_leaves_a_transfer_contact() {
+        let m: MunicipalityCode = "131016".parse().expect("code");
+        let users = with_user(
+            with_user(Vec::new(), user("a@x.lg.jp", true)),
+            user("b@x.lg.jp", false),
+        );
+        assert!(matches!(
+            without_user(users.clone(), "c@x.lg.jp", m),
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(
+            without_user(users.clone(), "b@x.lg.jp", m)
+                .expect("b goes")
+                .len(),
+            1
+        );
+        // The contact goes only once another user has the mark.
+        assert!(matches!(
+            without_user(users, "a@x.lg.jp", m),
+            Err(StoreError::Invalid(e)) if e.contains("transfer contact")
+        ));
     }
 
     #[test]

@@ -90,9 +90,7 @@ impl Access for SqliteStore {
             )
             .optional()?;
         if elsewhere.is_some() {
-            return Err(StoreError::Invalid(format!(
-                "e-mail {email} is another municipality's user: each address signs in for one municipality"
-            )));
+            return Err(access::email_elsewhere(&email));
         }
         let user = User {
             email: email.clone(),
@@ -127,11 +125,7 @@ impl Access for SqliteStore {
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let before = users_in(&tx, m)?;
-        if !before.iter().any(|u| u.email == email) {
-            return Err(StoreError::NotFound(format!("no user {email} in {m}")));
-        }
-        let after: Vec<User> = before.into_iter().filter(|u| u.email != email).collect();
-        access::check_users(&after)?;
+        let after = access::without_user(before, &email, m)?;
         tx.execute("DELETE FROM users WHERE email = ?1", [&email])?;
         tx.execute("DELETE FROM sessions WHERE email = ?1", [&email])?;
         tx.commit()?;
@@ -188,8 +182,7 @@ impl Access for SqliteStore {
         for row in rows {
             let (kind, team, person, phone, email) = row?;
             out.push(Contact {
-                kind: ContactKind::parse(&kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("contact kind {kind}")))?,
+                kind: ContactKind::stored(&kind)?,
                 team,
                 person,
                 phone,

@@ -19,11 +19,7 @@ impl Lots for SqliteStore {
         expiry: NaiveDate,
     ) -> Result<(), StoreError> {
         // The lot list is shared by every municipality: the operator keeps it.
-        if *actor != Principal::System {
-            return Err(StoreError::Forbidden(
-                "lots are registered by the operator (vrs admin)".into(),
-            ));
-        }
+        actor.require_operator("lots are registered")?;
         self.pool.get()?.execute(
             "INSERT INTO lots (vaccine, lot, expiry) VALUES (?1, ?2, ?3)
              ON CONFLICT (vaccine, lot) DO UPDATE SET expiry = excluded.expiry",
