@@ -404,8 +404,12 @@ fn serve(args: ServeArgs) -> Result<()> {
         );
     }
     let state = vrs_server::http::AppState::new(store, args.mailer()?);
+    // The store is let go here, after the runtime: PostgreSQL's blocking client
+    // closes its connections with a runtime of its own, which cannot start inside
+    // this one (dropped in the async block, it aborted the server on SIGTERM).
+    let store = state.store.clone();
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
             // Checked before listening, so that a bad file is a clear error at once.
             vrs_server::tls_config(cert, key)?;
@@ -429,7 +433,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         );
         vrs_server::serve(listener, state).await?;
         Ok(())
-    })
+    });
+    drop(rt);
+    drop(store);
+    served
 }
 
 /// Writes a file only its owner can read (it holds access tokens).

@@ -1724,6 +1724,18 @@ fn every_endpoint_by_every_role_reaches_only_what_it_may(backend: Backend) {
     assert_eq!(send(Other, "POST", &held_void, Some(&void)).0, 404);
 }
 
+/// A server stopped by SIGTERM after serving the store ends cleanly: on PostgreSQL
+/// the store's connections were once dropped inside the async runtime ("Cannot
+/// start a runtime from within a runtime", then an abort by signal 6).
+fn sigterm_stops_the_server_cleanly(backend: Backend) {
+    let mut server = Server::start(&backend, 20);
+    let staff = server.staff();
+    // Touch the store, so that connections are open and pooled.
+    ledger(&server.base, &staff);
+    let status = server.terminate();
+    assert!(status.success(), "vrs serve ended with {status} on SIGTERM");
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1745,5 +1757,6 @@ on_both_backends!(
     the_access_log_records_each_access_and_shows_an_edit,
     a_tablet_enrols_once_signs_every_request_and_is_refused_once_revoked,
     staff_sign_in_by_a_passcode_mailed_over_smtp,
-    every_endpoint_by_every_role_reaches_only_what_it_may
+    every_endpoint_by_every_role_reaches_only_what_it_may,
+    sigterm_stops_the_server_cleanly
 );

@@ -162,6 +162,27 @@ impl Server {
         }
     }
 
+    /// SIGTERM (as systemd or a container stops it), and how it ended, waiting up
+    /// to 30 s.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vrs serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGKILL, and wait for it.
     pub fn kill9(&mut self) {
         self.child.kill().unwrap(); // SIGKILL on Unix
