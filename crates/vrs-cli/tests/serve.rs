@@ -1736,6 +1736,43 @@ fn sigterm_stops_the_server_cleanly(backend: Backend) {
     assert!(status.success(), "vrs serve ended with {status} on SIGTERM");
 }
 
+/// SIGTERM while a register upload is half sent: the upload in flight finishes and
+/// is applied, then the server ends cleanly.
+fn sigterm_lets_an_upload_in_flight_finish(backend: Backend) {
+    use std::io::{BufRead, Write};
+    let mut server = Server::start(&backend, 20);
+    let staff = server.staff();
+    let file = generated_register(20_000, 300_000_001, 3_000_000_001);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    write!(
+        conn,
+        "POST /api/register/import HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {staff}\r\n\
+         Content-Type: text/csv\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        file.len()
+    )
+    .unwrap();
+    let half = file.len() / 2;
+    conn.write_all(&file[..half]).unwrap();
+    conn.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    server.send_term();
+    std::thread::sleep(Duration::from_millis(300));
+    conn.write_all(&file[half..]).unwrap();
+    let mut reader = std::io::BufReader::new(conn);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("\"outcome\":\"applied\""), "{rest}");
+    assert!(rest.contains("\"new\":20000"), "{rest}");
+    let ended = server.wait_exit();
+    assert!(ended.success(), "vrs serve ended with {ended} on SIGTERM");
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1758,5 +1795,6 @@ on_both_backends!(
     a_tablet_enrols_once_signs_every_request_and_is_refused_once_revoked,
     staff_sign_in_by_a_passcode_mailed_over_smtp,
     every_endpoint_by_every_role_reaches_only_what_it_may,
-    sigterm_stops_the_server_cleanly
+    sigterm_stops_the_server_cleanly,
+    sigterm_lets_an_upload_in_flight_finish
 );

@@ -165,11 +165,21 @@ impl Server {
     /// SIGTERM (as systemd or a container stops it), and how it ended, waiting up
     /// to 30 s.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.send_term();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM, without waiting.
+    pub fn send_term(&self) {
         let sent = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(sent.success(), "kill -TERM failed");
+    }
+
+    /// How the server ended, waiting up to 30 s.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
