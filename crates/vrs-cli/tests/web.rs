@@ -221,6 +221,18 @@ async fn every_staff_page_works_in_headless_chromium() {
         .unwrap();
     assert_eq!(progress.as_f64(), Some(100.0));
     shot(&c, "03-upload").await;
+    // The same file, strict: refused whole, and its counts say what would have been.
+    c.goto(&format!("{base}/upload")).await.unwrap();
+    wait_text(&c, "h2.page-title", "アップロード").await;
+    c.find(Locator::Css("#upload input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(csv.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&c, "#upload button").await;
+    wait_text(&c, "#message", "取り込みませんでした").await;
+    wait_text(&c, "#count-heads", "新規になる予定").await;
     // Paper records: one dose, through the same page.
     let paper = dir.path().join("paper.csv");
     std::fs::write(

@@ -146,7 +146,11 @@ const pages = {
         report.hidden = false;
         const counts = document.getElementById("counts");
         counts.replaceChildren();
-        for (const k of ["rows", "new", "updated", "unchanged", "rejected"]) cell(counts, r[k]);
+        for (const k of ["rows", "new", "updated", "unchanged", "flagged", "rejected"]) cell(counts, r[k]);
+        // A file not applied changed nothing: its counts are what would have happened.
+        for (const th of document.querySelectorAll("#count-heads th[data-k]")) {
+          th.textContent = r.outcome === "applied" ? T[th.dataset.k] : T[`would_${th.dataset.k}`];
+        }
         const lines = [];
         for (const e of r.errors || []) for (const p of e.problems) lines.push({ line: e.line, field: p.field, message: p.message, fix: p.fix });
         fill(document.getElementById("errors"), lines, ["line", "field", "message", "fix"]);

@@ -92,6 +92,16 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("updated", "更新", "Updated"),
     ("unchanged", "変更なし", "Unchanged"),
     ("rejected", "取り込まず", "Rejected"),
+    ("flagged", "保留・状態変更", "Flagged"),
+    // A file not applied (refused, or checked only) says what would have happened.
+    ("would_new", "新規になる予定", "Would be new"),
+    ("would_updated", "更新になる予定", "Would be updated"),
+    ("would_unchanged", "変更なしの予定", "Would be unchanged"),
+    (
+        "would_flagged",
+        "保留・状態変更になる予定",
+        "Would be flagged",
+    ),
     ("line", "行", "Line"),
     ("field", "項目", "Field"),
     ("problem", "内容", "Problem"),
@@ -241,7 +251,7 @@ fn body(page: &str, l: Lang) -> Option<String> {
 <label><input type="checkbox" name="dry_run"> {}</label>
 <button type="submit">{}</button></form>
 <progress id="progress" max="100" value="0" hidden></progress>
-<section id="report" hidden><table class="summary"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr><tr id="counts"></tr></table>
+<section id="report" hidden><table class="summary"><tr id="count-heads"><th>{}</th><th data-k="new">{}</th><th data-k="updated">{}</th><th data-k="unchanged">{}</th><th data-k="flagged">{}</th><th>{}</th></tr><tr id="counts"></tr></table>
 <table id="errors"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody></tbody></table>
 <a id="error-csv" hidden>{}</a></section>"#,
             tt("upload"),
@@ -254,6 +264,7 @@ fn body(page: &str, l: Lang) -> Option<String> {
             tt("new"),
             tt("updated"),
             tt("unchanged"),
+            tt("flagged"),
             tt("rejected"),
             tt("line"),
             tt("field"),
