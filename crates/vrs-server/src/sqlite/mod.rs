@@ -2,7 +2,9 @@
 //! マイナンバー vault, `audit.db` for the access log), each encrypted with SQLCipher.
 //!
 //! [`SqliteStore`] implements the store's traits directly, one file per feature
-//! (register, lots, records, ledger, transfer, vault, access, devices); the engines
+//! (register, lots, records, ledger, transfer, access, devices; `vault.rs` is the
+//! vault's own database, whose two checks are implemented at the end of this file,
+//! since `vault.rs` must not reach back here); the engines
 //! in [`crate::store`] run the rules over the small "sinks" defined here. Every
 //! statement that speaks rusqlite is in this folder.
 
