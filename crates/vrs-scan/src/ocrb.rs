@@ -3,8 +3,9 @@
 //! Tesseract reads a rectified line as a whole; this module reads it again cell by
 //! cell, by normalised cross-correlation against the ten OCR-B digits. The two readers
 //! fail differently (tesseract's language model against plain template shapes), so a
-//! line is reported only when both give the same 18 digits and every cell's best
-//! template wins clearly: that is what keeps 1↔4 and 3↔8 confusions out.
+//! line is reported only when every cell's best template wins clearly and tesseract
+//! reads the same digits wherever the templates could confuse two (1↔4, 3↔8): that is
+//! what keeps those confusions out.
 //!
 //! The templates are `models/ocrb-digits.png`: ten cells side by side, each one digit
 //! drawn in OCR-B with its digit height [`DIGIT_H`] starting at row [`DIGIT_TOP`], in a

@@ -4,10 +4,11 @@
 //! How a voucher is decided:
 //! - a QR holding 18 digits that validate as an OCR line is the voucher (QR carries its
 //!   own error correction);
-//! - otherwise the OCR line is found and read twice, by tesseract and by the OCR-B
-//!   templates; it counts only when both give the same 18 digits, every cell's template
-//!   wins by a clear margin, and the digits validate (municipality check digit, dose
-//!   1..9);
+//! - otherwise the OCR line is found and read by the OCR-B templates cell by cell; it
+//!   counts only when every cell's template wins by a clear margin, the digits
+//!   validate (municipality check digit, dose 1..9), and tesseract reads the same
+//!   digits in the cells the templates could confuse (at least three; the whole line
+//!   when a few cells alone do not agree);
 //! - an NW-7 symbol holds only the 券番号: it confirms an OCR read that agrees with it,
 //!   and a read that disagrees is thrown away (two readings of one voucher that differ
 //!   mean one of them is wrong, and we cannot tell which).
@@ -78,6 +79,11 @@ pub struct Options {
     pub min_score: f32,
     /// …and beat the second best by this much.
     pub min_margin: f32,
+    /// A cell whose best template correlates at least this well and beats every other
+    /// digit by [`Options::plain_margin`] is one the templates cannot confuse: the
+    /// second reader is asked only about the others (see [`Scanner::read_candidate`]).
+    pub plain_score: f32,
+    pub plain_margin: f32,
 }
 
 impl Default for Options {
@@ -90,6 +96,8 @@ impl Default for Options {
             max_candidates: 4,
             min_score: 0.55,
             min_margin: 0.06,
+            plain_score: 0.8,
+            plain_margin: 0.2,
         }
     }
 }
@@ -423,6 +431,33 @@ impl<R: LineReader> Scanner<R> {
         (sure && digits.parse::<OcrLine>().is_ok()).then_some(digits)
     }
 
+    /// The cells tesseract must confirm: those the templates could confuse (below
+    /// [`Options::plain_score`] or [`Options::plain_margin`]), or the least certain one
+    /// when there is none (the second reader always has its say), with their
+    /// neighbours added until there are at least [`MIN_GROUP`] (tesseract reads one or
+    /// two lone digits less well than a few), in line order.
+    fn cells_to_confirm(&self, cells: &[CellMatch]) -> Vec<usize> {
+        let o = &self.options;
+        let mut weak: Vec<usize> = (0..cells.len())
+            .filter(|&i| cells[i].score < o.plain_score || cells[i].margin < o.plain_margin)
+            .collect();
+        if weak.is_empty() {
+            weak.extend(
+                (0..cells.len()).min_by(|&a, &b| cells[a].margin.total_cmp(&cells[b].margin)),
+            );
+        }
+        let mut pick = vec![false; cells.len()];
+        let mut reach = 0;
+        while pick.iter().filter(|&&p| p).count() < MIN_GROUP.min(cells.len()) {
+            for &i in &weak {
+                pick[i.saturating_sub(reach)] = true;
+                pick[(i + reach).min(cells.len() - 1)] = true;
+            }
+            reach += 1;
+        }
+        (0..cells.len()).filter(|&i| pick[i]).collect()
+    }
+
     /// Reads one candidate line both ways.
     pub fn read_candidate(&mut self, c: &Candidate) -> LineAttempt {
         let cells = self.template_cells(c);
@@ -446,6 +481,29 @@ impl<R: LineReader> Scanner<R> {
         // it is the costly reader, and it can only confirm.
         if sure.is_none() {
             return attempt;
+        }
+        // First only the cells the templates could confuse (OCR-B's 3, 8, 9, 6, 0 and
+        // 1, 4, 7 are near one another; a cell crossed by a stroke or blurred scores
+        // low): tesseract reads them as a short spaced strip, which costs a fraction
+        // of the whole line (its LSTM's time grows with the strip's width). A cell
+        // that correlates well with its template and is far from every other digit
+        // needs no second opinion (a line with no such cell still has its least
+        // certain cells confirmed). When the short strip does not agree, the whole
+        // line is read below as before.
+        let confirm = self.cells_to_confirm(&attempt.cells);
+        if confirm.len() < attempt.cells.len() / 2 {
+            let group: Vec<CellMatch> = confirm.iter().map(|&i| attempt.cells[i]).collect();
+            let expect = cell_digits(&group);
+            let strip = spaced_cells(&c.strip, &group, pitch);
+            let read = [Prep::Grey, Prep::Binarised]
+                .into_iter()
+                .filter_map(|prep| self.reader.read_line(&strip, prep))
+                .find(|t| *t == expect);
+            if read.is_some() {
+                attempt.accepted = true;
+                attempt.tesseract = read;
+                return attempt;
+            }
         }
         // Tesseract's failures on one preparation of a strip are not its failures on
         // another (binarised: a small 1 read as 4; grey: a blurred 1 read as two
@@ -538,6 +596,9 @@ fn spaced_cells(strip: &GrayImage, cells: &[CellMatch], pitch: f32) -> GrayImage
     }
     out
 }
+
+/// The fewest cells tesseract is given to confirm at once.
+const MIN_GROUP: usize = 3;
 
 /// Frames larger than this on their long side are scaled down before reading.
 pub const MAX_SIDE: u32 = 4096;
@@ -820,6 +881,36 @@ mod tests {
                 .voucher
                 .is_none()
         );
+    }
+
+    #[test]
+    fn tesseract_is_asked_about_the_cells_the_templates_could_confuse() {
+        let scanner = Scanner::with_reader(Fake).expect("templates");
+        let cell = |score: f32, margin: f32| CellMatch {
+            digit: 1,
+            score,
+            margin,
+            left: 0.0,
+        };
+        let mut cells = vec![cell(0.95, 0.3); 18];
+        // None doubtful: the least certain cell and its neighbours.
+        cells[7].margin = 0.25;
+        assert_eq!(scanner.cells_to_confirm(&cells), vec![6, 7, 8]);
+        // A low margin and a low score, each with a neighbour either side.
+        cells[0].margin = 0.1;
+        cells[12].score = 0.7;
+        assert_eq!(
+            scanner.cells_to_confirm(&cells),
+            vec![0, 12]
+                .into_iter()
+                .chain([1, 11, 13])
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+        );
+        // Three doubtful cells are enough on their own.
+        cells[5].margin = 0.1;
+        assert_eq!(scanner.cells_to_confirm(&cells), vec![0, 5, 12]);
     }
 
     /// A reader that agrees with nothing: the scanner's own checks are under test.
