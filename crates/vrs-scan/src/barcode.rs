@@ -135,7 +135,13 @@ fn push(out: &mut Vec<Symbol>, found: &rxing::RXingResult) {
     {
         return;
     }
-    let text = found.getText().to_owned();
+    // rxing gives a DataBar (Omnidirectional, Stacked) as its 14 digits alone: the
+    // symbol holds nothing but a GTIN, AI 01 implied.
+    let text = if matches!(found.getBarcodeFormat(), BarcodeFormat::RSS_14) {
+        format!("(01){}", found.getText())
+    } else {
+        found.getText().to_owned()
+    };
     // A GS1 symbol must hold GS1 data with a GTIN (whose check digit is then checked
     // too): a checksum that came right by chance on a dark or noisy frame rarely also
     // parses as element strings.
@@ -247,7 +253,15 @@ fn scan_rows<B: rxing::Binarizer>(bitmap: &BinaryBitmap<B>, which: Rows, out: &m
     let mut codabar_seen = Twice::default();
     let mut expanded_seen = Twice::default();
     let (mut have_codabar, mut have_gs1) = (which != Rows::Codabar, which != Rows::Gs1);
-    for y in (ROW_STEP / 2..bitmap.get_height()).step_by(ROW_STEP) {
+    // GS1 rows three times as close as a voucher's: a stacked DataBar's rows are a few pixels
+    // tall, and rxing pairs its halves only when each is seen on two lines. Labels are
+    // looked for only in frames without a voucher (the lot, at a session's set-up).
+    let step = if which == Rows::Gs1 {
+        ROW_STEP / 3
+    } else {
+        ROW_STEP
+    };
+    for y in (step / 2..bitmap.get_height()).step_by(step) {
         if have_codabar && have_gs1 {
             break;
         }
@@ -312,5 +326,8 @@ mod tests {
             "(01)04987222637139",
             "gs1-databar-expanded"
         ));
+        // A DataBar's GTIN, as push() gives it.
+        assert!(is_gs1_with_gtin("(01)04987222637138", "gs1-databar"));
+        assert!(!is_gs1_with_gtin("04987222637138", "gs1-databar"));
     }
 }

@@ -153,3 +153,65 @@ fn frames_with_no_single_valid_voucher_stay_silent() {
         assert_eq!(ok, n, "{kind}: {} of {n} gave a voucher", n - ok);
     }
 }
+
+/// GS1 DataBar photos drawn by another encoder than ours (fixtures/scan/databar, made
+/// by `scripts/databar-fixtures.py` with zxing-cpp's writer): Omnidirectional, Stacked,
+/// Stacked Omnidirectional and Expanded, three scales each. What is reported must be
+/// exactly the symbol's text; how many are read is a floor (7 of 12 today, where
+/// zxing-cpp reads 10: the smallest, thinnest-barred symbols are missed).
+#[test]
+fn databar_photos_give_their_gtin_and_never_another() {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        file: String,
+        format: String,
+        text: String,
+    }
+    let dir = fixtures().join("databar");
+    let truth: Vec<Entry> =
+        serde_json::from_slice(&std::fs::read(dir.join("truth.json")).expect("truth.json"))
+            .expect("truth");
+    assert!(truth.len() >= 12, "{} photos", truth.len());
+    let mut scanner = Scanner::new().expect("scanner");
+    let mut read = Vec::new();
+    for e in &truth {
+        let img = image::open(dir.join(&e.file)).expect("photo");
+        let report = scanner.scan(&img);
+        assert!(report.voucher.is_none(), "{}", e.file);
+        for s in report
+            .symbols
+            .iter()
+            .filter(|s| s.format.starts_with("gs1"))
+        {
+            assert_eq!(
+                (s.format, s.text.as_str()),
+                (e.format.as_str(), e.text.as_str()),
+                "{}",
+                e.file
+            );
+            read.push(e.file.as_str());
+        }
+        // An Expanded symbol carries the lot and expiry: the label is complete.
+        if e.format == "gs1-databar-expanded" && !report.symbols.is_empty() {
+            let lot = report.lot.expect("label");
+            assert!(e.text.ends_with(&format!("(10){}", lot.lot)), "{}", e.file);
+        }
+    }
+    println!(
+        "DataBar photos read: {} of {}: {read:?}",
+        read.len(),
+        truth.len()
+    );
+    assert!(
+        read.len() >= 7,
+        "{} of {} read: {read:?}",
+        read.len(),
+        truth.len()
+    );
+    for kind in ["omni", "stacked-omni", "expanded"] {
+        assert!(
+            read.iter().any(|f| f.starts_with(&format!("{kind}-"))),
+            "no {kind} symbol read: {read:?}"
+        );
+    }
+}
