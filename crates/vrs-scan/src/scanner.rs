@@ -641,11 +641,12 @@ fn planes(img: &DynamicImage) -> (GrayImage, GrayImage) {
     };
     let (w, h) = rgb.dimensions();
     let n = rgb.as_raw().len() / 3;
-    let (mut luma, mut ink) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for c in rgb.as_raw().chunks_exact(3) {
-        let (r, g, b) = (u32::from(c[0]), u32::from(c[1]), u32::from(c[2]));
-        luma.push(((54 * r + 183 * g + 19 * b + 128) >> 8) as u8);
-        ink.push(c[0].max(c[1]).max(c[2]));
+    let (mut luma, mut ink) = (vec![0u8; n], vec![0u8; n]);
+    for ((c, l), k) in rgb.as_raw().chunks_exact(3).zip(&mut luma).zip(&mut ink) {
+        let (r, g, b) = (u16::from(c[0]), u16::from(c[1]), u16::from(c[2]));
+        // 54 + 183 + 19 = 256: the sum fits 16 bits (255 · 256 + 128 < 65536).
+        *l = ((54 * r + 183 * g + 19 * b + 128) >> 8) as u8;
+        *k = c[0].max(c[1]).max(c[2]);
     }
     (
         GrayImage::from_raw(w, h, luma).unwrap_or_default(),
