@@ -164,6 +164,42 @@ impl Templates {
         cells
     }
 
+    /// Reads `n` cells walking along the strip: each cell is looked for a pitch after
+    /// where the one before it was found, and the pitch follows the spacing found
+    /// (within 15% of `pitch`). Where a line's pitch changes along it (a perspective
+    /// the rectification did not fully undo), the equally spaced cells of
+    /// [`Templates::read_cells`] drift off the digits towards one end; the walk keeps
+    /// to them. A cell that matches poorly does not move the walk.
+    pub fn read_cells_walking(
+        &self,
+        strip: &GrayImage,
+        left: f32,
+        pitch: f32,
+        n: usize,
+    ) -> Vec<CellMatch> {
+        let plane = Plane::blurred(strip);
+        let (mut x, mut p) = (left, pitch);
+        let mut last: Option<f32> = None;
+        let mut cells = Vec::with_capacity(n);
+        for _ in 0..n {
+            let c = self.best_near(&plane, x, p, 3, 1.0);
+            let c = self.best_near(&plane, c.left, p, 2, 0.5);
+            let at = if c.score >= 0.5 {
+                if let Some(prev) = last {
+                    p = (0.7 * p + 0.3 * (c.left - prev)).clamp(0.85 * pitch, 1.15 * pitch);
+                }
+                last = Some(c.left);
+                c.left
+            } else {
+                last = None;
+                x
+            };
+            cells.push(c);
+            x = at + p;
+        }
+        cells
+    }
+
     /// The best digit for a cell expected to start at `left`, trying `reach` steps of
     /// `step` pixels either way and one row up or down.
     fn best_near(&self, plane: &Plane, left: f32, pitch: f32, reach: i32, step: f32) -> CellMatch {

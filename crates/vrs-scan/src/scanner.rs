@@ -414,10 +414,27 @@ impl<R: LineReader> Scanner<R> {
         if !(0.75..=1.3).contains(&ratio) {
             return (Vec::new(), pitch);
         }
-        (
-            t.read_cells(&c.strip, c.ink_left - lead * ratio, pitch, 18),
-            pitch,
-        )
+        let left = c.ink_left - lead * ratio;
+        let cells = t.read_cells(&c.strip, left, pitch, 18);
+        if self.sure_digits(&cells).is_some() {
+            return (cells, pitch);
+        }
+        // Equally spaced cells that are not all sure, but enough of them to be OCR-B
+        // digits (the near end of a line whose pitch changes along it): walk the line
+        // cell by cell. Other text (most candidates) is not walked.
+        let o = &self.options;
+        let clear = cells
+            .iter()
+            .filter(|m| m.score >= o.min_score && m.margin >= o.min_margin)
+            .count();
+        if clear < cells.len() / 6 {
+            return (cells, pitch);
+        }
+        let walked = t.read_cells_walking(&c.strip, left, pitch, 18);
+        if self.sure_digits(&walked).is_some() {
+            return (walked, pitch);
+        }
+        (cells, pitch)
     }
 
     /// The digits, when every cell is a clear win and they validate as an OCR line.
