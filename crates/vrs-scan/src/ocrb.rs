@@ -488,6 +488,39 @@ mod tests {
     }
 
     #[test]
+    fn a_walk_keeps_to_digits_whose_pitch_grows_along_the_line() {
+        let t = Templates::builtin().expect("templates");
+        let sheet = image::load_from_memory(TEMPLATES_PNG)
+            .expect("png")
+            .to_luma8();
+        let cw = t.cell_w();
+        // 18 digits, each cell 1.2% wider than the one before (the far end of a line
+        // seen at an angle): 22% wider at the end.
+        let digits: Vec<u32> = (0..18).map(|i| (i * 7 + 3) % 10).collect();
+        let lefts: Vec<f32> = (0..18)
+            .scan(4.0f32, |x, i| {
+                let at = *x;
+                *x += cw as f32 * 1.012f32.powi(i);
+                Some(at)
+            })
+            .collect();
+        let width = (lefts[17] + 2.0 * cw as f32) as u32;
+        let mut strip = GrayImage::from_pixel(width, CELL_H, image::Luma([255]));
+        for (&d, &x) in digits.iter().zip(&lefts) {
+            let cell = image::imageops::crop_imm(&sheet, d * cw, 0, cw, CELL_H).to_image();
+            image::imageops::replace(&mut strip, &cell, x.round() as i64, 0);
+        }
+        let read =
+            |cells: &[CellMatch]| cells.iter().map(|c| u32::from(c.digit)).collect::<Vec<_>>();
+        let mean = (lefts[17] - lefts[0]) / 17.0;
+        let grid = t.read_cells(&strip, lefts[0], mean, 18);
+        let walked = t.read_cells_walking(&strip, lefts[0], cw as f32, 18);
+        assert_ne!(read(&grid), digits, "equal spacing should drift here");
+        assert_eq!(read(&walked), digits);
+        assert!(walked.iter().all(|c| c.score > 0.9), "{walked:?}");
+    }
+
+    #[test]
     fn fit_line_recovers_slope() {
         let (a, b) = fit_line((0..5).map(|i| (i as f32, 3.0 + 2.0 * i as f32)));
         assert!((a - 3.0).abs() < 1e-4 && (b - 2.0).abs() < 1e-4);
