@@ -138,8 +138,7 @@ impl Templates {
     /// pixels either side of where the pitch puts it, then the pitch is refitted to
     /// where the cells were found and the cells read again, so that a small error in
     /// the line's ends does not shift every cell.
-    pub fn read_cells(&self, strip: &GrayImage, left: f32, pitch: f32, n: usize) -> Vec<CellMatch> {
-        let plane = Plane::blurred(strip);
+    pub fn read_cells(&self, plane: &Plane, left: f32, pitch: f32, n: usize) -> Vec<CellMatch> {
         let mut left = left;
         let mut pitch = pitch;
         let mut cells = Vec::new();
@@ -147,7 +146,7 @@ impl Templates {
         // the refitted positions.
         for (pass, (reach, step)) in [(3, 1.0f32), (2, 0.5)].into_iter().enumerate() {
             cells = (0..n)
-                .map(|i| self.best_near(&plane, left + i as f32 * pitch, pitch, reach, step))
+                .map(|i| self.best_near(plane, left + i as f32 * pitch, pitch, reach, step))
                 .collect();
             // Most cells far from any digit after the coarse pass: not a line of OCR-B
             // digits, and the fine pass would not make it one.
@@ -172,18 +171,17 @@ impl Templates {
     /// to them. A cell that matches poorly does not move the walk.
     pub fn read_cells_walking(
         &self,
-        strip: &GrayImage,
+        plane: &Plane,
         left: f32,
         pitch: f32,
         n: usize,
     ) -> Vec<CellMatch> {
-        let plane = Plane::blurred(strip);
         let (mut x, mut p) = (left, pitch);
         let mut last: Option<f32> = None;
         let mut cells = Vec::with_capacity(n);
         for _ in 0..n {
-            let c = self.best_near(&plane, x, p, 3, 1.0);
-            let c = self.best_near(&plane, c.left, p, 2, 0.5);
+            let c = self.best_near(plane, x, p, 3, 1.0);
+            let c = self.best_near(plane, c.left, p, 2, 0.5);
             let at = if c.score >= 0.5 {
                 if let Some(prev) = last {
                     p = (0.7 * p + 0.3 * (c.left - prev)).clamp(0.85 * pitch, 1.15 * pitch);
@@ -250,14 +248,14 @@ impl Templates {
 /// averages rather than aliases, and kept as the rows a cell grid samples: grid row
 /// `gy` shifted `dy − 1` strip rows, for dy in 0..3 (the vertical position never
 /// changes, so only the horizontal one is interpolated per sample).
-struct Plane {
+pub struct Plane {
     w: usize,
     /// [dy][gy][x]
     rows: Vec<f32>,
 }
 
 impl Plane {
-    fn blurred(img: &GrayImage) -> Self {
+    pub fn blurred(img: &GrayImage) -> Self {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let raw: Vec<f32> = img.as_raw().iter().map(|&v| f32::from(v)).collect();
         let px = blur3(&raw, w, h);
@@ -478,7 +476,7 @@ mod tests {
         let img = image::load_from_memory(TEMPLATES_PNG)
             .expect("png")
             .to_luma8();
-        let cells = t.read_cells(&img, 0.0, t.cell_w() as f32, 10);
+        let cells = t.read_cells(&Plane::blurred(&img), 0.0, t.cell_w() as f32, 10);
         let digits: Vec<u8> = cells.iter().map(|c| c.digit).collect();
         assert_eq!(digits, (0..10).collect::<Vec<u8>>());
         assert!(
@@ -513,8 +511,9 @@ mod tests {
         let read =
             |cells: &[CellMatch]| cells.iter().map(|c| u32::from(c.digit)).collect::<Vec<_>>();
         let mean = (lefts[17] - lefts[0]) / 17.0;
-        let grid = t.read_cells(&strip, lefts[0], mean, 18);
-        let walked = t.read_cells_walking(&strip, lefts[0], cw as f32, 18);
+        let plane = Plane::blurred(&strip);
+        let grid = t.read_cells(&plane, lefts[0], mean, 18);
+        let walked = t.read_cells_walking(&plane, lefts[0], cw as f32, 18);
         assert_ne!(read(&grid), digits, "equal spacing should drift here");
         assert_eq!(read(&walked), digits);
         assert!(walked.iter().all(|c| c.score > 0.9), "{walked:?}");

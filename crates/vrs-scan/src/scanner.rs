@@ -23,7 +23,7 @@ use vrs_domain::ids::OcrLine;
 use crate::barcode::{self, Symbol};
 use crate::line::{self, Candidate, Pyramid};
 use crate::ocr::{LineReader, OcrError, Prep, Tesseract};
-use crate::ocrb::{CellMatch, TemplateError, Templates};
+use crate::ocrb::{CellMatch, Plane, TemplateError, Templates};
 
 /// Where a voucher read came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -415,7 +415,9 @@ impl<R: LineReader> Scanner<R> {
             return (Vec::new(), pitch);
         }
         let left = c.ink_left - lead * ratio;
-        let cells = t.read_cells(&c.strip, left, pitch, 18);
+        // The strip blurred once, for both readings below.
+        let plane = Plane::blurred(&c.strip);
+        let cells = t.read_cells(&plane, left, pitch, 18);
         if self.sure_digits(&cells).is_some() {
             return (cells, pitch);
         }
@@ -430,7 +432,7 @@ impl<R: LineReader> Scanner<R> {
         if clear < cells.len() / 6 {
             return (cells, pitch);
         }
-        let walked = t.read_cells_walking(&c.strip, left, pitch, 18);
+        let walked = t.read_cells_walking(&plane, left, pitch, 18);
         if self.sure_digits(&walked).is_some() {
             return (walked, pitch);
         }
