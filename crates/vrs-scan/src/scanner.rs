@@ -126,6 +126,17 @@ impl Scanner<Tesseract> {
     }
 }
 
+/// The templates' reading of a candidate's 18 cells.
+struct Cells {
+    cells: Vec<CellMatch>,
+    pitch: f32,
+    /// Placed by the walk ([`Templates::read_cells_walking`]) rather than equally
+    /// spaced: then only tesseract's reading of the whole strip may confirm them, never
+    /// a strip cut from the cells' own places (a walk that strayed onto the stem of a
+    /// 7 reads it as a 1, and so does tesseract given only that stem).
+    walked: bool,
+}
+
 /// The OCR reading of one candidate, kept for diagnostics.
 #[derive(Clone, Debug)]
 pub struct LineAttempt {
@@ -321,7 +332,7 @@ impl<R: LineReader> Scanner<R> {
     fn another_line(&self, c: &Candidate, want: &str) -> bool {
         let readings: Vec<Vec<CellMatch>> = [c.clone(), upside_down(c)]
             .iter()
-            .map(|w| self.template_cells(w).0)
+            .map(|w| self.template_cells(w).cells)
             .collect();
         !readings.iter().any(|r| cell_digits(r) == want)
             && readings
@@ -353,7 +364,9 @@ impl<R: LineReader> Scanner<R> {
             let ways = [c.clone(), upside_down(c)];
             let Some((cand, cells)) = ways.iter().find_map(|w| {
                 let cells = self.template_cells(w);
-                self.sure_digits(&cells.0).is_some().then_some((w, cells))
+                self.sure_digits(&cells.cells)
+                    .is_some()
+                    .then_some((w, cells))
             }) else {
                 continue;
             };
@@ -403,7 +416,7 @@ impl<R: LineReader> Scanner<R> {
 
     /// The templates' reading of a candidate's 18 cells (empty when the line's length
     /// cannot be 18 OCR-B digits), and the pitch used.
-    fn template_cells(&self, c: &Candidate) -> (Vec<CellMatch>, f32) {
+    fn template_cells(&self, c: &Candidate) -> Cells {
         let t = &self.templates;
         // 18 cells between the ink's ends: the first digit's ink starts a little into its
         // cell, the last one's ends a little before its cell's end.
@@ -411,15 +424,20 @@ impl<R: LineReader> Scanner<R> {
         let lead = (t.cell_w() as f32 - ink_w) / 2.0;
         let pitch = (c.ink_right - c.ink_left - ink_w) / 17.0;
         let ratio = pitch / t.cell_w() as f32;
+        let found = |cells, walked| Cells {
+            cells,
+            pitch,
+            walked,
+        };
         if !(0.75..=1.3).contains(&ratio) {
-            return (Vec::new(), pitch);
+            return found(Vec::new(), false);
         }
         let left = c.ink_left - lead * ratio;
         // The strip blurred once, for both readings below.
         let plane = Plane::blurred(&c.strip);
         let cells = t.read_cells(&plane, left, pitch, 18);
         if self.sure_digits(&cells).is_some() {
-            return (cells, pitch);
+            return found(cells, false);
         }
         // Equally spaced cells that are not all sure, but enough of them to be OCR-B
         // digits (the near end of a line whose pitch changes along it): walk the line
@@ -430,13 +448,13 @@ impl<R: LineReader> Scanner<R> {
             .filter(|m| m.score >= o.min_score && m.margin >= o.min_margin)
             .count();
         if clear < cells.len() / 6 {
-            return (cells, pitch);
+            return found(cells, false);
         }
         let walked = t.read_cells_walking(&plane, left, pitch, 18);
         if self.sure_digits(&walked).is_some() {
-            return (walked, pitch);
+            return found(walked, true);
         }
-        (cells, pitch)
+        found(cells, false)
     }
 
     /// The digits, when every cell is a clear win and they validate as an OCR line.
@@ -486,7 +504,11 @@ impl<R: LineReader> Scanner<R> {
     fn read_with_cells(
         &mut self,
         c: &Candidate,
-        (cells, pitch): (Vec<CellMatch>, f32),
+        Cells {
+            cells,
+            pitch,
+            walked,
+        }: Cells,
     ) -> LineAttempt {
         let sure = self.sure_digits(&cells);
         let mut attempt = LineAttempt {
@@ -509,7 +531,7 @@ impl<R: LineReader> Scanner<R> {
         // certain cells confirmed). When the short strip does not agree, the whole
         // line is read below as before.
         let confirm = self.cells_to_confirm(&attempt.cells);
-        if confirm.len() < attempt.cells.len() / 2 {
+        if !walked && confirm.len() < attempt.cells.len() / 2 {
             let group: Vec<CellMatch> = confirm.iter().map(|&i| attempt.cells[i]).collect();
             let expect = cell_digits(&group);
             let strip = spaced_cells(&c.strip, &group, pitch);
@@ -538,6 +560,9 @@ impl<R: LineReader> Scanner<R> {
             (true, Prep::Grey),
             (true, Prep::Binarised),
         ] {
+            if is_spaced && walked {
+                break;
+            }
             let strip = if is_spaced {
                 &*spaced.get_or_insert_with(|| spaced_cells(&c.strip, &attempt.cells, pitch))
             } else {
@@ -557,7 +582,7 @@ impl<R: LineReader> Scanner<R> {
         // less to get wrong. Every group must give exactly its own template digits,
         // grey or binarised; one group that does not fails the whole line.
         for size in [6, 3] {
-            if agrees(&text) {
+            if agrees(&text) || walked {
                 break;
             }
             let want: Vec<char> = attempt.template_digits.chars().collect();
