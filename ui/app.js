@@ -11,7 +11,7 @@ const T = {
     signin_send: 'パスコードを送る', passcode: 'パスコード (6桁)', signin_go: 'サインイン',
     signin_sent: 'パスコードを送りました。メールを確認して入力してください (10分間有効)。',
     setup_title: '接種の準備', date: '接種日', vaccine: 'ワクチン', lot: 'ロット番号', expiry: '有効期限',
-    setup_label: 'ラベルのバーコードを読む', setup_lots: 'この端末で使ったロット', mode: '読み取り方',
+    setup_label: 'ラベルのバーコードを読む', setup_lots: 'ロット一覧 (この端末で使ったものが先)', mode: '読み取り方',
     mode_single: '1人ずつ確認 (接種会場)', mode_batch: 'まとめて読み取り (回収した接種券)', setup_go: '読み取りを始める',
     torch: 'ライト', no_torch: 'このカメラにはライトがありません', replay_again: 'もう一度再生', change_setup: '準備に戻る',
     manual: '手入力 (券の18桁)', enter: '入力', batch_count: '読み取り済み', batch_end: 'まとめ読みを終える',
@@ -45,7 +45,7 @@ const T = {
     signin_send: 'Send a passcode', passcode: 'Passcode (6 digits)', signin_go: 'Sign in',
     signin_sent: 'Passcode sent: check the mail and type it here (valid 10 minutes).',
     setup_title: 'Session set-up', date: 'Date', vaccine: 'Vaccine', lot: 'Lot', expiry: 'Expiry',
-    setup_label: 'Scan the label barcode', setup_lots: 'Lots used on this tablet', mode: 'Mode',
+    setup_label: 'Scan the label barcode', setup_lots: 'Lots (those used here first)', mode: 'Mode',
     mode_single: 'One person at a time (vaccination site)', mode_batch: 'Batch (collected vouchers)', setup_go: 'Start scanning',
     torch: 'Torch', no_torch: 'This camera has no torch', replay_again: 'Replay again', change_setup: 'Back to set-up',
     manual: 'Type the voucher’s 18 digits', enter: 'Enter', batch_count: 'Scanned', batch_end: 'End the batch',
@@ -225,6 +225,13 @@ function goScan() {
   look('voucher', $('scan-view'));
 }
 
+// A lot typed that the list knows gets the list's expiry (the lot master's).
+function fillExpiry() {
+  const l = (app.lots || []).find(
+    (l) => l.lot === $('setup-lot').value.trim().toUpperCase() && l.vaccine === $('setup-vaccine').value);
+  if (l && l.expiry) $('setup-expiry').value = l.expiry;
+}
+
 function renderLots(lots) {
   const box = $('setup-lots');
   box.replaceChildren();
@@ -232,7 +239,7 @@ function renderLots(lots) {
   for (const l of lots) {
     const b = document.createElement('button');
     b.type = 'button';
-    b.textContent = `${l.lot} (${l.vaccine}${l.expiry ? ', ' + l.expiry : ''})`;
+    b.textContent = `${l.lot} (${vaccineName(l.vaccine)}${l.expiry ? ', ' + l.expiry.replaceAll('-', '/') : ''})`;
     b.addEventListener('click', () => {
       $('setup-vaccine').value = l.vaccine;
       $('setup-lot').value = l.lot;
@@ -350,6 +357,8 @@ async function start() {
     $('signin-error').textContent = '';
     try { render(await invoke('sign_in', { passcode: $('signin-code').value })); $('signin-code').value = ''; route(); } catch (e) { fail('signin-error', e); }
   });
+  $('setup-lot').addEventListener('input', fillExpiry);
+  $('setup-vaccine').addEventListener('change', fillExpiry);
   on('setup-label', () => { look('label', $('setup-view')); showCue('warn', t('looking_label')); });
   on('setup-go', async () => {
     $('setup-error').textContent = '';
@@ -401,6 +410,7 @@ async function start() {
   await tauri.event.listen('label', (e) => {
     $('setup-lot').value = e.payload.lot;
     $('setup-expiry').value = e.payload.expiry;
+    fillExpiry();
     $('setup-view').hidden = true;
     activeView = null;
   });

@@ -16,6 +16,7 @@ use vrs_domain::synth::{RegisterSpec, write_register};
 
 mod client;
 mod devices;
+mod lots;
 mod scan;
 mod users;
 
@@ -221,16 +222,21 @@ enum AdminCommand {
         #[arg(long, default_value = "")]
         transfer_contact: String,
     },
-    /// Make an access token for a staff member, printed once.
+    /// Make an access token for a staff member (or, with --operator, for the
+    /// operator's use of the API: the lot master), printed once.
     Token {
         #[command(flatten)]
         data: DataArgs,
         /// The municipality the token acts for.
-        #[arg(long)]
-        municipality: vrs_domain::MunicipalityCode,
+        #[arg(long, required_unless_present = "operator")]
+        municipality: Option<vrs_domain::MunicipalityCode>,
         /// The staff member's e-mail (lg.jp).
-        #[arg(long)]
-        staff: String,
+        #[arg(long, required_unless_present = "operator")]
+        staff: Option<String>,
+        /// A token for the operator (named here), who keeps the lot master and
+        /// reaches no municipality's data.
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["municipality", "staff"])]
+        operator: Option<String>,
     },
     /// Tablets: register one (prints its one-time enrolment code), list, revoke.
     #[command(subcommand)]
@@ -238,6 +244,9 @@ enum AdminCommand {
     /// Municipal users (様式1): add, list, remove.
     #[command(subcommand)]
     User(users::UserCommand),
+    /// The lot master (vaccine, lot, expiry, GTIN): add, import a file, list.
+    #[command(subcommand)]
+    Lot(lots::LotCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -517,17 +526,22 @@ fn admin(cmd: AdminCommand) -> Result<ExitCode> {
             data,
             municipality,
             staff,
+            operator,
         } => {
-            let whom = vrs_server::Principal::Staff {
-                municipality,
-                user: staff,
+            let (whom, chain) = match (operator, municipality, staff) {
+                (Some(user), _, _) => (vrs_server::Principal::Operator { user }, 0),
+                (None, Some(municipality), Some(user)) => (
+                    vrs_server::Principal::Staff { municipality, user },
+                    i64::from(municipality.get()),
+                ),
+                _ => anyhow::bail!("give --municipality and --staff, or --operator NAME"),
             };
             let store = data.open()?;
             let token = store.create_token(&system, &whom)?;
             store
                 .audit()
                 .append(&vrs_server::store::audit::AuditEvent {
-                    chain: i64::from(municipality.get()),
+                    chain,
                     at: vrs_server::store::jst_now(),
                     actor: "system (vrs admin)".into(),
                     action: "token.create".into(),
@@ -538,6 +552,11 @@ fn admin(cmd: AdminCommand) -> Result<ExitCode> {
         }
         AdminCommand::Device(cmd) => devices::run(cmd)?,
         AdminCommand::User(cmd) => users::run(cmd)?,
+        AdminCommand::Lot(cmd) => {
+            if !lots::run(cmd)? {
+                return Ok(ExitCode::from(1));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

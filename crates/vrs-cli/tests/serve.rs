@@ -423,6 +423,7 @@ fn malformed_csv_or_json_never_gets_a_5xx(backend: Backend) {
         "/api/register/import",
         "/api/paper/import",
         "/api/transfer/lookup-batch",
+        "/api/lots/import?dry_run=true",
     ] {
         for body in csvs {
             let (status, v) = upload(base, &staff, path, "", body.to_vec());
@@ -1563,6 +1564,7 @@ fn every_endpoint_by_every_role_reaches_only_what_it_may(backend: Backend) {
     let reg = json!({"site": {"site": "SITE-9"}, "site_name": "会場9", "email": format!("t-{}@example.jp", uuid::Uuid::new_v4())});
     let bad_code = json!({"code": "0000-0000-0000-0000", "public_key": "00".repeat(32)});
     let stranger = json!({"email": "nobody@city.example.lg.jp"});
+    let new_lot = json!({"vaccine": "pfizer", "lot": "FZ0001", "expiry": "2031-01-01"});
     let errors = format!("/api/imports/{import}/errors.csv");
     let held_void = format!("/api/records/{held_id}/void");
     let held_amend = format!("/api/records/{held_id}/amend");
@@ -1620,6 +1622,9 @@ fn every_endpoint_by_every_role_reaches_only_what_it_may(backend: Backend) {
             [202, 202, 202, 202],
         ),
         ("POST", "/api/signout", None, [0, 0, 0, 0]),
+        ("GET", "/api/lots", None, [0, 0, 401, 401]),
+        ("POST", "/api/lots", Some(&new_lot), [403, 403, 401, 401]),
+        ("GET", "/api/tablet/lots", None, [401, 401, 0, 401]),
     ];
     let mut bodies = std::collections::HashMap::new();
     for (method, path, body, expected) in &rows {
@@ -1672,6 +1677,7 @@ fn every_endpoint_by_every_role_reaches_only_what_it_may(backend: Backend) {
         "/api/register/import?dry_run=true",
         "/api/paper/import?dry_run=true",
         "/api/transfer/lookup-batch",
+        "/api/lots/import?dry_run=true",
     ] {
         for role in [Own, Other, Tablet, Nobody] {
             let req = agent()
@@ -1688,6 +1694,8 @@ fn every_endpoint_by_every_role_reaches_only_what_it_may(backend: Backend) {
             let got = r.status().as_u16();
             let text = r.body_mut().read_to_string().unwrap();
             let ok = match role {
+                // The lot master is the operator's alone.
+                Own | Other if path.starts_with("/api/lots") => got == 403,
                 Own | Other => got < 500 && got != 401 && got != 403,
                 Tablet | Nobody => got == 401,
             };
@@ -1722,6 +1730,114 @@ fn every_endpoint_by_every_role_reaches_only_what_it_may(backend: Backend) {
     assert_eq!(send(Tablet, "POST", "/api/tablet/name", Some(&name)).0, 401);
     assert_eq!(send(Own, "POST", &held_void, Some(&void)).0, 204);
     assert_eq!(send(Other, "POST", &held_void, Some(&void)).0, 404);
+}
+
+/// The operator keeps the lot master, on the command line and through the API with
+/// an operator token; staff and tablets read it, a tablet with a signed request; the
+/// operator's token reaches no municipality's data.
+fn the_operator_keeps_the_lot_master_and_tablets_download_it(backend: Backend) {
+    let server = Server::start(&backend, 20);
+    let (staff, tablet) = server.tokens();
+    let base = &server.base;
+    // The command line: one lot, a file with a bad line (nothing changes), then
+    // --partial.
+    let (code, out) = vrs_admin(
+        &backend,
+        &[
+            "lot",
+            "add",
+            "--vaccine",
+            "pfizer",
+            "--lot",
+            "FF1234",
+            "--expiry",
+            "2031-03-31",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let file = backend.data.join("lots.csv");
+    std::fs::write(
+        &file,
+        "vaccine,lot,expiry,gtin\nモデルナ,3009999,20310101,\nファイザー,F1,2031-01-01,\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (code, out) = vrs_admin(&backend, &["lot", "import", path]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("line 3") && out.contains("ロット番号"),
+        "{out}"
+    );
+    assert!(
+        out.contains("nothing changed") && out.contains("new 1"),
+        "{out}"
+    );
+    let (code, out) = vrs_admin(&backend, &["lot", "import", "--partial", path]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = vrs_admin(&backend, &["lot", "list"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("FF1234\t2031/03/31") && out.contains("3009999"),
+        "{out}"
+    );
+
+    // The API: staff cannot change the master; the operator's token can.
+    let lot = json!({"vaccine": "pfizer", "lot": "FG0001", "expiry": "2032-01-31", "gtin": "04987123456784"});
+    assert_eq!(post_json(base, "/api/lots", &staff, &lot).0, 403);
+    let (code, out) = vrs_admin(&backend, &["token", "--operator", "ops"]);
+    assert_eq!(code, 0, "{out}");
+    let operator = out.lines().last().unwrap().trim().to_owned();
+    assert_eq!(post_json(base, "/api/lots", &operator, &lot).0, 204);
+    let (s, report) = upload(
+        base,
+        &operator,
+        "/api/lots/import",
+        "",
+        "ファイザー,FG0002,2032-02-29\n".as_bytes().to_vec(),
+    );
+    assert_eq!((s, report["new"].as_u64()), (200, Some(1)), "{report}");
+    let (s, refused) = upload(
+        base,
+        &staff,
+        "/api/lots/import",
+        "",
+        b"pfizer,FG0003,2032-01-01\n".to_vec(),
+    );
+    assert_eq!(s, 403, "{refused}");
+    // The operator reaches no municipality's data.
+    let r = agent()
+        .get(format!("{base}/api/records/held"))
+        .header("Authorization", bearer(&operator))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // A tablet downloads the master with a signed request.
+    let path = "/api/tablet/lots";
+    let mut r = tablet
+        .on(agent().get(format!("{base}{path}")), "GET", path, b"")
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let lots: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let names: Vec<&str> = lots
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["lot"].as_str().unwrap())
+        .collect();
+    for want in ["FA4597", "FF1234", "3009999", "FG0001", "FG0002"] {
+        assert!(names.contains(&want), "{want} in {names:?}");
+    }
+    // Unsigned, or by staff on the tablet's path: refused.
+    assert_eq!(
+        agent()
+            .get(format!("{base}{path}"))
+            .call()
+            .unwrap()
+            .status(),
+        401
+    );
 }
 
 /// A server stopped by SIGTERM after serving the store ends cleanly: on PostgreSQL
@@ -1796,5 +1912,6 @@ on_both_backends!(
     staff_sign_in_by_a_passcode_mailed_over_smtp,
     every_endpoint_by_every_role_reaches_only_what_it_may,
     sigterm_stops_the_server_cleanly,
-    sigterm_lets_an_upload_in_flight_finish
+    sigterm_lets_an_upload_in_flight_finish,
+    the_operator_keeps_the_lot_master_and_tablets_download_it
 );

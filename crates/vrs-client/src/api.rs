@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use vrs_domain::DeviceId;
 use vrs_domain::wire::{
-    EnrolRequest, EnrolResponse, NameLookupRequest, NameLookupResponse, TabletSession,
+    EnrolRequest, EnrolResponse, LotEntry, NameLookupRequest, NameLookupResponse, TabletSession,
     TabletSignIn, UploadBatch, UploadResponse,
 };
 
@@ -99,26 +99,50 @@ impl Api {
         session: Option<&str>,
     ) -> Result<Option<T>, ApiError> {
         let bytes = serde_json::to_vec(body).map_err(|e| ApiError::BadAnswer(e.to_string()))?;
-        let mut req = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json");
+        self.send("POST", path, bytes, tablet, session)
+    }
+
+    /// A request (a `GET` has an empty body), signed when `tablet` is given.
+    fn send<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        bytes: Vec<u8>,
+        tablet: Option<Tablet<'_>>,
+        session: Option<&str>,
+    ) -> Result<Option<T>, ApiError> {
+        let mut headers: Vec<(&str, String)> = Vec::new();
         if let Some(t) = tablet {
             let now = chrono::Utc::now().timestamp();
             let h = t
                 .key
-                .sign(t.device, "POST", path, &bytes, now)
+                .sign(t.device, method, path, &bytes, now)
                 .map_err(|e| ApiError::Key(e.to_string()))?;
             for (name, value) in h.pairs() {
-                req = req.header(name, value);
+                headers.push((name, value.to_string()));
             }
         }
         if let Some(token) = session {
-            req = req.header(vrs_domain::wire::signing::SESSION, token);
+            headers.push((vrs_domain::wire::signing::SESSION, token.to_owned()));
         }
-        let mut resp = req
-            .send(&bytes[..])
-            .map_err(|e| ApiError::Unreachable(e.to_string()))?;
+        let url = format!("{}{path}", self.base);
+        let sent = if method == "GET" {
+            let mut req = self.agent.get(url);
+            for (name, value) in &headers {
+                req = req.header(*name, value);
+            }
+            req.call()
+        } else {
+            let mut req = self
+                .agent
+                .post(url)
+                .header("content-type", "application/json");
+            for (name, value) in &headers {
+                req = req.header(*name, value);
+            }
+            req.send(&bytes[..])
+        };
+        let mut resp = sent.map_err(|e| ApiError::Unreachable(e.to_string()))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -218,6 +242,13 @@ impl Api {
             status: 404,
             message: "this server has no tablet sign-in: check the server address".into(),
         })
+    }
+
+    /// The lot master (vaccine, lot, expiry, GTIN of every lot).
+    pub fn lots(&self, tablet: Tablet<'_>) -> Result<Vec<LotEntry>, ApiError> {
+        Ok(self
+            .send("GET", "/api/tablet/lots", Vec::new(), Some(tablet), None)?
+            .unwrap_or_default())
     }
 
     /// Uploads a batch; one receipt per record, in order.

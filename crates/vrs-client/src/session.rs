@@ -24,7 +24,7 @@ use vrs_domain::dose::SiteRef;
 use vrs_domain::gs1::VaccineLabel;
 use vrs_domain::ids::OcrLine;
 use vrs_domain::lot::{Lot, Vaccine};
-use vrs_domain::wire::NameLookupResponse;
+use vrs_domain::wire::{LotEntry, NameLookupResponse};
 
 /// What a session records every dose with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +56,60 @@ pub enum SetupError {
     },
     #[error("the date {date} is after today ({today}): a dose cannot be recorded in advance")]
     DateInFuture { date: NaiveDate, today: NaiveDate },
+    #[error(
+        "lot {lot} ({vaccine:?}) is not in the lot master: check the number on the vial and the vaccine chosen, or scan the label"
+    )]
+    LotUnknown { lot: String, vaccine: Vaccine },
+}
+
+/// The expiry a set-up goes by: the lot master's when the tablet has the master
+/// (a lot it does not list is refused, offline too), else the one typed or read
+/// from the label.
+pub fn lot_expiry(
+    master: Option<&[LotEntry]>,
+    vaccine: Vaccine,
+    lot: &Lot,
+    given: Option<NaiveDate>,
+) -> Result<Option<NaiveDate>, SetupError> {
+    let Some(master) = master else {
+        return Ok(given);
+    };
+    master
+        .iter()
+        .find(|l| l.vaccine == vaccine && l.lot == *lot)
+        .map(|l| Some(l.expiry))
+        .ok_or_else(|| SetupError::LotUnknown {
+            lot: lot.to_string(),
+            vaccine,
+        })
+}
+
+/// The lots a set-up screen offers: those used here lately first (with the
+/// master's expiry), then the master's other lots that have not expired by `today`.
+/// Without a master, the recent lots as they were kept.
+pub fn offered_lots(
+    recent: &[(Vaccine, Lot, Option<NaiveDate>)],
+    master: Option<&[LotEntry]>,
+    today: NaiveDate,
+) -> Vec<(Vaccine, Lot, Option<NaiveDate>)> {
+    let Some(master) = master else {
+        return recent.to_vec();
+    };
+    let mut out: Vec<(Vaccine, Lot, Option<NaiveDate>)> = recent
+        .iter()
+        .filter_map(|(v, l, _)| {
+            master
+                .iter()
+                .find(|m| m.vaccine == *v && m.lot == *l)
+                .map(|m| (*v, l.clone(), Some(m.expiry)))
+        })
+        .collect();
+    for m in master {
+        if m.expiry >= today && !out.iter().any(|(v, l, _)| *v == m.vaccine && *l == m.lot) {
+            out.push((m.vaccine, m.lot.clone(), Some(m.expiry)));
+        }
+    }
+    out
 }
 
 impl Setup {
@@ -372,6 +426,78 @@ mod tests {
     fn line(s: &str) -> OcrLine {
         s.parse().expect("line")
     }
+    #[test]
+    fn the_lot_master_gives_the_expiry_and_refuses_a_lot_it_does_not_list() {
+        let lot = |s: &str| -> Lot { s.parse().expect("lot") };
+        let master = vec![
+            LotEntry {
+                vaccine: Vaccine::Pfizer,
+                lot: lot("FA4597"),
+                expiry: day("2021-08-31"),
+                gtin: None,
+            },
+            LotEntry {
+                vaccine: Vaccine::Pfizer,
+                lot: lot("EY0572"),
+                expiry: day("2021-05-31"),
+                gtin: None,
+            },
+        ];
+        // The master's expiry, whatever was typed.
+        assert_eq!(
+            lot_expiry(
+                Some(&master),
+                Vaccine::Pfizer,
+                &lot("FA4597"),
+                Some(day("2030-01-01"))
+            ),
+            Ok(Some(day("2021-08-31")))
+        );
+        // Not listed (or listed for another vaccine): refused.
+        assert!(matches!(
+            lot_expiry(Some(&master), Vaccine::Pfizer, &lot("ZZ9999"), None),
+            Err(SetupError::LotUnknown { .. })
+        ));
+        assert!(matches!(
+            lot_expiry(Some(&master), Vaccine::Moderna, &lot("FA4597"), None),
+            Err(SetupError::LotUnknown { .. })
+        ));
+        // Before the first download: what was given.
+        assert_eq!(
+            lot_expiry(None, Vaccine::Pfizer, &lot("ZZ9999"), None),
+            Ok(None)
+        );
+        // An expired lot from the master is then refused by the set-up itself.
+        let expiry =
+            lot_expiry(Some(&master), Vaccine::Pfizer, &lot("EY0572"), None).expect("listed");
+        assert!(matches!(
+            Setup::new(
+                clinic(),
+                day("2021-06-01"),
+                day("2021-06-01"),
+                Vaccine::Pfizer,
+                lot("EY0572"),
+                expiry
+            ),
+            Err(SetupError::LotExpired { .. })
+        ));
+
+        // Offered: the recent ones first, with the master's expiry; then the master's
+        // unexpired others; a recent lot the master dropped is not offered.
+        let recent = vec![
+            (Vaccine::Pfizer, lot("FA4597"), None),
+            (Vaccine::Pfizer, lot("ZZ9999"), None),
+        ];
+        let offered = offered_lots(&recent, Some(&master), day("2021-06-01"));
+        assert_eq!(
+            offered,
+            vec![(Vaccine::Pfizer, lot("FA4597"), Some(day("2021-08-31")))]
+        );
+        let offered = offered_lots(&recent, Some(&master), day("2021-05-01"));
+        assert_eq!(offered.len(), 2);
+        assert_eq!(offered_lots(&recent, None, day("2021-06-01")), recent);
+    }
+
     const A: &str = "111310160123456789";
     const B: &str = "121310160000000002";
     fn taro() -> NameLookupResponse {

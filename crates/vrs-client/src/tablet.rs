@@ -73,6 +73,7 @@ const SETUP_KEY: &str = "session";
 const SESSION_SECRET: &str = "session";
 const SETTINGS_KEY: &str = "settings";
 const LOTS_KEY: &str = "lots";
+const LOT_MASTER_KEY: &str = "lot_master";
 /// How many lots the set-up screen offers.
 const RECENT_LOTS: usize = 10;
 
@@ -192,6 +193,9 @@ impl Tablet {
         let api = self.api(server)?;
         let answer = api.enrol(code, &key)?;
         self.outbox.set_enrolment(api.base(), &answer, &key)?;
+        // The lot master now, so that set-up can check lots offline; if the
+        // network drops here, the next sync that reaches the server fetches it.
+        let _ = self.refresh_lots();
         Ok(answer)
     }
 
@@ -210,14 +214,33 @@ impl Tablet {
 
     fn check_setup(&self, s: &SessionSetup) -> Result<Setup, TabletError> {
         let site = self.outbox.enrolment()?.device.site;
+        let master = self.lot_master()?;
+        let expiry = crate::session::lot_expiry(master.as_deref(), s.vaccine, &s.lot, s.expiry)?;
         Ok(Setup::new(
             site,
             s.date,
             today_jst(),
             s.vaccine,
             s.lot.clone(),
-            s.expiry,
+            expiry,
         )?)
+    }
+
+    /// Downloads the lot master and keeps it: set-up takes lots and their expiry
+    /// from it, offline too. The number of lots.
+    pub fn refresh_lots(&self) -> Result<usize, TabletError> {
+        let (e, api) = self.signer_api()?;
+        let lots = api.lots(Signer {
+            device: e.device.device_id,
+            key: &e.key,
+        })?;
+        self.outbox.put(LOT_MASTER_KEY, &lots)?;
+        Ok(lots.len())
+    }
+
+    /// The lot master as last downloaded; `None` before the first download.
+    pub fn lot_master(&self) -> Result<Option<Vec<vrs_domain::wire::LotEntry>>, TabletError> {
+        Ok(self.outbox.get(LOT_MASTER_KEY)?)
     }
 
     /// The session set up last, checked again (a lot may have expired since).
@@ -309,14 +332,34 @@ impl Tablet {
         Ok(self.outbox.put(SETTINGS_KEY, s)?)
     }
 
-    /// The lots used here lately, the last used first.
+    /// The lots the set-up screen offers: those used here lately first, then the
+    /// lot master's others that have not expired (see [`crate::session::offered_lots`]).
     pub fn lots(&self) -> Result<Vec<LotEntry>, TabletError> {
+        let recent: Vec<(Vaccine, Lot, Option<NaiveDate>)> = self
+            .recent_lots()?
+            .into_iter()
+            .map(|l| (l.vaccine, l.lot, l.expiry))
+            .collect();
+        let master = self.lot_master()?;
+        Ok(
+            crate::session::offered_lots(&recent, master.as_deref(), today_jst())
+                .into_iter()
+                .map(|(vaccine, lot, expiry)| LotEntry {
+                    vaccine,
+                    lot,
+                    expiry,
+                })
+                .collect(),
+        )
+    }
+
+    fn recent_lots(&self) -> Result<Vec<LotEntry>, TabletError> {
         Ok(self.outbox.get(LOTS_KEY)?.unwrap_or_default())
     }
 
     /// Puts a lot first in the list of lots used lately.
     pub fn remember_lot(&self, entry: LotEntry) -> Result<(), TabletError> {
-        let mut lots = self.lots()?;
+        let mut lots = self.recent_lots()?;
         lots.retain(|l| l.lot != entry.lot || l.vaccine != entry.vaccine);
         lots.insert(0, entry);
         lots.truncate(RECENT_LOTS);
@@ -352,9 +395,16 @@ impl Tablet {
     ) -> Result<SyncReport, TabletError> {
         let server = self.outbox.enrolment()?.server;
         let api = self.api(&server)?;
-        sync::run(&mut self.outbox, &api, opts, clock).map_err(|e| match e {
+        let report = sync::run(&mut self.outbox, &api, opts, clock).map_err(|e| match e {
             sync::SyncError::Outbox(o) => TabletError::Outbox(o),
-        })
+        })?;
+        // The lot master changes as lots are delivered: fetched again with each sync
+        // that reached the server.
+        if report.stopped.is_none() {
+            // A failure here is the network's; the next sync tries again.
+            let _ = self.refresh_lots();
+        }
+        Ok(report)
     }
 
     pub fn status(&self) -> Result<Status, TabletError> {

@@ -231,6 +231,11 @@ pub fn parse_timestamp(input: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(s, "%Y%m%d%H%M%S").ok()
 }
 
+/// How a person reads a date: `2026/12/04`.
+pub fn format_slash(d: NaiveDate) -> String {
+    d.format("%Y/%m/%d").to_string()
+}
+
 /// Writes `YYYYMMDD`. (By hand: chrono's `format` costs several times more, and the
 /// ledger export writes millions of these.)
 pub fn format_date(d: NaiveDate) -> String {

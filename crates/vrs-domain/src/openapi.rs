@@ -73,6 +73,12 @@ string_schema!(
 );
 string_schema!(Lot, "^[A-Z0-9-]{1,20}$", "FA4597", "ロット番号");
 string_schema!(
+    crate::gs1::Gtin,
+    "^[0-9]{14}$",
+    "04987222637817",
+    "GTIN: the product code of a GS1 label, 14 digits"
+);
+string_schema!(
     SiteCode,
     "^[A-Z0-9-]{1,20}$",
     "MASS-01",

@@ -69,6 +69,8 @@ pub enum HoldReason {
     PersonRemoved,
     /// The person already has a different record for this dose number.
     DoseAlreadyRecorded,
+    /// The lot is not in the operator's lot master.
+    LotUnknown,
 }
 
 impl HoldReason {
@@ -84,8 +86,54 @@ impl HoldReason {
             HoldReason::PersonDeceased => "接種対象者は死亡となっています",
             HoldReason::PersonRemoved => "接種対象者は削除済みです",
             HoldReason::DoseAlreadyRecorded => "この回数の接種記録が既にあります",
+            HoldReason::LotUnknown => "ロット番号がロット一覧にありません",
         }
     }
+
+    /// The same sentence in English.
+    pub fn describe_en(self) -> &'static str {
+        match self {
+            HoldReason::UnknownVoucher => "No registered person has this voucher number",
+            HoldReason::MissingEarlierDose => "The earlier dose is not on record",
+            HoldReason::BeforePreviousDose => "Dated before the previous dose",
+            HoldReason::DateInFuture => "The date of vaccination is in the future",
+            HoldReason::LotExpired => "The lot had expired on the date of vaccination",
+            HoldReason::PersonMovedOut => "The person has moved out",
+            HoldReason::PersonDeceased => "The person is recorded as deceased",
+            HoldReason::PersonRemoved => "The person has been removed from the register",
+            HoldReason::DoseAlreadyRecorded => "This dose is already on record",
+            HoldReason::LotUnknown => "The lot is not in the lot master",
+        }
+    }
+
+    /// Every reason, for catalogues and tests.
+    pub const ALL: [HoldReason; 10] = [
+        HoldReason::UnknownVoucher,
+        HoldReason::MissingEarlierDose,
+        HoldReason::BeforePreviousDose,
+        HoldReason::DateInFuture,
+        HoldReason::LotExpired,
+        HoldReason::PersonMovedOut,
+        HoldReason::PersonDeceased,
+        HoldReason::PersonRemoved,
+        HoldReason::DoseAlreadyRecorded,
+        HoldReason::LotUnknown,
+    ];
+}
+
+/// One lot of the operator's lot master (`GET /api/tablet/lots`, `GET /api/lots`):
+/// a tablet offers these at set-up and takes the expiry from here.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LotEntry {
+    pub vaccine: crate::Vaccine,
+    pub lot: crate::Lot,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
+    pub expiry: chrono::NaiveDate,
+    /// The product's GTIN, when known (it ties a scanned GS1 label to the lot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtin: Option<crate::gs1::Gtin>,
 }
 
 /// `POST` body of the tablet's name look-up: which voucher was scanned.

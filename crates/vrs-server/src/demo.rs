@@ -4,10 +4,9 @@
 
 use std::io::Write;
 
-use chrono::NaiveDate;
 use vrs_domain::csv::OutputEncoding;
 use vrs_domain::synth::{RegisterSpec, write_register};
-use vrs_domain::{DeviceId, MunicipalityCode, SiteRef, Vaccine};
+use vrs_domain::{DeviceId, MunicipalityCode, SiteRef};
 
 use crate::error::StoreError;
 use crate::principal::Principal;
@@ -48,17 +47,19 @@ pub fn seed(store: &dyn Store, residents: u64) -> Result<Demo, StoreError> {
         "千代田区 保健所 予防接種担当 03-0000-0000",
     )?;
     store.add_site(&system, m, DEMO_CLINIC, "千代田デモクリニック")?;
-    for (vaccine, lot, expiry) in [
-        (Vaccine::Pfizer, "FA4597", (2030, 12, 31)),
-        (Vaccine::Pfizer, "EY0572", (2021, 8, 31)),
-        (Vaccine::Moderna, "3004667", (2030, 12, 31)),
-    ] {
-        let lot = lot
-            .parse()
-            .map_err(|_| StoreError::Invalid("demo lot".into()))?;
-        let expiry = NaiveDate::from_ymd_opt(expiry.0, expiry.1, expiry.2)
-            .ok_or_else(|| StoreError::Invalid("demo expiry".into()))?;
-        store.add_lot(&system, vaccine, &lot, expiry)?;
+    // The demo's lots go into the lot master as the operator's file would
+    // (`vrs admin lot import`).
+    let lots = "ワクチンメーカー,ロット番号,有効期限,GTIN\n\
+                ファイザー,FA4597,2030-12-31,04987123456784\n\
+                ファイザー,EY0572,2021-08-31,\n\
+                ファイザー,EU7814,2023-01-02,\n\
+                武田/モデルナ,3004667,2030-12-31,\n";
+    let report = store.import_lots(&system, &mut lots.as_bytes(), &ImportOptions::default())?;
+    if report.rejected > 0 {
+        return Err(StoreError::Invalid(format!(
+            "demo lots: {:?}",
+            report.errors
+        )));
     }
     let mut csv = Vec::new();
     write_register(

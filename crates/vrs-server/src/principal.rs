@@ -19,6 +19,10 @@ pub enum Principal {
         municipality: MunicipalityCode,
         device: DeviceId,
     },
+    /// The operator through the API (a token made by `vrs admin token --operator`):
+    /// keeps what every municipality shares (the lot master), and reaches no
+    /// municipality's data.
+    Operator { user: String },
     /// The service itself (seeding, maintenance): no personal data through the API.
     System,
 }
@@ -37,7 +41,7 @@ impl Principal {
     /// The operator alone (`vrs admin`), for what every municipality shares: `what`
     /// names it in the refusal ("lots are registered").
     pub fn require_operator(&self, what: &str) -> Result<(), StoreError> {
-        if *self == Principal::System {
+        if matches!(self, Principal::System | Principal::Operator { .. }) {
             Ok(())
         } else {
             Err(StoreError::Forbidden(format!(
@@ -58,6 +62,9 @@ impl Principal {
             ))),
             Principal::Device { .. } => Err(StoreError::Forbidden(
                 "a tablet can only look up names and upload records".into(),
+            )),
+            Principal::Operator { .. } => Err(StoreError::Forbidden(
+                "the operator keeps what municipalities share; a municipality's data needs its staff's sign-in".into(),
             )),
         }
     }
@@ -82,6 +89,7 @@ impl fmt::Display for Principal {
                 municipality,
                 device,
             } => write!(f, "device:{municipality}:{device}"),
+            Principal::Operator { user } => write!(f, "operator:{user}"),
             Principal::System => f.write_str("system"),
         }
     }
@@ -94,7 +102,8 @@ pub(crate) struct NewToken {
     pub token: String,
     pub hash: Vec<u8>,
     pub kind: &'static str,
-    pub municipality: MunicipalityCode,
+    /// The municipality code, or 0 for the operator's.
+    pub municipality: i64,
     pub subject: String,
 }
 
@@ -105,7 +114,11 @@ pub(crate) fn new_token(actor: &Principal, for_whom: &Principal) -> Result<NewTo
         ));
     }
     let (kind, municipality, subject) = match for_whom {
-        Principal::Staff { municipality, user } => ("staff", *municipality, user.clone()),
+        Principal::Staff { municipality, user } => {
+            ("staff", i64::from(municipality.get()), user.clone())
+        }
+        // The operator's token belongs to no municipality (code 0 in the row).
+        Principal::Operator { user } => ("operator", 0, user.clone()),
         Principal::Device { .. } => {
             return Err(StoreError::Invalid(
                 "tablets have no tokens: register one (vrs admin device register), enrol it with its code, and it signs its requests".into(),
@@ -136,16 +149,17 @@ pub(crate) fn token_hash(token: &str) -> Vec<u8> {
 /// The principal a stored token row stands for.
 pub(crate) fn token_principal(
     kind: &str,
-    municipality: MunicipalityCode,
+    municipality: i64,
     subject: String,
 ) -> Result<Option<Principal>, StoreError> {
     // Only staff hold tokens (tablets sign their requests); a row of another kind
     // (from before tablets signed) stands for no one.
     match kind {
         "staff" => Ok(Some(Principal::Staff {
-            municipality,
+            municipality: crate::store::codec::municipality_code(municipality)?,
             user: subject,
         })),
+        "operator" => Ok(Some(Principal::Operator { user: subject })),
         _ => Ok(None),
     }
 }

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 use vrs_domain::csv::OutputEncoding;
 use vrs_domain::synth::{RegisterSpec, write_register};
-use vrs_domain::wire::{HoldReason, NameLookupRequest, Outcome, UploadBatch};
+use vrs_domain::wire::{HoldReason, LotEntry, NameLookupRequest, Outcome, UploadBatch};
 use vrs_domain::{
     ClientRecordId, DeviceId, DoseNumber, DoseRecord, MunicipalityCode, MyNumber, SiteRef, Vaccine,
     VoucherNumber,
@@ -81,7 +81,24 @@ fn seeded(dir: tempfile::TempDir, store: Box<dyn Store>) -> Fixture {
             )
             .unwrap();
     }
+    // The lot master, as the operator keeps it: the tests' doses use FA4597.
+    store
+        .import_lots(
+            &Principal::System,
+            &mut "pfizer,FA4597,2030-12-31,04987123456784\n".as_bytes(),
+            &ImportOptions::default(),
+        )
+        .unwrap();
     Fixture { _dir: dir, store }
+}
+
+fn lot(vaccine: Vaccine, lot: &str, expiry: &str) -> LotEntry {
+    LotEntry {
+        vaccine,
+        lot: lot.parse().unwrap(),
+        expiry: expiry.parse().unwrap(),
+        gtin: None,
+    }
 }
 
 fn register(rows: u64, seed: u64, bad_every: u64) -> Vec<u8> {
@@ -327,9 +344,7 @@ fn tablet_records_are_idempotent_and_checked(f: Fixture) {
     f.store
         .add_lot(
             &Principal::System,
-            Vaccine::Pfizer,
-            &"EY0001".parse().unwrap(),
-            NaiveDate::from_ymd_opt(2021, 5, 31).unwrap(),
+            &lot(Vaccine::Pfizer, "EY0001", "2021-05-31"),
         )
         .unwrap();
     let first = dose(1310160001, 1, "2021-06-01", "FA4597");
@@ -730,6 +745,109 @@ fn a_file_that_breaks_off_midway_changes_nothing(f: Fixture) {
     assert_eq!(f.store.vault_count().unwrap(), 0);
 }
 
+fn the_lot_master_is_the_operators_and_holds_unknown_and_expired_lots(f: Fixture) {
+    let s = staff(CHIYODA);
+    f.store
+        .import_register(&s, m(CHIYODA), &mut register(5, 2, 0).as_slice(), &opts())
+        .unwrap();
+    let operator = Principal::Operator { user: "ops".into() };
+    // Staff and tablets read the master; only the operator changes it.
+    assert!(matches!(
+        f.store
+            .add_lot(&s, &lot(Vaccine::Pfizer, "EY0001", "2021-05-31")),
+        Err(vrs_server::StoreError::Forbidden(_))
+    ));
+    assert!(
+        f.store
+            .import_lots(
+                &tablet(CHIYODA),
+                &mut "pfizer,EY0001,2021-05-31\n".as_bytes(),
+                &opts()
+            )
+            .is_err()
+    );
+    assert_eq!(f.store.lots(&tablet(CHIYODA)).unwrap().len(), 1);
+    // A file with a bad line changes nothing, and says what it would have done.
+    let file = "ワクチンメーカー,ロット番号,有効期限,GTIN\n\
+                ファイザー,EY0001,2021/05/31,\n\
+                ファイザー,FA4597,20300131,04987123456784\n\
+                ファイザー,XX,2021-05-31,\n";
+    let r = f
+        .store
+        .import_lots(&operator, &mut file.as_bytes(), &opts())
+        .unwrap();
+    assert_eq!(
+        (r.outcome, r.new, r.updated, r.rejected),
+        (ImportOutcome::Rejected, 1, 1, 1),
+        "{r:?}"
+    );
+    assert_eq!(r.errors[0].line, 4);
+    assert_eq!(f.store.lots(&s).unwrap().len(), 1);
+    let r = f
+        .store
+        .import_lots(
+            &operator,
+            &mut file.as_bytes(),
+            &ImportOptions {
+                mode: ImportMode::Partial,
+                ..opts()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (r.outcome, r.new, r.updated),
+        (ImportOutcome::Applied, 1, 1)
+    );
+    let lots = f.store.lots(&s).unwrap();
+    assert_eq!(
+        lots.iter()
+            .map(|l| (l.lot.as_str(), l.expiry.to_string()))
+            .collect::<Vec<_>>(),
+        [
+            ("EY0001", "2021-05-31".into()),
+            ("FA4597", "2030-01-31".into())
+        ]
+    );
+
+    // Tablet records: an expired lot and one the master lacks are held.
+    let out = receipts(
+        &f,
+        vec![
+            dose(1310160001, 1, "2021-06-01", "EY0001"),
+            dose(1310160002, 1, "2021-06-01", "ZZ9999"),
+            dose(1310160003, 1, "2021-06-01", "FA4597"),
+        ],
+    );
+    assert_eq!(
+        out.iter().map(held).collect::<Vec<_>>(),
+        [
+            Some(HoldReason::LotExpired),
+            Some(HoldReason::LotUnknown),
+            None
+        ]
+    );
+    // Paper records the same.
+    let paper = ",20210601,1310160004,131016,千代田区役所,山田医師,ファイザー,ZZ9999,1\r\n\
+                 ,20210601,1310160005,131016,千代田区役所,山田医師,ファイザー,EY0001,1\r\n";
+    let r = f
+        .store
+        .import_paper(&s, m(CHIYODA), &mut paper.as_bytes(), &opts())
+        .unwrap();
+    assert_eq!((r.new, r.flagged), (2, 2));
+    let held_now = f.store.held(&s, m(CHIYODA)).unwrap();
+    let mut reasons: Vec<_> = held_now.iter().map(|h| h.reason).collect();
+    reasons.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(
+        reasons,
+        [
+            HoldReason::LotExpired,
+            HoldReason::LotExpired,
+            HoldReason::LotUnknown,
+            HoldReason::LotUnknown
+        ]
+    );
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -757,7 +875,8 @@ on_both_backends!(
     a_voucher_can_move_between_people_within_one_file,
     a_voucher_passed_on_and_its_first_holder_seen_again_in_one_file,
     a_file_that_breaks_off_midway_changes_nothing,
-    a_first_upload_sees_its_own_earlier_chunks
+    a_first_upload_sees_its_own_earlier_chunks,
+    the_lot_master_is_the_operators_and_holds_unknown_and_expired_lots
 );
 
 #[test]

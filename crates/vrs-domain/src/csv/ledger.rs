@@ -15,7 +15,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 
 use super::{
     EncodedWriter, Encoding, FileError, OutputEncoding, Problem, ProblemKind, ReadError, RowError,
-    Source, WriteError, field_text, map_header,
+    Source, WriteError, lot_shape, map_header, row_error, row_texts,
 };
 use crate::date::{format_date, format_timestamp, parse_date, parse_timestamp};
 use crate::ids::{DoseNumber, MunicipalityCode, VoucherNumber};
@@ -189,24 +189,6 @@ impl<'r> LedgerReader<'r> {
         } else {
             columns
         };
-        if !src.fits(columns.len()) {
-            return Err(RowError::new(
-                line,
-                vec![Problem {
-                    column: None,
-                    field: "row",
-                    kind: ProblemKind::FieldCount,
-                    message: format!(
-                        "{} fields, expected {}: a column is shifted",
-                        rec.len(),
-                        columns.len()
-                    ),
-                    fix: format!(
-                        "quote fields that contain commas; the columns are {STANDARD_ORDER}"
-                    ),
-                }],
-            ));
-        }
         let mut problems = Vec::new();
         let mut registered_at = None;
         let mut vaccinated_on = None;
@@ -217,22 +199,14 @@ impl<'r> LedgerReader<'r> {
         let mut vaccine = None;
         let mut lot = None;
         let mut dose_number = None;
-        for (i, (&field, raw)) in columns.iter().zip(rec.iter()).enumerate() {
-            let column = i + 1;
+        for (column, field, text) in row_texts(
+            src,
+            line,
+            columns,
+            (LedgerField::name, &LedgerField::REQUIRED, STANDARD_ORDER),
+            &mut problems,
+        )? {
             let name = field.name();
-            let text = match field_text(raw, src.encoding(), column, name) {
-                Ok(t) => t,
-                Err(p) => {
-                    problems.push(p);
-                    continue;
-                }
-            };
-            if text.is_empty() {
-                if LedgerField::REQUIRED.contains(&field) {
-                    problems.push(Problem::missing(column, name, "fill in the field"));
-                }
-                continue;
-            }
             let id = |e| Problem::from_id(column, name, Some(text), &e);
             let r = match field {
                 LedgerField::RegisteredAt => parse_timestamp(text)
@@ -286,16 +260,13 @@ impl<'r> LedgerReader<'r> {
             }
         }
         // The lot's shape depends on the maker, so it is checked once both are read.
-        if let (Some(v), Some(l)) = (vaccine, &lot)
-            && let Err(e) = v.check_lot(l)
-        {
-            let column = columns
-                .iter()
-                .position(|f| *f == LedgerField::Lot)
-                .unwrap_or(0)
-                + 1;
-            problems.push(Problem::from_id(column, LedgerField::Lot.name(), None, &e));
-        }
+        problems.extend(lot_shape(
+            vaccine,
+            lot.as_ref(),
+            columns,
+            LedgerField::Lot,
+            LedgerField::Lot.name(),
+        ));
         match (
             vaccinated_on,
             voucher,
@@ -325,7 +296,7 @@ impl<'r> LedgerReader<'r> {
                 lot,
                 dose_number,
             }),
-            _ => Err(RowError::new(line, problems)),
+            _ => Err(row_error(line, problems)),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! unreadable file or header stops the reader ([`FileError`]).
 
 pub mod ledger;
+pub mod lots;
 pub mod register;
 
 use std::fmt;
@@ -190,6 +191,17 @@ impl Problem {
     pub(crate) fn with_fix(mut self, fix: &str) -> Self {
         self.fix = fix.to_owned();
         self
+    }
+
+    /// A row with more or fewer fields than the file's columns.
+    pub(crate) fn shifted(got: usize, expected: usize, fix: String) -> Self {
+        Problem {
+            column: None,
+            field: "row",
+            kind: ProblemKind::FieldCount,
+            message: format!("{got} fields, expected {expected}: a column is shifted"),
+            fix,
+        }
     }
 
     pub(crate) fn missing(column: usize, field: &'static str, why: &str) -> Self {
@@ -629,6 +641,63 @@ fn count_breaks(b: &[u8], prev_cr: &mut bool) -> u64 {
 }
 
 /// A field's text, trimmed, or the problem with its bytes.
+/// A lot number that is not its maker's shape (checked once both are read), at the
+/// lot's column.
+pub(crate) fn lot_shape<F: Copy + PartialEq>(
+    vaccine: Option<crate::lot::Vaccine>,
+    lot: Option<&crate::lot::Lot>,
+    columns: &[F],
+    lot_field: F,
+    name: &'static str,
+) -> Option<Problem> {
+    let e = vaccine?.check_lot(lot?).err()?;
+    let column = columns.iter().position(|f| *f == lot_field).unwrap_or(0) + 1;
+    Some(Problem::from_id(column, name, None, &e))
+}
+
+/// A bad row's error, its problems in the order of the columns (as a person reads
+/// the row).
+pub(crate) fn row_error(line: u64, mut problems: Vec<Problem>) -> RowError {
+    problems.sort_by_key(|p| p.column);
+    RowError::new(line, problems)
+}
+
+/// A row's non-empty fields as text, each with its column (from 1) and field; a
+/// field that is not text in the file's encoding, or a required one left empty,
+/// goes to `problems` instead. A row with more or fewer fields than `columns` is
+/// an error at once (`order` names the columns for the fix).
+pub(crate) fn row_texts<'a, F: Copy + PartialEq>(
+    src: &'a Source<'_>,
+    line: u64,
+    columns: &[F],
+    (name, required, order): (impl Fn(F) -> &'static str, &[F], &str),
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<(usize, F, &'a str)>, RowError> {
+    if !src.fits(columns.len()) {
+        return Err(RowError::new(
+            line,
+            vec![Problem::shifted(
+                src.record().len(),
+                columns.len(),
+                format!("quote fields that contain commas; the columns are {order}"),
+            )],
+        ));
+    }
+    let mut out = Vec::with_capacity(columns.len());
+    for (i, (&field, raw)) in columns.iter().zip(src.record().iter()).enumerate() {
+        let column = i + 1;
+        match field_text(raw, src.encoding(), column, name(field)) {
+            Err(p) => problems.push(p),
+            Ok("") if required.contains(&field) => {
+                problems.push(Problem::missing(column, name(field), "fill in the field"));
+            }
+            Ok("") => {}
+            Ok(text) => out.push((column, field, text)),
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn field_text<'a>(
     raw: &'a [u8],
     encoding: Encoding,

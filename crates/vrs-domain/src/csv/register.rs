@@ -195,17 +195,11 @@ impl<'r> RegisterReader<'r> {
         let enc = src.encoding();
         let mut problems = Vec::new();
         if !src.fits(columns.len()) {
-            problems.push(Problem {
-                column: None,
-                field: "row",
-                kind: ProblemKind::FieldCount,
-                message: format!(
-                    "{} fields, expected {}: a column is shifted",
-                    rec.len(),
-                    columns.len()
-                ),
-                fix: "a comma inside a name splits it in two: quote the field (\"…\") or remove the comma; check the file has one column per field".into(),
-            });
+            problems.push(Problem::shifted(
+                rec.len(),
+                columns.len(),
+                "a comma inside a name splits it in two: quote the field (\"…\") or remove the comma; check the file has one column per field".into(),
+            ));
             return Err(RowError::new(line, problems));
         }
 

@@ -25,7 +25,7 @@ pub(crate) fn chain_of(p: &Principal) -> i64 {
         Principal::Staff { municipality, .. } | Principal::Device { municipality, .. } => {
             i64::from(municipality.get())
         }
-        Principal::System => 0,
+        Principal::Operator { .. } | Principal::System => 0,
     }
 }
 

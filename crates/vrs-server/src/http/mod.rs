@@ -1,7 +1,7 @@
 //! The HTTP API (axum), one file per URL area, each with its own `router()`, merged
 //! in [`router`]: `/api/register` and `/api/imports` and `/api/sites` in
 //! [`register`], `/api/paper` and `/api/records` in [`records`], `/api/ledger.csv` in
-//! [`ledger`], `/api/transfer` in [`transfer`], `/api/tablet` in [`tablet`],
+//! [`ledger`], `/api/lots` in [`lots`], `/api/transfer` in [`transfer`], `/api/tablet` in [`tablet`],
 //! `/api/devices` in [`devices`], `/api/signin` and `/api/me` in [`signin`],
 //! `/api/users` and `/api/contacts` in [`access`], `/api/audit` in [`audit`], the
 //! document and health in [`openapi`]. The error type is in [`error`], the extractors
@@ -21,6 +21,7 @@ pub mod devices;
 pub mod error;
 pub mod extract;
 pub mod ledger;
+pub mod lots;
 pub mod openapi;
 pub mod records;
 pub mod register;
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .merge(register::router())
         .merge(records::router())
         .merge(ledger::router())
+        .merge(lots::router())
         .merge(transfer::router())
         .merge(tablet::router(state.clone()))
         .merge(devices::router())

@@ -45,13 +45,14 @@ pub async fn import_paper(
     ApiQuery(params): ApiQuery<UploadParams>,
     body: Body,
 ) -> Result<Json<ImportReport>, ApiError> {
+    let m = actor.staff_of().map_err(ApiError::from)?;
     super::register::upload(
         state,
         actor,
         params,
         body,
         "paper.import",
-        |store, actor, m, input, opts| store.import_paper(actor, m, input, opts),
+        move |store, actor, input, opts| store.import_paper(actor, m, input, opts),
     )
     .await
 }

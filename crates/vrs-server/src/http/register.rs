@@ -86,13 +86,14 @@ pub async fn import_register(
     ApiQuery(params): ApiQuery<UploadParams>,
     body: Body,
 ) -> Result<Json<ImportReport>, ApiError> {
+    let m = actor.staff_of().map_err(ApiError::from)?;
     upload(
         state,
         actor,
         params,
         body,
         "register.import",
-        |store, actor, m, input, opts| store.import_register(actor, m, input, opts),
+        move |store, actor, input, opts| store.import_register(actor, m, input, opts),
     )
     .await
 }
@@ -100,7 +101,8 @@ pub async fn import_register(
 /// The largest upload accepted: a register of about 25 million rows.
 const MAX_UPLOAD: u64 = 2 << 30;
 
-/// The body of an upload handler: a staff member's file, spooled, then imported.
+/// The body of an upload handler: a file, spooled, then imported. The caller has
+/// checked that `actor` may upload it.
 pub(super) async fn upload(
     state: AppState,
     actor: Principal,
@@ -110,14 +112,12 @@ pub(super) async fn upload(
     import: impl FnOnce(
         &dyn Store,
         &Principal,
-        vrs_domain::MunicipalityCode,
         &mut dyn io::Read,
         &ImportOptions,
     ) -> Result<ImportReport, StoreError>
     + Send
     + 'static,
 ) -> Result<Json<ImportReport>, ApiError> {
-    let municipality = actor.staff_of().map_err(ApiError::from)?;
     let opts = params.options()?;
     let mut reader = body_reader(body);
     let store = state.store.clone();
@@ -143,8 +143,7 @@ pub(super) async fn upload(
         }
     })?;
     let who = actor.clone();
-    let report =
-        blocking(move || import(store.as_ref(), &who, municipality, &mut spooled, &opts)).await;
+    let report = blocking(move || import(store.as_ref(), &who, &mut spooled, &opts)).await;
     let report = logged(
         &state,
         &actor,

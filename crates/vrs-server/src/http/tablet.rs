@@ -7,7 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use vrs_domain::DeviceId;
 use vrs_domain::wire::{
@@ -28,6 +28,7 @@ pub(super) fn router(state: AppState) -> Router<AppState> {
     let signed = Router::new()
         .route("/api/tablet/name", post(tablet_name))
         .route("/api/tablet/records", post(tablet_records))
+        .route("/api/tablet/lots", get(tablet_lots))
         .route("/api/tablet/signin/start", post(tablet_signin_start))
         .route("/api/tablet/signin/verify", post(tablet_signin_verify))
         .route_layer(axum::middleware::from_fn_with_state(state, signed_tablet));
@@ -160,6 +161,18 @@ pub async fn enrol(
         }
     }
     Ok(Json(r?))
+}
+
+/// The lot master, for a tablet's set-up: it offers these lots, takes their expiry,
+/// and refuses an unknown or expired lot while offline. Nothing personal.
+#[utoipa::path(get, path = "/api/tablet/lots",
+    responses((status = 200, body = [vrs_domain::wire::LotEntry]), (status = 401, body = ApiError)),
+    security(("tablet" = [])))]
+pub async fn tablet_lots(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+) -> Result<Json<Vec<vrs_domain::wire::LotEntry>>, ApiError> {
+    Ok(Json(super::lots::read(&state, actor).await?))
 }
 
 /// A tablet asks for the name that belongs to a scanned voucher.

@@ -37,7 +37,7 @@ impl Access for PgStore {
             &[
                 &t.hash,
                 &t.kind,
-                &mc(t.municipality),
+                &(t.municipality as i32),
                 &t.subject,
                 &jst_now(),
             ],
@@ -51,8 +51,7 @@ impl Access for PgStore {
             &[&crate::principal::token_hash(token)],
         )?;
         row.map(|r| {
-            let m = municipality_code(i64::from(r.get::<_, i32>(1)))?;
-            crate::principal::token_principal(r.get(0), m, r.get(2))
+            crate::principal::token_principal(r.get(0), i64::from(r.get::<_, i32>(1)), r.get(2))
         })
         .transpose()
         .map(Option::flatten)

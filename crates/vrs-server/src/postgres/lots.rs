@@ -1,27 +1,81 @@
-//! The lot list on PostgreSQL.
+//! The lot master on PostgreSQL.
 
-use chrono::NaiveDate;
+use std::io::Read;
+
+use postgres::Transaction;
+use vrs_domain::wire::LotEntry;
 use vrs_domain::{Lot, Vaccine};
 
 use super::PgStore;
 use crate::error::StoreError;
 use crate::principal::Principal;
-use crate::store::Lots;
+use crate::store::codec::lot_entry;
+use crate::store::lots::{self, LotSink};
+use crate::store::{ImportOptions, ImportOutcome, ImportReport, Lots};
 
 impl Lots for PgStore {
-    fn add_lot(
+    fn add_lot(&self, actor: &Principal, lot: &LotEntry) -> Result<(), StoreError> {
+        lots::may_change(actor)?;
+        let mut conn = self.main.get()?;
+        let mut tx = conn.transaction()?;
+        PgLots(&mut tx).put(lot)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn import_lots(
         &self,
         actor: &Principal,
-        vaccine: Vaccine,
-        lot: &Lot,
-        expiry: NaiveDate,
-    ) -> Result<(), StoreError> {
-        // The lot list is shared by every municipality: the operator keeps it.
-        actor.require_operator("lots are registered")?;
-        self.main.get()?.execute(
-            "INSERT INTO vrs.lots (vaccine, lot, expiry) VALUES ($1, $2, $3)
-             ON CONFLICT (vaccine, lot) DO UPDATE SET expiry = excluded.expiry",
-            &[&vaccine.code(), &lot.as_str(), &expiry],
+        input: &mut dyn Read,
+        opts: &ImportOptions,
+    ) -> Result<ImportReport, StoreError> {
+        lots::may_change(actor)?;
+        let mut conn = self.main.get()?;
+        let mut tx = conn.transaction()?;
+        let report = lots::import(input, opts, &mut PgLots(&mut tx))?;
+        if report.outcome == ImportOutcome::Applied {
+            tx.commit()?;
+        }
+        Ok(report)
+    }
+
+    fn lots(&self, _actor: &Principal) -> Result<Vec<LotEntry>, StoreError> {
+        self.main
+            .get()?
+            .query(
+                "SELECT vaccine, lot, expiry, gtin FROM vrs.lots ORDER BY vaccine, lot",
+                &[],
+            )?
+            .iter()
+            .map(|r| lot_entry(r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect()
+    }
+}
+
+/// The lot master's reads and writes inside a transaction.
+struct PgLots<'a, 'c>(&'a mut Transaction<'c>);
+
+impl LotSink for PgLots<'_, '_> {
+    fn find(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<LotEntry>, StoreError> {
+        self.0
+            .query_opt(
+                "SELECT expiry, gtin FROM vrs.lots WHERE vaccine = $1 AND lot = $2",
+                &[&vaccine.code(), &lot.as_str()],
+            )?
+            .map(|r| lot_entry(vaccine.code(), lot.as_str(), r.get(0), r.get(1)))
+            .transpose()
+    }
+
+    fn put(&mut self, l: &LotEntry) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT INTO vrs.lots (vaccine, lot, expiry, gtin) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (vaccine, lot) DO UPDATE SET expiry = excluded.expiry, gtin = excluded.gtin",
+            &[
+                &l.vaccine.code(),
+                &l.lot.as_str(),
+                &l.expiry,
+                &l.gtin.map(|g| g.to_string()),
+            ],
         )?;
         Ok(())
     }

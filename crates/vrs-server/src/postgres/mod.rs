@@ -81,6 +81,10 @@ const MAIN_MIGRATIONS: &[Migration] = &[
         version: 8,
         sql: include_str!("migrations/main/0008_session_device.sql"),
     },
+    Migration {
+        version: 9,
+        sql: include_str!("migrations/main/0009_lot_master.sql"),
+    },
 ];
 const VAULT_MIGRATIONS: &[Migration] = &[
     Migration {

@@ -17,7 +17,8 @@ pub struct PriorDose {
 pub struct Candidate {
     pub dose_number: DoseNumber,
     pub vaccinated_on: NaiveDate,
-    /// The lot's expiry, when the service knows the lot.
+    /// The lot's expiry in the lot master; `None` when the master does not have the
+    /// lot (the record is held: a wrong lot is never stored silently).
     pub lot_expiry: Option<NaiveDate>,
 }
 
@@ -52,13 +53,20 @@ pub fn check(
             format!("{} is after today ({today})", c.vaccinated_on),
         ));
     }
-    if let Some(expiry) = c.lot_expiry
-        && c.vaccinated_on > expiry
-    {
-        return Err((
-            HoldReason::LotExpired,
-            format!("the lot expired on {expiry}, before {}", c.vaccinated_on),
-        ));
+    match c.lot_expiry {
+        None => {
+            return Err((
+                HoldReason::LotUnknown,
+                "the lot is not in the lot master: check the lot number against the vial, then amend the record (or have the operator add the lot and release it)".into(),
+            ));
+        }
+        Some(expiry) if c.vaccinated_on > expiry => {
+            return Err((
+                HoldReason::LotExpired,
+                format!("the lot expired on {expiry}, before {}", c.vaccinated_on),
+            ));
+        }
+        Some(_) => {}
     }
     let n = c.dose_number.get();
     if prior.iter().any(|p| p.dose_number == n) {
@@ -163,7 +171,7 @@ mod tests {
         let cand = |n: u8, date: &str, expiry: Option<&str>| Candidate {
             dose_number: DoseNumber::new(n).unwrap(),
             vaccinated_on: d(date),
-            lot_expiry: expiry.map(d),
+            lot_expiry: Some(d(expiry.unwrap_or("2021-12-31"))),
         };
         let active = Some(RegistrationStatus::Active);
         let cases: Vec<Case> = vec![
@@ -236,6 +244,16 @@ mod tests {
                 vec![],
                 cand(1, "2021-05-31", Some("2021-05-31")),
                 None,
+            ),
+            (
+                "lot not in the lot master",
+                active,
+                vec![],
+                Candidate {
+                    lot_expiry: None,
+                    ..cand(1, "2021-06-01", None)
+                },
+                Some(HoldReason::LotUnknown),
             ),
             (
                 "the same dose twice",

@@ -43,7 +43,7 @@ impl Access for SqliteStore {
             params![
                 t.hash,
                 t.kind,
-                t.municipality.get(),
+                t.municipality,
                 t.subject,
                 time_text(jst_now())
             ],
@@ -64,11 +64,9 @@ impl Access for SqliteStore {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()?;
-        row.map(|(kind, m, subject)| {
-            crate::principal::token_principal(&kind, municipality_code(m)?, subject)
-        })
-        .transpose()
-        .map(Option::flatten)
+        row.map(|(kind, m, subject)| crate::principal::token_principal(&kind, m, subject))
+            .transpose()
+            .map(Option::flatten)
     }
 
     /// Adds or changes a user of `municipality`; the users after the change.

@@ -54,6 +54,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 6,
         sql: include_str!("migrations/main/0006_session_device.sql"),
     },
+    Migration {
+        version: 7,
+        sql: include_str!("migrations/main/0007_lot_master.sql"),
+    },
 ];
 
 /// The embedded SQLite store.

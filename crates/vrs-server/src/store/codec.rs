@@ -63,7 +63,30 @@ pub(crate) fn hold_code(r: HoldReason) -> &'static str {
         HoldReason::PersonDeceased => "person_deceased",
         HoldReason::PersonRemoved => "person_removed",
         HoldReason::DoseAlreadyRecorded => "dose_already_recorded",
+        HoldReason::LotUnknown => "lot_unknown",
     }
+}
+
+/// A lot of the master from its columns.
+pub(crate) fn lot_entry(
+    vaccine: &str,
+    lot: &str,
+    expiry: NaiveDate,
+    gtin: Option<&str>,
+) -> Result<vrs_domain::wire::LotEntry, StoreError> {
+    Ok(vrs_domain::wire::LotEntry {
+        vaccine: vaccine
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("vaccine {vaccine:?}")))?,
+        lot: lot
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("lot {lot:?}")))?,
+        expiry,
+        gtin: gtin
+            .map(|g| g.parse())
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("GTIN".into()))?,
+    })
 }
 
 /// A verdict as the `state`, `hold_reason` and `hold_detail` columns.

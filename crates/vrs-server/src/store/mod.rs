@@ -15,7 +15,8 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use vrs_domain::csv::{Encoding, OutputEncoding, RowError};
 use vrs_domain::wire::{
-    EnrolResponse, HoldReason, NameLookupRequest, NameLookupResponse, Outcome, Receipt, UploadBatch,
+    EnrolResponse, HoldReason, LotEntry, NameLookupRequest, NameLookupResponse, Outcome, Receipt,
+    UploadBatch,
 };
 use vrs_domain::{
     ClientRecordId, DeviceId, DoseNumber, Lot, MunicipalityCode, MyNumber, RegistrationStatus,
@@ -32,6 +33,7 @@ pub mod audit;
 pub mod codec;
 pub mod import;
 pub mod ingest;
+pub mod lots;
 pub mod records;
 pub mod vault;
 
@@ -93,15 +95,20 @@ pub trait Register {
     ) -> Result<u64, StoreError>;
 }
 
-/// The lot list (shared by every municipality; the operator keeps it).
+/// The lot master: one list for the country, kept by the operator; every record's
+/// lot is checked against it (see [`lots`]).
 pub trait Lots {
-    fn add_lot(
+    /// Adds a lot, or changes its expiry and GTIN.
+    fn add_lot(&self, actor: &Principal, lot: &LotEntry) -> Result<(), StoreError>;
+    /// Adds or changes the lots of a CSV file (see [`lots::import`]).
+    fn import_lots(
         &self,
         actor: &Principal,
-        vaccine: Vaccine,
-        lot: &Lot,
-        expiry: NaiveDate,
-    ) -> Result<(), StoreError>;
+        input: &mut dyn Read,
+        opts: &ImportOptions,
+    ) -> Result<ImportReport, StoreError>;
+    /// The whole master, by vaccine and lot: for the operator, staff and tablets.
+    fn lots(&self, actor: &Principal) -> Result<Vec<LotEntry>, StoreError>;
 }
 
 /// Dose records: tablet batches, paper uploads, and the review of held records.
