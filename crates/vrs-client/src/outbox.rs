@@ -67,6 +67,9 @@ pub enum RecordState {
     Held,
     /// Held, then corrected here: its correction is a new record.
     Superseded,
+    /// Not stored by the server: it cannot come from this tablet (the reason is
+    /// kept with it); it is not sent again.
+    Refused,
 }
 
 impl RecordState {
@@ -77,6 +80,7 @@ impl RecordState {
             RecordState::Confirmed => "confirmed",
             RecordState::Held => "held",
             RecordState::Superseded => "superseded",
+            RecordState::Refused => "refused",
         }
     }
     fn parse(s: &str) -> Result<Self, OutboxError> {
@@ -86,6 +90,7 @@ impl RecordState {
             "confirmed" => RecordState::Confirmed,
             "held" => RecordState::Held,
             "superseded" => RecordState::Superseded,
+            "refused" => RecordState::Refused,
             _ => return Err(OutboxError::Corrupt(format!("record state {s:?}"))),
         })
     }
@@ -100,6 +105,9 @@ pub struct Status {
     pub confirmed: u64,
     pub held: u64,
     pub superseded: u64,
+    /// Records the server refused (see [`RecordState::Refused`]).
+    #[serde(default)]
+    pub refused: u64,
     /// Records saved without the name shown (offline, or the server knew no one).
     pub unconfirmed_names: u64,
     /// The last error a sync met, if the last attempt failed.
@@ -470,6 +478,9 @@ impl Outbox {
                         ),
                         Some(detail.clone()),
                     ),
+                    Outcome::Refused { detail } => {
+                        (RecordState::Refused, None, Some(detail.clone()))
+                    }
                 };
                 let receipt =
                     serde_json::to_string(r).map_err(|e| OutboxError::Corrupt(e.to_string()))?;
@@ -517,6 +528,7 @@ impl Outbox {
                 RecordState::Confirmed => s.confirmed = n,
                 RecordState::Held => s.held = n,
                 RecordState::Superseded => s.superseded = n,
+                RecordState::Refused => s.refused = n,
             }
         }
         s.last_error = self

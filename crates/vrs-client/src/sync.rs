@@ -119,6 +119,8 @@ pub struct SyncReport {
     pub accepted: u64,
     pub duplicates: u64,
     pub held: u64,
+    /// Records the server would not store (they name another site).
+    pub refused: u64,
     pub retries: u32,
     /// Why it stopped before the outbox was empty.
     pub stopped: Option<String>,
@@ -180,6 +182,7 @@ pub fn run(
                         Outcome::Accepted => report.accepted += 1,
                         Outcome::Duplicate => report.duplicates += 1,
                         Outcome::Held { .. } => report.held += 1,
+                        Outcome::Refused { .. } => report.refused += 1,
                     }
                 }
             }

@@ -44,6 +44,9 @@ pub enum Outcome {
     Duplicate,
     /// Stored, but held for the municipality's review.
     Held { reason: HoldReason, detail: String },
+    /// Not stored: the record cannot come from this tablet (it names a site the
+    /// tablet is not registered for). `detail` says what to do.
+    Refused { detail: String },
 }
 
 /// Why a record is held for review rather than accepted. A held record is never dropped.

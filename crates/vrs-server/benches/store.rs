@@ -12,12 +12,11 @@
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use uuid::Uuid;
 use vrs_domain::csv::OutputEncoding;
 use vrs_domain::synth::{RegisterSpec, write_register};
 use vrs_domain::wire::UploadBatch;
 use vrs_domain::{
-    ClientRecordId, DeviceId, DoseNumber, DoseRecord, MunicipalityCode, MyNumber, SiteRef, Vaccine,
+    ClientRecordId, DoseNumber, DoseRecord, MunicipalityCode, MyNumber, SiteRef, Vaccine,
     VoucherKind, VoucherNumber,
 };
 use vrs_server::store::{ImportOptions, ImportOutcome};
@@ -113,7 +112,31 @@ fn main() {
         );
     }
 
-    let device = DeviceId(Uuid::from_u128(1));
+    // The lot the doses use, in the lot master; the tablet, registered for its clinic.
+    store
+        .import_lots(
+            &Principal::System,
+            &mut "pfizer,FA4597,2030-12-31\n".as_bytes(),
+            &ImportOptions::default(),
+        )
+        .expect("lots");
+    let device = store
+        .register_device(
+            &staff,
+            code,
+            &vrs_server::rules::devices::DeviceRegistration {
+                site: SiteRef::Clinic("0110113719".parse().expect("clinic")),
+                site_name: "bench clinic".into(),
+                address: String::new(),
+                email: "bench-tablet@clinic.example.jp".into(),
+                delivery: String::new(),
+                contact: String::new(),
+                notes: String::new(),
+                doses_per_day: None,
+            },
+        )
+        .expect("tablet")
+        .device_id;
     let tablet = Principal::Device {
         municipality: code,
         device,

@@ -13,6 +13,7 @@ use vrs_domain::{
     VoucherNumber,
 };
 use vrs_server::postgres::PgStore;
+use vrs_server::rules::devices::DeviceRegistration;
 use vrs_server::store::{Amendment, ImportMode, ImportOptions, ImportOutcome, Register, Vault};
 use vrs_server::{Keys, Principal, SqliteStore, Store};
 
@@ -55,6 +56,8 @@ fn opts() -> ImportOptions {
 struct Fixture {
     _dir: tempfile::TempDir,
     store: Box<dyn Store>,
+    /// Chiyoda's tablet, registered for the clinic the tests' doses name.
+    device: DeviceId,
 }
 
 fn sqlite() -> Fixture {
@@ -89,8 +92,31 @@ fn seeded(dir: tempfile::TempDir, store: Box<dyn Store>) -> Fixture {
             &ImportOptions::default(),
         )
         .unwrap();
-    Fixture { _dir: dir, store }
+    let device = store
+        .register_device(
+            &staff(CHIYODA),
+            m(CHIYODA),
+            &DeviceRegistration {
+                site: SiteRef::Clinic(CLINIC.parse().unwrap()),
+                site_name: "千代田テストクリニック".into(),
+                address: String::new(),
+                email: "tablet@clinic.example.jp".into(),
+                delivery: String::new(),
+                contact: String::new(),
+                notes: String::new(),
+                doses_per_day: None,
+            },
+        )
+        .unwrap()
+        .device_id;
+    Fixture {
+        _dir: dir,
+        store,
+        device,
+    }
 }
+
+const CLINIC: &str = "0110113719";
 
 fn lot(vaccine: Vaccine, lot: &str, expiry: &str) -> LotEntry {
     LotEntry {
@@ -128,14 +154,23 @@ fn dose(voucher: u64, n: u8, date: &str, lot: &str) -> DoseRecord {
         vaccinated_on: date.parse().unwrap(),
         vaccine: Vaccine::Pfizer,
         lot: lot.parse().unwrap(),
-        site: SiteRef::Clinic("0110113719".parse().unwrap()),
+        site: SiteRef::Clinic(CLINIC.parse().unwrap()),
         device_id: DEVICE,
     }
 }
 
-fn receipts(f: &Fixture, records: Vec<DoseRecord>) -> Vec<Outcome> {
+/// The outcomes of `records` sent by the fixture's tablet (the records' device set
+/// to it).
+fn receipts(f: &Fixture, mut records: Vec<DoseRecord>) -> Vec<Outcome> {
+    for r in &mut records {
+        r.device_id = f.device;
+    }
+    let tablet = Principal::Device {
+        municipality: m(CHIYODA),
+        device: f.device,
+    };
     f.store
-        .ingest(&tablet(CHIYODA), &UploadBatch { records }, today())
+        .ingest(&tablet, &UploadBatch { records }, today())
         .unwrap()
         .into_iter()
         .map(|r| r.outcome)
@@ -848,6 +883,62 @@ fn the_lot_master_is_the_operators_and_holds_unknown_and_expired_lots(f: Fixture
     );
 }
 
+fn a_dose_is_credited_to_the_tablets_own_site_and_one_naming_another_is_refused(f: Fixture) {
+    let s = staff(CHIYODA);
+    f.store
+        .import_register(&s, m(CHIYODA), &mut register(5, 2, 0).as_slice(), &opts())
+        .unwrap();
+    let mut elsewhere = dose(1310160002, 1, "2021-06-01", "FA4597");
+    elsewhere.site = SiteRef::Clinic("1312345679".parse().unwrap());
+    let out = receipts(
+        &f,
+        vec![
+            dose(1310160001, 1, "2021-06-01", "FA4597"),
+            elsewhere.clone(),
+        ],
+    );
+    assert_eq!(out[0], Outcome::Accepted);
+    let Outcome::Refused { detail } = &out[1] else {
+        panic!("{out:?}")
+    };
+    assert!(detail.contains("0110113719"), "{detail}");
+    // Not stored: sent again, refused again; the ledger credits the tablet's site.
+    assert!(matches!(
+        receipts(&f, vec![elsewhere])[0],
+        Outcome::Refused { .. }
+    ));
+    let mut out = Vec::new();
+    let n = f
+        .store
+        .export_ledger(
+            &s,
+            m(CHIYODA),
+            today() - chrono::Duration::days(60),
+            today(),
+            OutputEncoding::Utf8,
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .contains("千代田テストクリニック")
+    );
+    // A device the service does not know sends nothing.
+    assert!(
+        f.store
+            .ingest(
+                &tablet(CHIYODA),
+                &UploadBatch {
+                    records: vec![dose(1310160003, 1, "2021-06-01", "FA4597")]
+                },
+                today()
+            )
+            .is_err()
+    );
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -876,7 +967,8 @@ on_both_backends!(
     a_voucher_passed_on_and_its_first_holder_seen_again_in_one_file,
     a_file_that_breaks_off_midway_changes_nothing,
     a_first_upload_sees_its_own_earlier_chunks,
-    the_lot_master_is_the_operators_and_holds_unknown_and_expired_lots
+    the_lot_master_is_the_operators_and_holds_unknown_and_expired_lots,
+    a_dose_is_credited_to_the_tablets_own_site_and_one_naming_another_is_refused
 );
 
 #[test]

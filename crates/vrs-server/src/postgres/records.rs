@@ -14,6 +14,7 @@ use super::{PgStore, by_index, lock_municipality, mc, record_import};
 use crate::error::StoreError;
 use crate::principal::Principal;
 use crate::rules::checks::PriorDose;
+use crate::rules::devices::site_ref;
 use crate::store::codec::{hold_code, hold_of, municipality_code, status_of, verdict_columns};
 use crate::store::import;
 use crate::store::ingest;
@@ -401,20 +402,23 @@ impl ingest::DoseSink for PgDoseSink<'_, '_> {
         Ok(out)
     }
 
-    fn site_names(
+    fn device_site(
         &mut self,
-        municipality: MunicipalityCode,
-        codes: &[String],
-    ) -> Result<HashMap<String, String>, StoreError> {
-        Ok(self
-            .tx
-            .query(
-                "SELECT code, name FROM vrs.sites WHERE municipality = $1 AND code = ANY($2)",
-                &[&mc(municipality), &codes],
+        device: vrs_domain::DeviceId,
+    ) -> Result<Option<(vrs_domain::SiteRef, String)>, StoreError> {
+        self.tx
+            .query_opt(
+                "SELECT d.site_kind, d.site_code, s.name FROM vrs.devices d
+                 LEFT JOIN vrs.sites s ON s.municipality = d.municipality AND s.code = d.site_code
+                 WHERE d.id = $1",
+                &[&device.0],
             )?
-            .into_iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect())
+            .map(|r| {
+                let code: String = r.get(1);
+                let name: Option<String> = r.get(2);
+                Ok((site_ref(r.get(0), &code)?, name.unwrap_or(code)))
+            })
+            .transpose()
     }
 
     fn insert(

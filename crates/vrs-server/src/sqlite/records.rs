@@ -13,6 +13,7 @@ use super::SqliteStore;
 use crate::error::StoreError;
 use crate::principal::Principal;
 use crate::rules::checks::PriorDose;
+use crate::rules::devices::site_ref;
 use crate::store::codec::{date_of, hold_of, outcome_text, status_of, time_text, verdict_columns};
 use crate::store::import;
 use crate::store::ingest;
@@ -374,24 +375,23 @@ impl ingest::DoseSink for SqliteDoseSink<'_> {
         Ok(out)
     }
 
-    fn site_names(
+    fn device_site(
         &mut self,
-        municipality: MunicipalityCode,
-        codes: &[String],
-    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        let mut st = self
+        device: vrs_domain::DeviceId,
+    ) -> Result<Option<(vrs_domain::SiteRef, String)>, StoreError> {
+        let row: Option<(String, String, Option<String>)> = self
             .tx
-            .prepare_cached("SELECT name FROM sites WHERE municipality = ?1 AND code = ?2")?;
-        let mut out = std::collections::HashMap::new();
-        for code in codes {
-            if let Some(name) = st
-                .query_row(params![municipality.get(), code], |r| r.get::<_, String>(0))
-                .optional()?
-            {
-                out.insert(code.clone(), name);
-            }
-        }
-        Ok(out)
+            .prepare_cached(
+                "SELECT d.site_kind, d.site_code, s.name FROM devices d
+                 LEFT JOIN sites s ON s.municipality = d.municipality AND s.code = d.site_code
+                 WHERE d.id = ?1",
+            )?
+            .query_row([device.to_string()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        row.map(|(kind, code, name)| Ok((site_ref(&kind, &code)?, name.unwrap_or(code))))
+            .transpose()
     }
 
     fn insert(

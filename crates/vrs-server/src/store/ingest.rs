@@ -14,6 +14,7 @@ use vrs_domain::{
 
 use crate::error::StoreError;
 use crate::rules::checks::{self, Candidate, PriorDose};
+use crate::rules::devices::site_kind_and_code;
 
 /// A registered person, as the checks need them.
 #[derive(Clone, Debug)]
@@ -56,12 +57,9 @@ pub trait DoseSink {
         &mut self,
         lots: &[(Vaccine, &Lot)],
     ) -> Result<HashMap<(Vaccine, String), NaiveDate>, StoreError>;
-    /// The names of these sites of the device's municipality.
-    fn site_names(
-        &mut self,
-        municipality: MunicipalityCode,
-        codes: &[String],
-    ) -> Result<HashMap<String, String>, StoreError>;
+    /// The site the tablet is registered for, and the site's name: every record
+    /// it sends is credited there. `None` for a device the service does not know.
+    fn device_site(&mut self, device: DeviceId) -> Result<Option<(SiteRef, String)>, StoreError>;
     /// Stores the decided records.
     fn insert(
         &mut self,
@@ -123,19 +121,17 @@ pub fn run(
         .into_iter()
         .collect();
     let expiry = sink.expiries(&lots)?;
-    let codes: Vec<String> = recs
-        .iter()
-        .map(|r| match &r.site {
-            SiteRef::Clinic(c) => c.to_string(),
-            SiteRef::Site(s) => s.to_string(),
-        })
-        .collect();
-    let names = sink.site_names(site_municipality, &codes)?;
+    let (site, site_name) = sink.device_site(device)?.ok_or_else(|| {
+        StoreError::Forbidden(format!(
+            "device {device} is not registered: register the tablet and enrol it first"
+        ))
+    })?;
+    let (site_kind, site_code) = site_kind_and_code(&site);
 
     let mut seen = HashSet::new();
     let mut receipts = Vec::with_capacity(recs.len());
     let mut rows = Vec::with_capacity(recs.len());
-    for (rec, code) in recs.iter().zip(codes) {
+    for rec in recs {
         let key = (rec.municipality, rec.client_record_id);
         if let Some(held) = stored.get(&key) {
             // Sent again (its first answer lost): the tablet learns where it stands.
@@ -156,6 +152,20 @@ pub fn run(
             receipts.push(Receipt {
                 client_record_id: rec.client_record_id,
                 outcome: Outcome::Duplicate,
+            });
+            continue;
+        }
+        // A dose is credited to the site the tablet is registered for, never to
+        // one a record names.
+        if rec.site != site {
+            receipts.push(Receipt {
+                client_record_id: rec.client_record_id,
+                outcome: Outcome::Refused {
+                    detail: format!(
+                        "this tablet records doses for {site_name} ({site_code}), not {}: set the session up again on this tablet",
+                        site_kind_and_code(&rec.site).1
+                    ),
+                },
             });
             continue;
         }
@@ -193,12 +203,9 @@ pub fn run(
         });
         rows.push(Decided {
             record: rec,
-            site_kind: match rec.site {
-                SiteRef::Clinic(_) => "clinic",
-                SiteRef::Site(_) => "site",
-            },
-            site_name: names.get(&code).cloned().unwrap_or_else(|| code.clone()),
-            site_code: code,
+            site_kind,
+            site_name: site_name.clone(),
+            site_code: site_code.clone(),
             person_id: person.map(|p| p.person_id.clone()),
             verdict,
         });
