@@ -939,6 +939,93 @@ fn a_dose_is_credited_to_the_tablets_own_site_and_one_naming_another_is_refused(
     );
 }
 
+/// A newcomer (転入者): doses 1 and 2 were given in Sapporo, dose 3 in Chiyoda with
+/// Chiyoda's voucher. The checks count the doses of every municipality the person
+/// is registered in, linked through the vault by the same マイナンバー.
+fn a_newcomers_earlier_doses_elsewhere_count_in_the_checks(f: Fixture) {
+    let my = "123456789018";
+    let old = format!("個別宛名番号,マイナンバー,券番号\n9001,{my},0110020001\n");
+    f.store
+        .import_register(&staff(SAPPORO), m(SAPPORO), &mut old.as_bytes(), &opts())
+        .unwrap();
+    let paper = ",20210601,0110020001,011002,札幌会場,,ファイザー,FA4597,1\r\n\
+                 ,20210622,0110020001,011002,札幌会場,,ファイザー,FA4597,2\r\n";
+    let r = f
+        .store
+        .import_paper(&staff(SAPPORO), m(SAPPORO), &mut paper.as_bytes(), &opts())
+        .unwrap();
+    assert_eq!((r.new, r.flagged), (2, 0));
+    // Moved to Chiyoda: registered there with the same number and a new voucher;
+    // a neighbour with no earlier doses anywhere.
+    let new = format!(
+        "個別宛名番号,マイナンバー,券番号\n5001,{my},1310160001\n5002,000000000019,1310160002\n"
+    );
+    f.store
+        .import_register(&staff(CHIYODA), m(CHIYODA), &mut new.as_bytes(), &opts())
+        .unwrap();
+    let out = receipts(
+        &f,
+        vec![
+            // Dose 2 again: Sapporo has it.
+            dose(1310160001, 2, "2021-06-25", "FA4597"),
+            // Dose 3 dated before Sapporo's dose 2.
+            dose(1310160001, 3, "2021-06-20", "FA4597"),
+            // The neighbour's dose 3: nothing earlier anywhere.
+            dose(1310160002, 3, "2021-06-28", "FA4597"),
+            dose(1310160001, 3, "2021-06-28", "FA4597"),
+        ],
+    );
+    assert_eq!(
+        out.iter().map(held).collect::<Vec<_>>(),
+        [
+            Some(HoldReason::DoseAlreadyRecorded),
+            Some(HoldReason::BeforePreviousDose),
+            Some(HoldReason::MissingEarlierDose),
+            None
+        ]
+    );
+    // The tablet learns the reason, not Sapporo's dates.
+    let Outcome::Held { detail, .. } = &out[1] else {
+        panic!()
+    };
+    assert!(!detail.contains("2021"), "{detail}");
+    // The held dose 3 dated before dose 2, amended to its right date, is still a
+    // repeat of the accepted dose 3; the ledger has the newcomer's dose 3 once.
+    let held_now = f.store.held(&staff(CHIYODA), m(CHIYODA)).unwrap();
+    let early = held_now
+        .iter()
+        .find(|h| h.reason == HoldReason::BeforePreviousDose)
+        .unwrap();
+    let outcome = f
+        .store
+        .amend(
+            &staff(CHIYODA),
+            m(CHIYODA),
+            early.client_record_id,
+            &Amendment {
+                vaccinated_on: Some("2021-06-28".parse().unwrap()),
+                ..Amendment::default()
+            },
+            "date checked on the paper",
+            today(),
+        )
+        .unwrap();
+    assert!(matches!(
+        outcome,
+        Outcome::Held {
+            reason: HoldReason::DoseAlreadyRecorded,
+            ..
+        }
+    ));
+    // A paper dose 4 in Chiyoda follows on from the tablet's dose 3.
+    let paper = ",20210630,1310160001,131016,千代田区役所,,ファイザー,FA4597\r\n";
+    let r = f
+        .store
+        .import_paper(&staff(CHIYODA), m(CHIYODA), &mut paper.as_bytes(), &opts())
+        .unwrap();
+    assert_eq!((r.new, r.flagged), (1, 0), "{r:?}");
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -968,7 +1055,8 @@ on_both_backends!(
     a_file_that_breaks_off_midway_changes_nothing,
     a_first_upload_sees_its_own_earlier_chunks,
     the_lot_master_is_the_operators_and_holds_unknown_and_expired_lots,
-    a_dose_is_credited_to_the_tablets_own_site_and_one_naming_another_is_refused
+    a_dose_is_credited_to_the_tablets_own_site_and_one_naming_another_is_refused,
+    a_newcomers_earlier_doses_elsewhere_count_in_the_checks
 );
 
 #[test]

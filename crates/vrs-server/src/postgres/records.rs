@@ -10,6 +10,7 @@ use vrs_domain::csv::ledger::LedgerRow;
 use vrs_domain::wire::{HoldReason, Outcome, Receipt, UploadBatch};
 use vrs_domain::{ClientRecordId, DoseNumber, Lot, MunicipalityCode, Vaccine, VoucherNumber};
 
+use super::pool::PgPool;
 use super::{PgStore, by_index, lock_municipality, mc, record_import};
 use crate::error::StoreError;
 use crate::principal::Principal;
@@ -19,6 +20,7 @@ use crate::store::codec::{hold_code, hold_of, municipality_code, status_of, verd
 use crate::store::import;
 use crate::store::ingest;
 use crate::store::records::{self, Amended, RecordLookups, ReviewSink, Stored, Verdict};
+use crate::store::vault::Links;
 use crate::store::{
     Amendment, HeldRecord, ImportOptions, ImportOutcome, ImportReport, Match, Records, jst_now,
 };
@@ -84,18 +86,45 @@ fn insert_dose(
 /// municipality (whose lock the transaction holds).
 struct PgRecords<'a, 'b> {
     tx: &'a mut Transaction<'b>,
+    vault: &'a PgPool,
     municipality: MunicipalityCode,
     now: NaiveDateTime,
 }
 
 impl<'a, 'b> PgRecords<'a, 'b> {
-    fn new(tx: &'a mut Transaction<'b>, municipality: MunicipalityCode) -> Self {
+    fn new(tx: &'a mut Transaction<'b>, vault: &'a PgPool, municipality: MunicipalityCode) -> Self {
         PgRecords {
             tx,
+            vault,
             municipality,
             now: jst_now(),
         }
     }
+}
+
+/// These people's accepted doses, in one round trip.
+fn prior_many(
+    tx: &mut Transaction<'_>,
+    people: &[(MunicipalityCode, &str)],
+) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError> {
+    let ms: Vec<i32> = people.iter().map(|(m, _)| mc(*m)).collect();
+    let ps: Vec<&str> = people.iter().map(|(_, p)| *p).collect();
+    let mut out: HashMap<(MunicipalityCode, String), Vec<PriorDose>> = HashMap::new();
+    for r in tx.query(
+        "SELECT d.municipality, d.person_id, d.dose_number, d.vaccinated_on
+         FROM UNNEST($1::int4[], $2::text[]) AS u(m, p)
+         CROSS JOIN LATERAL (SELECT municipality, person_id, dose_number, vaccinated_on
+             FROM vrs.doses WHERE municipality = u.m AND person_id = u.p
+             AND state = 'accepted' AND dose_number IS NOT NULL OFFSET 0) d",
+        &[&ms, &ps],
+    )? {
+        let m = municipality_code(i64::from(r.get::<_, i32>(0)))?;
+        out.entry((m, r.get(1))).or_default().push(PriorDose {
+            dose_number: r.get::<_, i16>(2) as u8,
+            vaccinated_on: r.get(3),
+        });
+    }
+    Ok(out)
 }
 
 impl RecordLookups for PgRecords<'_, '_> {
@@ -128,6 +157,17 @@ impl RecordLookups for PgRecords<'_, '_> {
             status: Some(status_of(&status)),
             prior,
         })
+    }
+
+    fn linked(&mut self, person_id: &str) -> Result<Links, StoreError> {
+        super::vault::linked(self.vault, &[(self.municipality, person_id)])
+    }
+
+    fn prior_of(
+        &mut self,
+        people: &[(MunicipalityCode, &str)],
+    ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError> {
+        prior_many(self.tx, people)
     }
 
     fn lot_expiry(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>, StoreError> {
@@ -289,6 +329,7 @@ impl import::PaperSink for PgRecords<'_, '_> {
 /// insert per batch, instead of five round trips per record.
 struct PgDoseSink<'a, 'b> {
     tx: &'a mut Transaction<'b>,
+    vault: &'a PgPool,
     now: NaiveDateTime,
 }
 
@@ -358,28 +399,15 @@ impl ingest::DoseSink for PgDoseSink<'_, '_> {
         Ok(out)
     }
 
+    fn linked(&mut self, people: &[(MunicipalityCode, &str)]) -> Result<Links, StoreError> {
+        super::vault::linked(self.vault, people)
+    }
+
     fn prior(
         &mut self,
         people: &[(MunicipalityCode, &str)],
     ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError> {
-        let ms: Vec<i32> = people.iter().map(|(m, _)| mc(*m)).collect();
-        let ps: Vec<&str> = people.iter().map(|(_, p)| *p).collect();
-        let mut out: HashMap<(MunicipalityCode, String), Vec<PriorDose>> = HashMap::new();
-        for r in self.tx.query(
-            "SELECT d.municipality, d.person_id, d.dose_number, d.vaccinated_on
-             FROM UNNEST($1::int4[], $2::text[]) AS u(m, p)
-             CROSS JOIN LATERAL (SELECT municipality, person_id, dose_number, vaccinated_on
-                 FROM vrs.doses WHERE municipality = u.m AND person_id = u.p
-                 AND state = 'accepted' AND dose_number IS NOT NULL OFFSET 0) d",
-            &[&ms, &ps],
-        )? {
-            let m = municipality_code(i64::from(r.get::<_, i32>(0)))?;
-            out.entry((m, r.get(1))).or_default().push(PriorDose {
-                dose_number: r.get::<_, i16>(2) as u8,
-                vaccinated_on: r.get(3),
-            });
-        }
-        Ok(out)
+        prior_many(self.tx, people)
     }
 
     fn expiries(
@@ -529,6 +557,7 @@ impl Records for PgStore {
             today,
             &mut PgDoseSink {
                 tx: &mut tx,
+                vault: &self.vault,
                 now: jst_now(),
             },
         )?;
@@ -551,6 +580,7 @@ impl Records for PgStore {
         by_index(&mut tx)?;
         let mut sink = PgRecords {
             tx: &mut tx,
+            vault: &self.vault,
             municipality: m,
             now,
         };
@@ -616,7 +646,12 @@ impl Records for PgStore {
         let mut conn = self.main.get()?;
         let mut tx = conn.transaction()?;
         lock_municipality(&mut tx, m)?;
-        records::void(&mut PgRecords::new(&mut tx, m), actor, id, reason)?;
+        records::void(
+            &mut PgRecords::new(&mut tx, &self.vault, m),
+            actor,
+            id,
+            reason,
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -636,7 +671,7 @@ impl Records for PgStore {
         let mut tx = conn.transaction()?;
         lock_municipality(&mut tx, m)?;
         let outcome = records::amend(
-            &mut PgRecords::new(&mut tx, m),
+            &mut PgRecords::new(&mut tx, &self.vault, m),
             actor,
             id,
             change,

@@ -10,6 +10,7 @@ use vrs_domain::wire::{HoldReason, Outcome, Receipt, UploadBatch};
 use vrs_domain::{ClientRecordId, DoseNumber, Lot, MunicipalityCode, Vaccine, VoucherNumber};
 
 use super::SqliteStore;
+use super::vault::SqliteVault;
 use crate::error::StoreError;
 use crate::principal::Principal;
 use crate::rules::checks::PriorDose;
@@ -18,6 +19,7 @@ use crate::store::codec::{date_of, hold_of, outcome_text, status_of, time_text, 
 use crate::store::import;
 use crate::store::ingest;
 use crate::store::records::{self, Amended, RecordLookups, ReviewSink, Stored, Verdict};
+use crate::store::vault::Links;
 use crate::store::{
     Amendment, HeldRecord, ImportOptions, ImportOutcome, ImportReport, Match, Records, jst_now,
 };
@@ -139,6 +141,7 @@ impl Records for SqliteStore {
             today,
             &mut SqliteDoseSink {
                 tx: &tx,
+                vault: &self.vault,
                 registered_at: &registered_at,
             },
         )?;
@@ -159,7 +162,7 @@ impl Records for SqliteStore {
         let now = time_text(jst_now());
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut sink = SqliteRecords::new(&tx, municipality, &now);
+        let mut sink = SqliteRecords::new(&tx, &self.vault, municipality, &now);
         let (mut report, errors) = import::run_paper(input, municipality, opts, &mut sink)?;
         let insert = "INSERT INTO imports (municipality, kind, actor, started_at, outcome, report, errors_csv)
                       VALUES (?1, 'paper', ?2, ?3, ?4, ?5, ?6)";
@@ -248,7 +251,7 @@ impl Records for SqliteStore {
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         records::void(
-            &mut SqliteRecords::new(&tx, municipality, &now),
+            &mut SqliteRecords::new(&tx, &self.vault, municipality, &now),
             actor,
             id,
             reason,
@@ -272,7 +275,7 @@ impl Records for SqliteStore {
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let outcome = records::amend(
-            &mut SqliteRecords::new(&tx, municipality, &now),
+            &mut SqliteRecords::new(&tx, &self.vault, municipality, &now),
             actor,
             id,
             change,
@@ -288,6 +291,7 @@ impl Records for SqliteStore {
 /// round trip costs nothing).
 struct SqliteDoseSink<'a> {
     tx: &'a Transaction<'a>,
+    vault: &'a SqliteVault,
     registered_at: &'a str,
 }
 
@@ -350,16 +354,16 @@ impl ingest::DoseSink for SqliteDoseSink<'_> {
         Ok(out)
     }
 
+    fn linked(&mut self, people: &[(MunicipalityCode, &str)]) -> Result<Links, StoreError> {
+        self.vault.linked(people)
+    }
+
     fn prior(
         &mut self,
         people: &[(MunicipalityCode, &str)],
     ) -> Result<std::collections::HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError>
     {
-        let mut out = std::collections::HashMap::new();
-        for (m, p) in people {
-            out.insert((*m, (*p).to_owned()), prior_doses(self.tx, *m, p)?);
-        }
-        Ok(out)
+        prior_many(self.tx, people)
     }
 
     fn expiries(
@@ -436,18 +440,37 @@ impl ingest::DoseSink for SqliteDoseSink<'_> {
 /// A paper upload's and a review's reads and writes on SQLite, in one municipality.
 struct SqliteRecords<'a> {
     tx: &'a Transaction<'a>,
+    vault: &'a SqliteVault,
     municipality: MunicipalityCode,
     now: &'a str,
 }
 
 impl<'a> SqliteRecords<'a> {
-    fn new(tx: &'a Transaction<'a>, municipality: MunicipalityCode, now: &'a str) -> Self {
+    fn new(
+        tx: &'a Transaction<'a>,
+        vault: &'a SqliteVault,
+        municipality: MunicipalityCode,
+        now: &'a str,
+    ) -> Self {
         SqliteRecords {
             tx,
+            vault,
             municipality,
             now,
         }
     }
+}
+
+/// These people's accepted doses.
+fn prior_many(
+    tx: &Transaction<'_>,
+    people: &[(MunicipalityCode, &str)],
+) -> Result<std::collections::HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError> {
+    let mut out = std::collections::HashMap::new();
+    for (m, p) in people {
+        out.insert((*m, (*p).to_owned()), prior_doses(tx, *m, p)?);
+    }
+    Ok(out)
 }
 
 impl RecordLookups for SqliteRecords<'_> {
@@ -475,6 +498,18 @@ impl RecordLookups for SqliteRecords<'_> {
 
     fn lot_expiry(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>, StoreError> {
         lot_expiry(self.tx, vaccine, lot)
+    }
+
+    fn linked(&mut self, person_id: &str) -> Result<Links, StoreError> {
+        self.vault.linked(&[(self.municipality, person_id)])
+    }
+
+    fn prior_of(
+        &mut self,
+        people: &[(MunicipalityCode, &str)],
+    ) -> Result<std::collections::HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError>
+    {
+        prior_many(self.tx, people)
     }
 }
 

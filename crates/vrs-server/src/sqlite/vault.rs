@@ -19,7 +19,7 @@ use crate::error::StoreError;
 use crate::keys::Keys;
 use crate::store::Migration;
 use crate::store::codec::{municipality_code, person};
-use crate::store::vault::{LookupHash, SealedNumber, VaultCrypto, VaultWrite};
+use crate::store::vault::{Links, LookupHash, SealedNumber, VaultCrypto, VaultWrite};
 
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
@@ -95,6 +95,34 @@ impl SqliteVault {
         rows.into_iter()
             .map(|(m, p)| Ok((municipality_code(m)?, person(&p)?)))
             .collect()
+    }
+
+    /// For each of these people, everyone else registered with the same number (a
+    /// newcomer's entry in the municipality they left), by the keyed hash alone.
+    pub fn linked(&self, people: &[(MunicipalityCode, &str)]) -> Result<Links, StoreError> {
+        let conn = self.read()?;
+        let mut st = conn.prepare_cached(
+            "SELECT b.municipality, b.person_id FROM my_numbers a
+             JOIN my_numbers b ON b.lookup = a.lookup
+                 AND (b.municipality <> a.municipality OR b.person_id <> a.person_id)
+             WHERE a.municipality = ?1 AND a.person_id = ?2",
+        )?;
+        let mut out = Links::new();
+        for (m, p) in people {
+            let rows = st
+                .query_map(params![m.get(), p], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            if !rows.is_empty() {
+                let others = rows
+                    .into_iter()
+                    .map(|(om, op)| Ok((municipality_code(om)?, op)))
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                out.insert((*m, (*p).to_owned()), others);
+            }
+        }
+        Ok(out)
     }
 
     /// Decrypts the number held for a person; for the vault's own checks and tests.

@@ -526,7 +526,7 @@ pub fn run_paper(
             report.unchanged += 1;
             continue;
         }
-        let found = sink.find_match(row.voucher)?;
+        let found = crate::store::records::find_everywhere(sink, row.voucher)?;
         // An eight-column file has no dose number: the person's next dose.
         let dose = row.dose_number.or_else(|| {
             vrs_domain::DoseNumber::new(

@@ -15,6 +15,7 @@ use vrs_domain::{
 use crate::error::StoreError;
 use crate::rules::checks::{self, Candidate, PriorDose};
 use crate::rules::devices::site_kind_and_code;
+use crate::store::vault::Links;
 
 /// A registered person, as the checks need them.
 #[derive(Clone, Debug)]
@@ -47,6 +48,9 @@ pub trait DoseSink {
         &mut self,
         vouchers: &[(MunicipalityCode, VoucherNumber)],
     ) -> Result<HashMap<(MunicipalityCode, VoucherNumber), Person>, StoreError>;
+    /// Who else each of these people is, registered in another municipality with
+    /// the same マイナンバー (through the vault; see [`Links`]).
+    fn linked(&mut self, people: &[(MunicipalityCode, &str)]) -> Result<Links, StoreError>;
     /// These people's accepted doses.
     fn prior(
         &mut self,
@@ -66,6 +70,22 @@ pub trait DoseSink {
         site_municipality: MunicipalityCode,
         rows: &[Decided<'_>],
     ) -> Result<(), StoreError>;
+}
+
+/// Adds to each linked person's doses those of their entries elsewhere.
+pub fn merge_linked(
+    prior: &mut HashMap<(MunicipalityCode, String), Vec<PriorDose>>,
+    links: &Links,
+) {
+    for (person, others) in links {
+        let elsewhere: Vec<PriorDose> = others
+            .iter()
+            .filter_map(|o| prior.get(o))
+            .flatten()
+            .copied()
+            .collect();
+        prior.entry(person.clone()).or_default().extend(elsewhere);
+    }
 }
 
 /// Decides and stores a batch from the tablet `device` of `site_municipality`; one
@@ -112,7 +132,14 @@ pub fn run(
     let mut prior = if who.is_empty() {
         HashMap::new()
     } else {
-        sink.prior(&who)?
+        // A newcomer's doses count wherever they were given: the checks see the
+        // person's accepted doses in every municipality they are registered in.
+        let links = sink.linked(&who)?;
+        let mut asked = who.clone();
+        asked.extend(links.values().flatten().map(|(m, p)| (*m, p.as_str())));
+        let mut prior = sink.prior(&asked)?;
+        merge_linked(&mut prior, &links);
+        prior
     };
     let lots: Vec<(Vaccine, &Lot)> = recs
         .iter()

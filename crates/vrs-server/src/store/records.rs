@@ -3,14 +3,17 @@
 //! its history. The backends give the reads and writes ([`ReviewSink`]) inside one
 //! write transaction; the decisions are here and in [`crate::rules::checks`].
 
+use std::collections::HashMap;
+
 use chrono::NaiveDate;
 use vrs_domain::wire::{HoldReason, Outcome};
-use vrs_domain::{ClientRecordId, DoseNumber, Lot, Vaccine, VoucherNumber};
+use vrs_domain::{ClientRecordId, DoseNumber, Lot, MunicipalityCode, Vaccine, VoucherNumber};
 
 use super::{Amendment, Match};
 use crate::error::StoreError;
 use crate::principal::Principal;
-use crate::rules::checks::{self, Candidate};
+use crate::rules::checks::{self, Candidate, PriorDose};
+use crate::store::vault::Links;
 
 /// The checks' verdict on a record: accepted, or held with a reason and its detail.
 pub type Verdict = Result<(), (HoldReason, String)>;
@@ -22,6 +25,38 @@ pub trait RecordLookups {
     fn find_match(&mut self, voucher: VoucherNumber) -> Result<Match, StoreError>;
     /// The lot's expiry, when the service knows the lot.
     fn lot_expiry(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>, StoreError>;
+    /// Who else this person of the sink's municipality is, registered elsewhere
+    /// with the same マイナンバー (through the vault).
+    fn linked(&mut self, person_id: &str) -> Result<Links, StoreError>;
+    /// These people's accepted doses.
+    fn prior_of(
+        &mut self,
+        people: &[(MunicipalityCode, &str)],
+    ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError>;
+}
+
+/// The person with this voucher, and their accepted doses in every municipality
+/// they are registered in (a newcomer's earlier doses count where they were given).
+pub fn find_everywhere(
+    sink: &mut dyn RecordLookups,
+    voucher: VoucherNumber,
+) -> Result<Match, StoreError> {
+    let mut found = sink.find_match(voucher)?;
+    let Some(pid) = found.person_id.clone() else {
+        return Ok(found);
+    };
+    let links = sink.linked(&pid)?;
+    let others: Vec<(MunicipalityCode, &str)> = links
+        .values()
+        .flatten()
+        .map(|(m, p)| (*m, p.as_str()))
+        .collect();
+    if !others.is_empty() {
+        for (_, doses) in sink.prior_of(&others)? {
+            found.prior.extend(doses);
+        }
+    }
+    Ok(found)
 }
 
 /// A stored record as the review reads it.
@@ -147,7 +182,7 @@ pub fn amend(
     };
     // Out of the person's accepted doses while it is checked against them.
     sink.set_state(id, "amending", record.revision)?;
-    let found = sink.find_match(record.voucher)?;
+    let found = find_everywhere(sink, record.voucher)?;
     let verdict = checks::check(
         found.status,
         &found.prior,

@@ -20,6 +20,11 @@ use crate::keys::Keys;
 /// The keyed hash a number is found by.
 pub type LookupHash = [u8; 32];
 
+/// People registered in more than one municipality with the same number: for each
+/// (municipality, 個別宛名番号) asked about, the others. Found by the keyed hash,
+/// never by name; no number leaves the vault.
+pub type Links = HashMap<(MunicipalityCode, String), Vec<(MunicipalityCode, String)>>;
+
 /// The vault's cryptography, the same for every backend.
 pub struct VaultCrypto {
     seal: LessSafeKey,
