@@ -1568,6 +1568,7 @@ fn every_endpoint_by_every_role_reaches_only_what_it_may(backend: Backend) {
     let errors = format!("/api/imports/{import}/errors.csv");
     let held_void = format!("/api/records/{held_id}/void");
     let held_amend = format!("/api/records/{held_id}/amend");
+    let held_release = format!("/api/records/{held_id}/release");
     let dev_revoke = format!("/api/devices/{device}/revoke");
     let dev_code = format!("/api/devices/{device}/enrolment");
     use Role::*;
@@ -1578,6 +1579,8 @@ fn every_endpoint_by_every_role_reaches_only_what_it_may(backend: Backend) {
         ("GET", "/api/me", None, [0, 0, 401, 401]),
         ("GET", "/api/records/held", None, [0, 0, 401, 401]),
         ("POST", &held_amend, Some(&amend), [0, 404, 401, 401]),
+        // Held for an unknown voucher: not released while no one holds it.
+        ("POST", &held_release, Some(&void), [422, 404, 401, 401]),
         ("GET", &errors, None, [0, 404, 401, 401]),
         (
             "GET",

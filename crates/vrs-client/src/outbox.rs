@@ -581,8 +581,8 @@ impl Outbox {
     }
 
     /// Corrects a held record: it becomes superseded, and the corrected record is
-    /// queued under a new id (the server keeps the held one for the municipality,
-    /// who voids it). Returns the new record.
+    /// queued under a new id, naming the original (the server then marks its held
+    /// original superseded too). Returns the new record.
     pub fn correct(
         &mut self,
         id: ClientRecordId,
@@ -604,6 +604,11 @@ impl Outbox {
         }
         let mut rec: DoseRecord =
             serde_json::from_str(&body).map_err(|e| OutboxError::Corrupt(e.to_string()))?;
+        // The server marks the held original superseded when the correction arrives.
+        rec.supersedes = Some(vrs_domain::dose::RecordRef {
+            municipality: rec.municipality,
+            client_record_id: rec.client_record_id,
+        });
         rec.client_record_id = ClientRecordId::new();
         if let Some(d) = change.vaccinated_on {
             rec.vaccinated_on = d;
@@ -854,6 +859,13 @@ mod tests {
         assert_ne!(fixed.client_record_id, r.client_record_id);
         assert_eq!(fixed.vaccinated_on.to_string(), "2021-05-31");
         assert_eq!(fixed.voucher, r.voucher);
+        // It names its original, for the server to take it out of the review queue.
+        assert_eq!(
+            fixed
+                .supersedes
+                .map(|o| (o.municipality, o.client_record_id)),
+            Some((r.municipality, r.client_record_id))
+        );
         assert_eq!(
             o.state_of(r.client_record_id).unwrap(),
             Some(RecordState::Superseded)

@@ -132,6 +132,20 @@ pub struct DoseRecord {
     pub lot: Lot,
     pub site: SiteRef,
     pub device_id: DeviceId,
+    /// The held record this one corrects, when a nurse corrected it on the
+    /// tablet: the server marks that one superseded (it leaves the review queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<RecordRef>,
+}
+
+/// A stored record, by the municipality whose voucher it was recorded with and its
+/// client record id.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRef {
+    pub municipality: MunicipalityCode,
+    pub client_record_id: ClientRecordId,
 }
 
 impl DoseRecord {
@@ -167,6 +181,7 @@ impl DoseRecord {
             lot,
             site,
             device_id,
+            supersedes: None,
         }
     }
 }

@@ -159,6 +159,7 @@ fn main() {
                 lot: "FA4597".parse().expect("lot"),
                 site: SiteRef::Clinic("0110113719".parse().expect("clinic")),
                 device_id: device,
+                supersedes: None,
             })
             .collect();
         store

@@ -156,6 +156,7 @@ fn dose(voucher: u64, n: u8, date: &str, lot: &str) -> DoseRecord {
         lot: lot.parse().unwrap(),
         site: SiteRef::Clinic(CLINIC.parse().unwrap()),
         device_id: DEVICE,
+        supersedes: None,
     }
 }
 
@@ -1026,6 +1027,108 @@ fn a_newcomers_earlier_doses_elsewhere_count_in_the_checks(f: Fixture) {
     assert_eq!((r.new, r.flagged), (1, 0), "{r:?}");
 }
 
+fn ledger_rows(f: &Fixture) -> Vec<String> {
+    let mut csv = Vec::new();
+    f.store
+        .export_ledger(
+            &staff(CHIYODA),
+            m(CHIYODA),
+            today() - chrono::Duration::days(365),
+            today(),
+            OutputEncoding::Utf8,
+            &mut csv,
+        )
+        .unwrap();
+    String::from_utf8(csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The review queue finishes its work: a record is released as it is (once its
+/// voucher has a person), amended in its voucher, or superseded by its tablet's
+/// correction; each leaves the queue.
+fn the_review_queue_releases_amends_the_voucher_and_takes_tablet_corrections(f: Fixture) {
+    let s = staff(CHIYODA);
+    let first = "個別宛名番号,券番号\n5001,1310160001\n5002,1310160002\n";
+    f.store
+        .import_register(&s, m(CHIYODA), &mut first.as_bytes(), &opts())
+        .unwrap();
+    let unknown = dose(1310160003, 1, "2021-06-01", "FA4597");
+    let misread = dose(1310160009, 1, "2021-06-01", "FA4597");
+    let wrong_lot = dose(1310160002, 1, "2021-06-01", "ZZ9999");
+    let out = receipts(
+        &f,
+        vec![unknown.clone(), misread.clone(), wrong_lot.clone()],
+    );
+    assert!(
+        out.iter()
+            .all(|o| held(o) == Some(HoldReason::UnknownVoucher)
+                || held(o) == Some(HoldReason::LotUnknown)),
+        "{out:?}"
+    );
+    assert_eq!(f.store.held(&s, m(CHIYODA)).unwrap().len(), 3);
+
+    // Release: refused while no one holds the voucher, and without a reason.
+    let release = |id, why: &str| f.store.release(&s, m(CHIYODA), id, why);
+    assert!(release(unknown.client_record_id, "checked").is_err());
+    let late = "個別宛名番号,券番号\n5003,1310160003\n";
+    let r = f
+        .store
+        .import_register(&s, m(CHIYODA), &mut late.as_bytes(), &opts())
+        .unwrap();
+    assert_eq!(r.new, 1);
+    assert!(release(unknown.client_record_id, " ").is_err());
+    release(unknown.client_record_id, "registered late; voucher checked").unwrap();
+    assert!(
+        release(unknown.client_record_id, "again").is_err(),
+        "only a held record is released"
+    );
+
+    // The voucher, misread on the tablet, amended to the right one.
+    let out = f
+        .store
+        .amend(
+            &s,
+            m(CHIYODA),
+            misread.client_record_id,
+            &Amendment {
+                voucher: Some("1310160001".parse().unwrap()),
+                ..Amendment::default()
+            },
+            "voucher read 9 for 1",
+            today(),
+        )
+        .unwrap();
+    assert_eq!(out, Outcome::Accepted);
+
+    // The nurse corrects the lot on the tablet: the correction names its original,
+    // which leaves the queue marked superseded.
+    let mut fixed = dose(1310160002, 1, "2021-06-01", "FA4597");
+    fixed.supersedes = Some(vrs_domain::dose::RecordRef {
+        municipality: m(CHIYODA),
+        client_record_id: wrong_lot.client_record_id,
+    });
+    assert_eq!(receipts(&f, vec![fixed.clone()]), [Outcome::Accepted]);
+    assert!(f.store.held(&s, m(CHIYODA)).unwrap().is_empty());
+    // Sent again: nothing changes.
+    assert_eq!(receipts(&f, vec![fixed]), [Outcome::Duplicate]);
+    let rows = ledger_rows(&f);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for v in ["1310160001", "1310160002", "1310160003"] {
+        assert_eq!(
+            rows.iter().filter(|r| r.contains(v)).count(),
+            1,
+            "{v}: {rows:?}"
+        );
+    }
+    assert!(!rows.iter().any(|r| r.contains("ZZ9999")));
+    // A superseded record cannot be released.
+    assert!(release(wrong_lot.client_record_id, "x").is_err());
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1056,7 +1159,8 @@ on_both_backends!(
     a_first_upload_sees_its_own_earlier_chunks,
     the_lot_master_is_the_operators_and_holds_unknown_and_expired_lots,
     a_dose_is_credited_to_the_tablets_own_site_and_one_naming_another_is_refused,
-    a_newcomers_earlier_doses_elsewhere_count_in_the_checks
+    a_newcomers_earlier_doses_elsewhere_count_in_the_checks,
+    the_review_queue_releases_amends_the_voucher_and_takes_tablet_corrections
 );
 
 #[test]

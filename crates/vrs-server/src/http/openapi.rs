@@ -117,7 +117,7 @@ impl utoipa::Modify for BodyErrors {
 #[openapi(
     info(title = "vrs: ワクチン接種記録システム", description = "The central service's API."),
     paths(health, register::import_register, records::import_paper, register::import_errors,
-        tablet::tablet_name, tablet::tablet_records, records::held, records::void, records::amend,
+        tablet::tablet_name, tablet::tablet_records, records::held, records::void, records::amend, records::release,
         ledger::ledger, transfer::transfer_lookup, transfer::transfer_lookup_batch,
         audit::audit_search, tablet::enrol, devices::register, devices::list, devices::revoke,
         devices::reissue, tablet::tablet_signin_start, tablet::tablet_signin_verify,

@@ -28,6 +28,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/records/held", get(held))
         .route("/api/records/{id}/void", post(void))
         .route("/api/records/{id}/amend", post(amend))
+        .route("/api/records/{id}/release", post(release))
 }
 
 /// Upload paper dose records (the ledger CSV layout).
@@ -102,16 +103,37 @@ pub async fn void(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<VoidRequest>,
 ) -> Result<StatusCode, ApiError> {
+    review(state, actor, &id, "record.void", move |store, by, m, id| {
+        store.void(by, m, id, &req.reason)
+    })
+    .await
+}
+
+/// A review step on one of the caller's municipality's records, logged.
+async fn review(
+    state: AppState,
+    actor: crate::principal::Principal,
+    id: &str,
+    action: &str,
+    step: impl FnOnce(
+        &dyn crate::store::Store,
+        &crate::principal::Principal,
+        vrs_domain::MunicipalityCode,
+        ClientRecordId,
+    ) -> Result<(), crate::error::StoreError>
+    + Send
+    + 'static,
+) -> Result<StatusCode, ApiError> {
     let m = actor.staff_of().map_err(ApiError::from)?;
-    let id = record_id(&id)?;
+    let id = record_id(id)?;
     let store = state.store.clone();
     let by = actor.clone();
-    let r = blocking(move || store.void(&by, m, id, &req.reason)).await;
+    let r = blocking(move || step(store.as_ref(), &by, m, id)).await;
     let object = format!("record {}", id.0);
     logged(
         &state,
         &actor,
-        "record.void",
+        action,
         |_| object.clone(),
         object.clone(),
         r,
@@ -126,9 +148,35 @@ fn record_id(s: &str) -> Result<ClientRecordId, ApiError> {
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "no such record"))
 }
 
+/// Release a held record: the clerk checked it and accepts it as it is.
+#[utoipa::path(post, path = "/api/records/{id}/release", request_body = VoidRequest,
+    params(("id" = String, Path, description = "The record's client record id")),
+    responses((status = 204, description = "Accepted into the ledger"),
+        (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+pub async fn release(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<VoidRequest>,
+) -> Result<StatusCode, ApiError> {
+    review(
+        state,
+        actor,
+        &id,
+        "record.release",
+        move |store, by, m, id| store.release(by, m, id, &req.reason),
+    )
+    .await
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AmendRequest {
+    /// The 券番号 (10 digits), when it was misread or mistyped.
+    #[schema(value_type = Option<String>)]
+    voucher: Option<vrs_domain::VoucherNumber>,
     #[schema(value_type = Option<String>, format = Date)]
     vaccinated_on: Option<NaiveDate>,
     #[schema(value_type = Option<u8>, minimum = 1, maximum = 9)]
@@ -156,6 +204,7 @@ pub async fn amend(
     let m = actor.staff_of().map_err(ApiError::from)?;
     let id = record_id(&id)?;
     let change = Amendment {
+        voucher: req.voucher,
         vaccinated_on: req.vaccinated_on,
         dose_number: req.dose_number,
         vaccine: req.vaccine,

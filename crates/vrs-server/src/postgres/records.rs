@@ -187,7 +187,7 @@ impl ReviewSink for PgRecords<'_, '_> {
             "SELECT revision, state, json_build_object(
                  'voucher', voucher, 'dose_number', dose_number, 'vaccinated_on', vaccinated_on,
                  'vaccine', vaccine, 'lot', lot, 'state', state, 'hold_reason', hold_reason)::text,
-                 voucher, dose_number, vaccinated_on, vaccine, lot
+                 voucher, dose_number, vaccinated_on, vaccine, lot, device_id
              FROM vrs.doses WHERE municipality = $1 AND client_record_id = $2 FOR UPDATE",
             &[&mc(self.municipality), &id.0],
         )?;
@@ -210,6 +210,7 @@ impl ReviewSink for PgRecords<'_, '_> {
                     .get::<_, &str>(7)
                     .parse()
                     .map_err(|_| StoreError::Corrupt("lot".into()))?,
+                device: r.get(8),
             })
         })
         .transpose()
@@ -255,7 +256,8 @@ impl ReviewSink for PgRecords<'_, '_> {
         let (state, hold, detail) = verdict_columns(verdict);
         self.tx.execute(
             "UPDATE vrs.doses SET dose_number = $3, vaccinated_on = $4, vaccine = $5, lot = $6,
-                 state = $7, hold_reason = $8, hold_detail = $9, person_id = $10, revision = $11
+                 state = $7, hold_reason = $8, hold_detail = $9, person_id = $10, revision = $11,
+                 voucher = $12
              WHERE municipality = $1 AND client_record_id = $2",
             &[
                 &mc(self.municipality),
@@ -268,6 +270,26 @@ impl ReviewSink for PgRecords<'_, '_> {
                 &hold,
                 &detail,
                 &person_id,
+                &revision_column(revision)?,
+                &(f.voucher.get() as i64),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_superseded(
+        &mut self,
+        id: ClientRecordId,
+        by: ClientRecordId,
+        revision: i64,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE vrs.doses SET state = 'superseded', superseded_by = $3, revision = $4
+             WHERE municipality = $1 AND client_record_id = $2",
+            &[
+                &mc(self.municipality),
+                &id.0,
+                &by.0,
                 &revision_column(revision)?,
             ],
         )?;
@@ -542,8 +564,14 @@ impl Records for PgStore {
         let (site_m, device) = actor.device()?;
         let mut conn = self.main.get()?;
         let mut tx = conn.transaction()?;
-        let mut touched: Vec<MunicipalityCode> =
-            batch.records.iter().map(|r| r.municipality).collect();
+        // The records' municipalities, and those of the held records they correct.
+        let mut touched: Vec<MunicipalityCode> = batch
+            .records
+            .iter()
+            .flat_map(|r| {
+                std::iter::once(r.municipality).chain(r.supersedes.map(|o| o.municipality))
+            })
+            .collect();
         touched.sort();
         touched.dedup();
         for m in touched {
@@ -561,6 +589,14 @@ impl Records for PgStore {
                 now: jst_now(),
             },
         )?;
+        for (m, original, by) in ingest::corrections(batch, &receipts) {
+            records::supersede(
+                &mut PgRecords::new(&mut tx, &self.vault, m),
+                actor,
+                original,
+                by,
+            )?;
+        }
         tx.commit()?;
         Ok(receipts)
     }
@@ -642,18 +678,18 @@ impl Records for PgStore {
         id: ClientRecordId,
         reason: &str,
     ) -> Result<(), StoreError> {
-        actor.require_staff_of(m)?;
-        let mut conn = self.main.get()?;
-        let mut tx = conn.transaction()?;
-        lock_municipality(&mut tx, m)?;
-        records::void(
-            &mut PgRecords::new(&mut tx, &self.vault, m),
-            actor,
-            id,
-            reason,
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.review(actor, m, |sink| records::void(sink, actor, id, reason))
+    }
+
+    /// Releases a held record: see [`records::release`].
+    fn release(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        id: ClientRecordId,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.review(actor, m, |sink| records::release(sink, actor, id, reason))
     }
 
     /// Amends a record: see [`records::amend`].
@@ -666,19 +702,27 @@ impl Records for PgStore {
         reason: &str,
         today: NaiveDate,
     ) -> Result<Outcome, StoreError> {
+        self.review(actor, m, |sink| {
+            records::amend(sink, actor, id, change, reason, today)
+        })
+    }
+}
+
+impl PgStore {
+    /// A review step by `actor` on `m`'s records, in one transaction holding the
+    /// municipality's lock.
+    fn review<T>(
+        &self,
+        actor: &Principal,
+        m: MunicipalityCode,
+        step: impl FnOnce(&mut dyn ReviewSink) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         actor.require_staff_of(m)?;
         let mut conn = self.main.get()?;
         let mut tx = conn.transaction()?;
         lock_municipality(&mut tx, m)?;
-        let outcome = records::amend(
-            &mut PgRecords::new(&mut tx, &self.vault, m),
-            actor,
-            id,
-            change,
-            reason,
-            today,
-        )?;
+        let out = step(&mut PgRecords::new(&mut tx, &self.vault, m))?;
         tx.commit()?;
-        Ok(outcome)
+        Ok(out)
     }
 }

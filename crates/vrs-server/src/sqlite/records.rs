@@ -145,6 +145,14 @@ impl Records for SqliteStore {
                 registered_at: &registered_at,
             },
         )?;
+        for (m, original, by) in ingest::corrections(batch, &receipts) {
+            records::supersede(
+                &mut SqliteRecords::new(&tx, &self.vault, m, &registered_at),
+                actor,
+                original,
+                by,
+            )?;
+        }
         tx.commit()?;
         Ok(receipts)
     }
@@ -246,18 +254,22 @@ impl Records for SqliteStore {
         id: ClientRecordId,
         reason: &str,
     ) -> Result<(), StoreError> {
-        actor.require_staff_of(municipality)?;
-        let now = time_text(jst_now());
-        let mut conn = self.pool.get()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        records::void(
-            &mut SqliteRecords::new(&tx, &self.vault, municipality, &now),
-            actor,
-            id,
-            reason,
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.review(actor, municipality, |sink| {
+            records::void(sink, actor, id, reason)
+        })
+    }
+
+    /// Releases a held record: see [`records::release`].
+    fn release(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        id: ClientRecordId,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.review(actor, municipality, |sink| {
+            records::release(sink, actor, id, reason)
+        })
     }
 
     /// Amends a record: see [`records::amend`].
@@ -270,20 +282,33 @@ impl Records for SqliteStore {
         reason: &str,
         today: NaiveDate,
     ) -> Result<Outcome, StoreError> {
+        self.review(actor, municipality, |sink| {
+            records::amend(sink, actor, id, change, reason, today)
+        })
+    }
+}
+
+impl SqliteStore {
+    /// A review step by `actor` on `municipality`'s records, in one write
+    /// transaction.
+    fn review<T>(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        step: impl FnOnce(&mut dyn ReviewSink) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         actor.require_staff_of(municipality)?;
         let now = time_text(jst_now());
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let outcome = records::amend(
-            &mut SqliteRecords::new(&tx, &self.vault, municipality, &now),
-            actor,
-            id,
-            change,
-            reason,
-            today,
-        )?;
+        let out = step(&mut SqliteRecords::new(
+            &tx,
+            &self.vault,
+            municipality,
+            &now,
+        ))?;
         tx.commit()?;
-        Ok(outcome)
+        Ok(out)
     }
 }
 
@@ -524,6 +549,7 @@ impl ReviewSink for SqliteRecords<'_> {
             String,
             String,
             String,
+            Option<String>,
         );
         let row: Option<Row> = self
             .tx
@@ -531,7 +557,7 @@ impl ReviewSink for SqliteRecords<'_> {
                 "SELECT revision, state, json_object(
                      'voucher', voucher, 'dose_number', dose_number, 'vaccinated_on', vaccinated_on,
                      'vaccine', vaccine, 'lot', lot, 'state', state, 'hold_reason', hold_reason),
-                     voucher, dose_number, vaccinated_on, vaccine, lot
+                     voucher, dose_number, vaccinated_on, vaccine, lot, device_id
                  FROM doses WHERE municipality = ?1 AND client_record_id = ?2",
                 params![self.municipality.get(), id.to_string()],
                 |r| {
@@ -544,12 +570,13 @@ impl ReviewSink for SqliteRecords<'_> {
                         r.get(5)?,
                         r.get(6)?,
                         r.get(7)?,
+                        r.get(8)?,
                     ))
                 },
             )
             .optional()?;
         row.map(
-            |(revision, state, before, voucher, dose, date, vaccine, lot)| {
+            |(revision, state, before, voucher, dose, date, vaccine, lot, device)| {
                 Ok(Stored {
                     revision,
                     state,
@@ -561,6 +588,7 @@ impl ReviewSink for SqliteRecords<'_> {
                         .parse()
                         .map_err(|_| StoreError::Corrupt("vaccine".into()))?,
                     lot: lot.parse().map_err(|_| StoreError::Corrupt("lot".into()))?,
+                    device,
                     before,
                 })
             },
@@ -608,7 +636,8 @@ impl ReviewSink for SqliteRecords<'_> {
         let (state, hold, detail) = verdict_columns(verdict);
         self.tx.execute(
             "UPDATE doses SET dose_number = ?3, vaccinated_on = ?4, vaccine = ?5, lot = ?6,
-                 state = ?7, hold_reason = ?8, hold_detail = ?9, person_id = ?10, revision = ?11
+                 state = ?7, hold_reason = ?8, hold_detail = ?9, person_id = ?10, revision = ?11,
+                 voucher = ?12
              WHERE municipality = ?1 AND client_record_id = ?2",
             params![
                 self.municipality.get(),
@@ -621,6 +650,26 @@ impl ReviewSink for SqliteRecords<'_> {
                 hold,
                 detail,
                 person_id,
+                revision,
+                f.voucher.get() as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_superseded(
+        &mut self,
+        id: ClientRecordId,
+        by: ClientRecordId,
+        revision: i64,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE doses SET state = 'superseded', superseded_by = ?3, revision = ?4
+             WHERE municipality = ?1 AND client_record_id = ?2",
+            params![
+                self.municipality.get(),
+                id.to_string(),
+                by.to_string(),
                 revision
             ],
         )?;

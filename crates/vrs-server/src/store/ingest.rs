@@ -72,6 +72,24 @@ pub trait DoseSink {
     ) -> Result<(), StoreError>;
 }
 
+/// The held originals that this batch's stored records correct: (the original's
+/// municipality, the original, the correction). See [`crate::store::records::supersede`].
+pub fn corrections(
+    batch: &UploadBatch,
+    receipts: &[Receipt],
+) -> Vec<(MunicipalityCode, ClientRecordId, ClientRecordId)> {
+    batch
+        .records
+        .iter()
+        .zip(receipts)
+        .filter(|(_, r)| matches!(r.outcome, Outcome::Accepted | Outcome::Held { .. }))
+        .filter_map(|(rec, _)| {
+            rec.supersedes
+                .map(|o| (o.municipality, o.client_record_id, rec.client_record_id))
+        })
+        .collect()
+}
+
 /// Adds to each linked person's doses those of their entries elsewhere.
 pub fn merge_linked(
     prior: &mut HashMap<(MunicipalityCode, String), Vec<PriorDose>>,

@@ -147,6 +147,14 @@ pub trait Records {
         reason: &str,
         today: NaiveDate,
     ) -> Result<Outcome, StoreError>;
+    /// Accepts a held record as it is (see [`records::release`]).
+    fn release(
+        &self,
+        actor: &Principal,
+        municipality: MunicipalityCode,
+        id: ClientRecordId,
+        reason: &str,
+    ) -> Result<(), StoreError>;
 }
 
 /// The ledger export.
@@ -374,6 +382,8 @@ pub struct HeldRecord {
 /// A change to a stored dose record.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct Amendment {
+    /// The 券番号, when the voucher was misread or mistyped (same municipality).
+    pub voucher: Option<VoucherNumber>,
     pub vaccinated_on: Option<NaiveDate>,
     pub dose_number: Option<DoseNumber>,
     pub vaccine: Option<Vaccine>,

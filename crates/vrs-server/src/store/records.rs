@@ -70,6 +70,8 @@ pub struct Stored {
     pub vaccinated_on: NaiveDate,
     pub vaccine: Vaccine,
     pub lot: Lot,
+    /// The tablet that sent it (`None`: a paper record).
+    pub device: Option<String>,
     /// The record's fields as a JSON object, kept in its history.
     pub before: String,
 }
@@ -77,6 +79,7 @@ pub struct Stored {
 /// A record's fields after an amendment.
 #[derive(Clone, Debug)]
 pub struct Amended {
+    pub voucher: VoucherNumber,
     pub dose_number: DoseNumber,
     pub vaccinated_on: NaiveDate,
     pub vaccine: Vaccine,
@@ -103,6 +106,13 @@ pub trait ReviewSink: RecordLookups {
         &mut self,
         id: ClientRecordId,
         state: &'static str,
+        revision: i64,
+    ) -> Result<(), StoreError>;
+    /// Marks a held record superseded by its tablet's correction `by`.
+    fn set_superseded(
+        &mut self,
+        id: ClientRecordId,
+        by: ClientRecordId,
         revision: i64,
     ) -> Result<(), StoreError>;
     /// Writes the amended fields, the verdict, the person they now belong to and the
@@ -154,9 +164,71 @@ pub fn void(
     sink.set_state(id, "voided", revision)
 }
 
-/// Amends a record (date, dose number, vaccine, lot) and checks it again against
-/// the person's other accepted doses: an amended held record may become accepted,
-/// and the other way round.
+/// Releases a held record: a clerk who checked it accepts it as it is (the reason
+/// is kept in its history). A record held for an unknown voucher is released only
+/// once someone holds the voucher (register the person first), and then belongs
+/// to them.
+pub fn release(
+    sink: &mut dyn ReviewSink,
+    actor: &Principal,
+    id: ClientRecordId,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let (record, revision) = keep(sink, actor, id, reason)?;
+    if record.state != "held" {
+        return Err(StoreError::Invalid(format!(
+            "record {id} is {}: only a held record is released",
+            record.state
+        )));
+    }
+    let found = sink.find_match(record.voucher)?;
+    if found.person_id.is_none() {
+        return Err(StoreError::Invalid(
+            "no registered person has this voucher yet: upload the register with them first (or amend the voucher), then release".into(),
+        ));
+    }
+    let fields = Amended {
+        voucher: record.voucher,
+        dose_number: record
+            .dose_number
+            .ok_or_else(|| StoreError::Invalid("give the dose number: amend it".into()))?,
+        vaccinated_on: record.vaccinated_on,
+        vaccine: record.vaccine,
+        lot: record.lot,
+    };
+    sink.update(id, &fields, &Ok(()), found.person_id.as_deref(), revision)
+}
+
+/// A tablet corrected a record the server holds: the held original leaves the
+/// queue, marked superseded by the correction `by` (kept in its history). Only a
+/// held record of the same tablet; `false` when there is none (it was released,
+/// voided or amended meanwhile, and the correction is checked like any record).
+pub fn supersede(
+    sink: &mut dyn ReviewSink,
+    device: &Principal,
+    original: ClientRecordId,
+    by: ClientRecordId,
+) -> Result<bool, StoreError> {
+    let (_, own) = device.device()?;
+    let Some(record) = sink.record(original)? else {
+        return Ok(false);
+    };
+    if record.state != "held" || record.device.as_deref() != Some(own.to_string().as_str()) {
+        return Ok(false);
+    }
+    let (_, revision) = keep(
+        sink,
+        device,
+        original,
+        &format!("corrected on the tablet: record {by}"),
+    )?;
+    sink.set_superseded(original, by, revision)?;
+    Ok(true)
+}
+
+/// Amends a record (voucher, date, dose number, vaccine, lot) and checks it again
+/// against the person's other accepted doses: an amended held record may become
+/// accepted, and the other way round.
 pub fn amend(
     sink: &mut dyn ReviewSink,
     actor: &Principal,
@@ -172,6 +244,7 @@ pub fn amend(
         ));
     }
     let fields = Amended {
+        voucher: change.voucher.unwrap_or(record.voucher),
         dose_number: change
             .dose_number
             .or(record.dose_number)
@@ -182,7 +255,7 @@ pub fn amend(
     };
     // Out of the person's accepted doses while it is checked against them.
     sink.set_state(id, "amending", record.revision)?;
-    let found = find_everywhere(sink, record.voucher)?;
+    let found = find_everywhere(sink, fields.voucher)?;
     let verdict = checks::check(
         found.status,
         &found.prior,

@@ -171,7 +171,8 @@ const pages = {
     const load = async () => {
       const held = await api("GET", "/api/records/held");
       document.getElementById("empty").hidden = held.length > 0;
-      fill(document.getElementById("held"), held, ["voucher", "dose_number", "vaccinated_on", "vaccine", "lot", (h) => `${h.reason}: ${h.detail}`], (h) => [
+      const why = (h) => `${T["hold_" + h.reason] || h.reason} (${h.detail})`;
+      fill(document.getElementById("held"), held, ["voucher", "dose_number", "vaccinated_on", "vaccine", "lot", why], (h) => [
         button(T.void, async () => {
           if (!confirm(T.confirm_void)) return;
           await api("POST", `/api/records/${h.client_record_id}/void`, { reason: "web" });
@@ -179,10 +180,27 @@ const pages = {
           await load();
         }),
         button(T.amend, async () => {
+          const voucher = prompt(T.voucher, h.voucher);
+          if (voucher === null) return;
           const date = prompt(T.date, h.vaccinated_on);
-          if (!date) return;
-          const out = await api("POST", `/api/records/${h.client_record_id}/amend`, { vaccinated_on: date, reason: "web" });
-          say(`${T.saved}: ${out.outcome}`);
+          if (date === null) return;
+          const lot = prompt(T.lot, h.lot);
+          if (lot === null) return;
+          const reason = prompt(T.reason_prompt, "");
+          if (!reason) return;
+          const change = { reason };
+          if (voucher.trim() !== h.voucher) change.voucher = voucher.trim();
+          if (date.trim() !== h.vaccinated_on) change.vaccinated_on = date.trim().replaceAll("/", "-");
+          if (lot.trim() !== h.lot) change.lot = lot.trim().toUpperCase();
+          const out = await api("POST", `/api/records/${h.client_record_id}/amend`, change);
+          say(`${T.saved}: ${out.outcome === "held" ? T["hold_" + out.reason] : T.accepted}`);
+          await load();
+        }),
+        button(T.release, async () => {
+          const reason = prompt(T.reason_prompt, "");
+          if (!reason) return;
+          await api("POST", `/api/records/${h.client_record_id}/release`, { reason });
+          say(T.saved);
           await load();
         }),
       ]);

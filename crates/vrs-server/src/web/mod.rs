@@ -115,6 +115,13 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("reason", "理由", "Reason"),
     ("void", "取消", "Void"),
     ("amend", "修正", "Amend"),
+    ("release", "確認済みとして登録", "Release"),
+    (
+        "reason_prompt",
+        "理由を入力してください (記録の履歴に残ります)",
+        "Give the reason (kept in the record's history)",
+    ),
+    ("accepted", "登録されました", "accepted"),
     ("from", "開始日", "From"),
     ("to", "終了日", "To"),
     ("encoding", "文字コード", "Encoding"),
@@ -414,7 +421,7 @@ fn page(page: &str, l: Lang) -> Option<String> {
         )
     };
     let other = if l == Lang::En { "ja" } else { "en" };
-    let dict: serde_json::Map<String, serde_json::Value> = TEXTS
+    let mut dict: serde_json::Map<String, serde_json::Value> = TEXTS
         .iter()
         .map(|(k, ja, en)| {
             (
@@ -423,6 +430,17 @@ fn page(page: &str, l: Lang) -> Option<String> {
             )
         })
         .collect();
+    // Hold reasons in the reader's language, from the one place they are worded.
+    for r in vrs_domain::wire::HoldReason::ALL {
+        dict.insert(
+            format!("hold_{}", crate::store::codec::hold_code(r)),
+            serde_json::Value::from(if l == Lang::En {
+                r.describe_en()
+            } else {
+                r.describe_ja()
+            }),
+        );
+    }
     let title = if page == "home" { "app" } else { page };
     Some(format!(
         r#"<!doctype html>
@@ -519,6 +537,13 @@ mod tests {
                 .contains("Target-person register CSV")
         );
         assert!(page("upload", Lang::Ja).unwrap().contains("接種対象者 CSV"));
+        // Every hold reason is worded in the page's language.
+        let ja = page("review", Lang::Ja).unwrap();
+        let en = page("review", Lang::En).unwrap();
+        for r in vrs_domain::wire::HoldReason::ALL {
+            assert!(ja.contains(r.describe_ja()), "{r:?}");
+            assert!(en.contains(r.describe_en()), "{r:?}");
+        }
         assert!(page("nope", Lang::Ja).is_none());
     }
 }
