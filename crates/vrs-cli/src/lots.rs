@@ -62,25 +62,15 @@ fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
     vrs_domain::date::parse_date(s).map_err(|e| format!("{e} → {}", e.fix()))
 }
 
-/// A lot file's report: each bad line with its field and fix, then the counts (what
-/// would have happened, when nothing was applied). `true` when applied.
+/// A lot file's report: each bad line with its field and fix, then what the file
+/// did (or, not applied, would have done), in Japanese and English. `true` when
+/// applied.
 pub fn print_report(r: &ImportReport) -> bool {
     for e in &r.errors {
         println!("{e}");
     }
-    let applied = r.outcome == ImportOutcome::Applied;
-    let counts = format!(
-        "{} lines: new {}, changed {}, unchanged {}, bad {}",
-        r.rows, r.new, r.updated, r.unchanged, r.rejected
-    );
-    match r.outcome {
-        ImportOutcome::Applied => println!("applied: {counts}"),
-        ImportOutcome::DryRun => println!("dry run, nothing changed; it would be {counts}"),
-        ImportOutcome::Rejected => println!(
-            "nothing changed: the file has bad lines (fix them, or use --partial); it would be {counts}"
-        ),
-    }
-    applied
+    println!("{}\n{}", r.summary.ja, r.summary.en);
+    r.outcome == ImportOutcome::Applied
 }
 
 pub fn run(cmd: LotCommand) -> Result<bool> {

@@ -818,6 +818,16 @@ fn the_lot_master_is_the_operators_and_holds_unknown_and_expired_lots(f: Fixture
         "{r:?}"
     );
     assert_eq!(r.errors[0].line, 4);
+    assert!(
+        r.summary.en.starts_with("Nothing was stored"),
+        "{:?}",
+        r.summary
+    );
+    assert!(
+        r.summary.ja.contains("取り込んだ場合: 新規 1件"),
+        "{:?}",
+        r.summary
+    );
     assert_eq!(f.store.lots(&s).unwrap().len(), 1);
     let r = f
         .store
@@ -870,6 +880,23 @@ fn the_lot_master_is_the_operators_and_holds_unknown_and_expired_lots(f: Fixture
         .import_paper(&s, m(CHIYODA), &mut paper.as_bytes(), &opts())
         .unwrap();
     assert_eq!((r.new, r.flagged), (2, 2));
+    assert!(
+        r.summary.ja.starts_with("取り込みました"),
+        "{:?}",
+        r.summary
+    );
+    // A strict paper file with a bad row stores nothing, and says so.
+    let bad = format!("{paper},20210601,1310160099,131016,千代田区役所,,ファイザー,FA4597,0\r\n");
+    let r = f
+        .store
+        .import_paper(&s, m(CHIYODA), &mut bad.as_bytes(), &opts())
+        .unwrap();
+    assert_eq!(r.outcome, ImportOutcome::Rejected);
+    assert!(
+        r.summary.en.contains("Had it been applied"),
+        "{:?}",
+        r.summary
+    );
     let held_now = f.store.held(&s, m(CHIYODA)).unwrap();
     let mut reasons: Vec<_> = held_now.iter().map(|h| h.reason).collect();
     reasons.sort_by_key(|r| format!("{r:?}"));

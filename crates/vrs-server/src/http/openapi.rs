@@ -125,7 +125,7 @@ impl utoipa::Modify for BodyErrors {
         access::put_user, access::remove_user, access::contacts, access::put_contact,
         register::sites, register::put_site, lots::list, lots::add, lots::import,
         tablet::tablet_lots),
-    components(schemas(ApiError, ImportReport, crate::store::ImportOutcome, TransferMatch,
+    components(schemas(ApiError, ImportReport, crate::store::Texts, crate::store::ImportOutcome, TransferMatch,
         crate::store::TransferDose, HeldRecord, transfer::TransferBatchResult, AuditEntry,
         ImportMode, DeviceRegistration, DeviceInfo, Enrolment, User, Contact,
         crate::rules::access::ContactKind, Site, vrs_domain::wire::LotEntry)),

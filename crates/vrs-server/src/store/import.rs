@@ -15,7 +15,7 @@ use vrs_domain::{ClientRecordId, MunicipalityCode, MyNumber, VoucherNumber};
 use crate::error::StoreError;
 use crate::rules::merge::{Change, PersonFields, merge};
 use crate::store::vault::LookupHash;
-use crate::store::{ImportOptions, ImportOutcome, ImportReport, MAX_REPORTED_ERRORS};
+use crate::store::{ImportOptions, ImportOutcome, ImportReport, MAX_REPORTED_ERRORS, Texts};
 
 /// Rows read before the backend is asked about them.
 pub const CHUNK: usize = 2000;
@@ -126,7 +126,48 @@ pub fn empty_report(encoding: &'static str) -> ImportReport {
         warnings: Vec::new(),
         errors: Vec::new(),
         errors_truncated: false,
+        summary: Texts::default(),
     }
+}
+
+/// Ends a report: its outcome under `opts`, and its summary in Japanese and
+/// English: what the file did, or for a file not applied, what it would have done.
+pub fn finish(report: &mut ImportReport, opts: &ImportOptions) {
+    report.outcome = if opts.dry_run {
+        ImportOutcome::DryRun
+    } else if report.rejected > 0 && opts.mode == crate::store::ImportMode::Strict {
+        ImportOutcome::Rejected
+    } else {
+        ImportOutcome::Applied
+    };
+    let r = &*report;
+    let (ja_head, en_head) = match r.outcome {
+        ImportOutcome::Applied => ("取り込みました".to_owned(), "Applied".to_owned()),
+        ImportOutcome::Rejected => (
+            format!(
+                "誤りのある行が{}行あるため、ファイル全体を取り込みませんでした。取り込んだ場合",
+                r.rejected
+            ),
+            format!(
+                "Nothing was stored: {} bad rows (fix them and send the file again). Had it been applied",
+                r.rejected
+            ),
+        ),
+        ImportOutcome::DryRun => (
+            "確認のみで、保存していません。取り込んだ場合".to_owned(),
+            "Checked only, nothing stored. Had it been applied".to_owned(),
+        ),
+    };
+    report.summary = Texts {
+        ja: format!(
+            "{ja_head}: 新規 {}件、更新 {}件、変更なし {}件、保留・状態変更 {}件、誤り {}行",
+            r.new, r.updated, r.unchanged, r.flagged, r.rejected
+        ),
+        en: format!(
+            "{en_head}: new {}, updated {}, unchanged {}, held or flagged {}, bad rows {}",
+            r.new, r.updated, r.unchanged, r.flagged, r.rejected
+        ),
+    };
 }
 
 /// Counts a bad row into the report and the error CSV.
@@ -213,13 +254,7 @@ pub fn run(
             report.new, report.rows
         ));
     }
-    report.outcome = if opts.dry_run {
-        ImportOutcome::DryRun
-    } else if report.rejected > 0 && opts.mode == crate::store::ImportMode::Strict {
-        ImportOutcome::Rejected
-    } else {
-        ImportOutcome::Applied
-    };
+    finish(&mut report, opts);
     Ok((report, errors))
 }
 
@@ -555,13 +590,7 @@ pub fn run_paper(
         report.new += 1;
         sink.insert(id, &row, dose, &found, &verdict)?;
     }
-    report.outcome = if opts.dry_run {
-        ImportOutcome::DryRun
-    } else if report.rejected > 0 && opts.mode == crate::store::ImportMode::Strict {
-        ImportOutcome::Rejected
-    } else {
-        ImportOutcome::Applied
-    };
+    finish(&mut report, opts);
     Ok((report, errors))
 }
 

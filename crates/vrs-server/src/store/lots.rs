@@ -12,8 +12,8 @@ use vrs_domain::csv::lots::LotReader;
 use vrs_domain::wire::LotEntry;
 use vrs_domain::{Lot, Vaccine};
 
-use super::import::{ErrorCsv, empty_report, reject};
-use super::{ImportMode, ImportOptions, ImportOutcome, ImportReport};
+use super::import::{ErrorCsv, empty_report, finish, reject};
+use super::{ImportOptions, ImportReport};
 use crate::error::StoreError;
 use crate::principal::Principal;
 
@@ -68,12 +68,6 @@ pub fn import(
             }
         }
     }
-    report.outcome = if opts.dry_run {
-        ImportOutcome::DryRun
-    } else if report.rejected > 0 && opts.mode == ImportMode::Strict {
-        ImportOutcome::Rejected
-    } else {
-        ImportOutcome::Applied
-    };
+    finish(&mut report, opts);
     Ok(report)
 }

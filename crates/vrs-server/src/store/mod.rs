@@ -337,6 +337,15 @@ pub struct ImportReport {
     /// The first [`MAX_REPORTED_ERRORS`] bad rows; all of them are in the error CSV.
     pub errors: Vec<RowError>,
     pub errors_truncated: bool,
+    /// What the file did (or, not applied, would have done), in words.
+    pub summary: Texts,
+}
+
+/// A text for a person, in Japanese and English.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Texts {
+    pub ja: String,
+    pub en: String,
 }
 
 /// How many row errors a report carries inline.

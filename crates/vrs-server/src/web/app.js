@@ -157,8 +157,8 @@ const pages = {
         const link = document.getElementById("error-csv");
         link.hidden = lines.length === 0;
         link.href = `/api/imports/${r.import_id}/errors.csv`;
-        const word = { applied: T.applied, dry_run: T.dry_run_done, rejected: T.rejected_file }[r.outcome] || r.outcome;
-        say(`${T.done}: ${word}`, r.outcome === "rejected");
+        // The server's own words for what the file did (or would have done).
+        say(document.documentElement.lang === "en" ? r.summary.en : r.summary.ja, r.outcome === "rejected");
         resolve();
       });
       x.addEventListener("error", () => { say("network", true); reject(new Error("network")); });

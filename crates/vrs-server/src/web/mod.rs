@@ -167,18 +167,6 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("save", "保存", "Save"),
     ("saved", "保存しました", "Saved"),
     ("none", "ありません", "None"),
-    ("done", "完了", "Done"),
-    ("applied", "取り込みました", "applied"),
-    (
-        "dry_run_done",
-        "確認しました (保存していません)",
-        "checked (nothing stored)",
-    ),
-    (
-        "rejected_file",
-        "ファイル全体を取り込みませんでした: 誤りのある行を直して再送してください",
-        "the whole file was refused: fix the bad rows and send it again",
-    ),
     ("lang_switch", "English", "日本語"),
     (
         "confirm_void",
