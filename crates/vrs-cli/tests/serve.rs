@@ -1772,7 +1772,7 @@ fn the_operator_keeps_the_lot_master_and_tablets_download_it(backend: Backend) {
         "{out}"
     );
     assert!(
-        out.contains("nothing changed") && out.contains("new 1"),
+        out.contains("Nothing was stored") && out.contains("new 1") && out.contains("新規 1件"),
         "{out}"
     );
     let (code, out) = vrs_admin(&backend, &["lot", "import", "--partial", path]);

@@ -819,7 +819,9 @@ fn the_lot_master_is_the_operators_and_holds_unknown_and_expired_lots(f: Fixture
     );
     assert_eq!(r.errors[0].line, 4);
     assert!(
-        r.summary.en.starts_with("Nothing was stored"),
+        r.summary
+            .en
+            .starts_with("Nothing was stored because of bad rows (1)"),
         "{:?}",
         r.summary
     );

@@ -149,7 +149,7 @@ pub fn finish(report: &mut ImportReport, opts: &ImportOptions) {
                 r.rejected
             ),
             format!(
-                "Nothing was stored: {} bad rows (fix them and send the file again). Had it been applied",
+                "Nothing was stored because of bad rows ({}): fix them and send the file again. Had it been applied",
                 r.rejected
             ),
         ),
