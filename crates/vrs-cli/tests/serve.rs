@@ -1892,6 +1892,74 @@ fn sigterm_lets_an_upload_in_flight_finish(backend: Backend) {
     assert!(ended.success(), "vrs serve ended with {ended} on SIGTERM");
 }
 
+/// SIGTERM while a tablet's batch is half sent: the batch finishes and is stored,
+/// the tablet gets its receipts, and the server ends cleanly.
+fn sigterm_lets_an_ingest_in_flight_finish(backend: Backend) {
+    use std::io::{BufRead, Write};
+    let mut server = Server::start(&backend, 20);
+    let (_, tablet) = server.tokens();
+    let dev = tablet.device();
+    let records: Vec<Value> = (0..1000u64)
+        .map(|i| {
+            record(
+                &dev,
+                70_000 + u128::from(i),
+                1_310_160_001 + i % 20,
+                1,
+                "2021-06-01",
+            )
+        })
+        .collect();
+    let body = serde_json::to_vec(&json!({ "records": records })).unwrap();
+    let path = "/api/tablet/records";
+    let signed = tablet
+        .0
+        .key
+        .sign(
+            tablet.0.device,
+            "POST",
+            path,
+            &body,
+            chrono::Utc::now().timestamp(),
+        )
+        .unwrap();
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in signed.pairs() {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes()).unwrap();
+    let half = body.len() / 2;
+    conn.write_all(&body[..half]).unwrap();
+    conn.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    server.send_term();
+    std::thread::sleep(Duration::from_millis(300));
+    conn.write_all(&body[half..]).unwrap();
+    let mut reader = std::io::BufReader::new(conn);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    let receipts = rest.matches("\"outcome\"").count();
+    assert_eq!(receipts, 1000, "{rest}");
+    let ended = server.wait_exit();
+    assert!(ended.success(), "vrs serve ended with {ended} on SIGTERM");
+    // Stored: the same server data, started again, has the first doses in its ledger.
+    let again = Server::start(&backend, 20);
+    let ledger = ledger(&again.base, &again.staff());
+    assert_eq!(ledger.lines().count(), 1 + 20, "{ledger}");
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1916,5 +1984,6 @@ on_both_backends!(
     every_endpoint_by_every_role_reaches_only_what_it_may,
     sigterm_stops_the_server_cleanly,
     sigterm_lets_an_upload_in_flight_finish,
+    sigterm_lets_an_ingest_in_flight_finish,
     the_operator_keeps_the_lot_master_and_tablets_download_it
 );
