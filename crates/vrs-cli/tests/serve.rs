@@ -190,16 +190,31 @@ fn post_json<C: Creds + ?Sized>(base: &str, path: &str, who: &C, body: &Value) -
 }
 
 fn record(device: &str, id: u128, voucher: u64, dose: u8, date: &str) -> Value {
+    dose_at(
+        device,
+        id,
+        ("131016", voucher, dose, date, "FA4597"),
+        json!({"clinic": "1312345679"}),
+    )
+}
+
+/// A tablet's record: (the voucher's municipality, voucher, dose, date, lot) at `site`.
+fn dose_at(
+    device: &str,
+    id: u128,
+    (municipality, voucher, dose, date, lot): (&str, u64, u8, &str, &str),
+    site: Value,
+) -> Value {
     json!({
         "client_record_id": uuid::Uuid::from_u128(id).to_string(),
-        "municipality": "131016",
+        "municipality": municipality,
         "voucher": format!("{voucher:010}"),
         "voucher_kind": 1,
         "dose_number": dose,
         "vaccinated_on": date,
         "vaccine": "pfizer",
-        "lot": "FA4597",
-        "site": {"clinic": "1312345679"},
+        "lot": lot,
+        "site": site,
         "device_id": device,
     })
 }
@@ -1960,6 +1975,384 @@ fn sigterm_lets_an_ingest_in_flight_finish(backend: Backend) {
     assert_eq!(ledger.lines().count(), 1 + 20, "{ledger}");
 }
 
+/// Registers a tablet of the caller's municipality for `site`, enrols it with its
+/// one-time code and signs its user in.
+fn new_tablet(server: &Server, staff: &str, site: Value, site_name: &str, email: &str) -> Who {
+    let (s, reg) = post_json(
+        &server.base,
+        "/api/devices",
+        staff,
+        &json!({"site": site, "site_name": site_name, "email": email}),
+    );
+    assert_eq!(s, 201, "{reg}");
+    let who = enrol(&server.base, reg["code"].as_str().unwrap());
+    sign_in(server, &who, email);
+    who
+}
+
+/// The outcomes of a tablet's batch, in order.
+fn sent(base: &str, tablet: &Who, records: Vec<Value>) -> Vec<String> {
+    let (s, r) = post_json(
+        base,
+        "/api/tablet/records",
+        tablet,
+        &json!({ "records": records }),
+    );
+    assert_eq!(s, 200, "{r}");
+    r["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| match r["reason"].as_str() {
+            Some(reason) => format!("{}:{reason}", r["outcome"].as_str().unwrap()),
+            None => r["outcome"].as_str().unwrap().to_owned(),
+        })
+        .collect()
+}
+
+/// A ledger's rows as (券番号, 回数, 接種日, 会場名, ロット), sorted.
+fn ledger_rows(csv: &str) -> Vec<(String, String, String, String, String)> {
+    let mut rows: Vec<_> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[2].into(),
+                f[8].into(),
+                f[1].into(),
+                f[4].into(),
+                f[7].into(),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Records from several sources, end to end against a running server: a CP932
+/// register with names, flags and a reissued voucher; a newcomer whose first doses
+/// were given in another municipality; the operator's lot master; three tablets at
+/// three sites; paper records; the review queue. Every right record reaches its
+/// municipality's ledger exactly once, every wrong one is held with its reason (or
+/// refused), and the ledgers and queue are compared record by record.
+fn records_from_every_source_reach_the_ledger_or_the_queue_as_they_should(backend: Backend) {
+    let server = Server::start(&backend, 20);
+    let (chiyoda, tablet_a) = server.tokens();
+    let base = &server.base;
+    let id = |n: u128| uuid::Uuid::from_u128(n).to_string();
+
+    // The operator adds a lot that expires at the end of June 2021.
+    let (_, out) = vrs_admin(&backend, &["token", "--operator", "ops"]);
+    let operator = out.lines().last().unwrap().trim().to_owned();
+    let (s, r) = upload(
+        base,
+        &operator,
+        "/api/lots/import",
+        "",
+        "ファイザー,FB1234,2021-06-30\n".as_bytes().to_vec(),
+    );
+    assert_eq!((s, r["outcome"].as_str()), (200, Some("applied")), "{r}");
+
+    // Osaka: the newcomer's first two doses, on Osaka's voucher and tablet.
+    let (code, out) = vrs_admin(
+        &backend,
+        &[
+            "municipality",
+            "--code",
+            "271004",
+            "--name",
+            "大阪府大阪市",
+            "--transfer-contact",
+            "大阪市 06-0000-0000",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (_, out) = vrs_admin(
+        &backend,
+        &[
+            "token",
+            "--municipality",
+            "271004",
+            "--staff",
+            "clerk@city.osaka.lg.jp",
+        ],
+    );
+    let osaka = out.lines().last().unwrap().trim().to_owned();
+    let (s, r) = upload(
+        base,
+        &osaka,
+        "/api/register/import",
+        "",
+        "700001,123456789018,転入,太郎,テンニュウ,タロウ,19600401,1,2710040001,\n"
+            .as_bytes()
+            .to_vec(),
+    );
+    assert_eq!((s, r["new"].as_u64()), (200, Some(1)), "{r}");
+    let tablet_c = new_tablet(
+        &server,
+        &osaka,
+        json!({"site": "OSAKA-1"}),
+        "大阪市集団接種会場",
+        "tablet-c@osaka.example.jp",
+    );
+    let dev_c = tablet_c.device();
+    let at_osaka = || json!({"site": "OSAKA-1"});
+    assert_eq!(
+        sent(
+            base,
+            &tablet_c,
+            vec![
+                dose_at(
+                    &dev_c,
+                    1,
+                    ("271004", 2710040001, 1, "2021-06-01", "FA4597"),
+                    at_osaka()
+                ),
+                dose_at(
+                    &dev_c,
+                    2,
+                    ("271004", 2710040001, 2, "2021-06-22", "FA4597"),
+                    at_osaka()
+                ),
+            ]
+        ),
+        ["accepted", "accepted"]
+    );
+
+    // Chiyoda's register in CP932, then flags and a reissued voucher.
+    let register = "800001,123456789018,転入,太郎,テンニュウ,タロウ,19600401,1,1310168001,\r\n\
+                    800002,,山田,花子,ヤマダ,ハナコ,19700101,2,1310168002,\r\n\
+                    800003,,鈴木,一郎,スズキ,イチロウ,19500505,1,1310168003,\r\n\
+                    800004,,佐藤,次郎,サトウ,ジロウ,19400404,1,1310168004,\r\n\
+                    800005,,髙橋,三郎,タカハシ,サブロウ,19300303,1,1310168005,\r\n\
+                    800006,,田中,四郎,タナカ,シロウ,19800808,1,1310168006,\r\n";
+    let (cp932, _, lossy) = encoding_rs::SHIFT_JIS.encode(register);
+    assert!(!lossy);
+    let (s, r) = upload(
+        base,
+        &chiyoda,
+        "/api/register/import",
+        "",
+        cp932.into_owned(),
+    );
+    assert_eq!(
+        (s, r["new"].as_u64(), r["encoding"].as_str()),
+        (200, Some(6), Some("CP932 (Shift_JIS)")),
+        "{r}"
+    );
+    let changes = "800003,,,,,,,,1310168013,\n800004,,,,,,,,,1\n800005,,,,,,,,,2\n";
+    let (s, r) = upload(
+        base,
+        &chiyoda,
+        "/api/register/import",
+        "",
+        changes.as_bytes().to_vec(),
+    );
+    assert_eq!(
+        (s, r["outcome"].as_str(), r["updated"].as_u64()),
+        (200, Some("applied"), Some(3)),
+        "{r}"
+    );
+
+    // Tablet A at the demo clinic; tablet B at a mass-vaccination site.
+    let dev_a = tablet_a.device();
+    let at_a = || json!({"clinic": "1312345679"});
+    let a = |n, d| dose_at(&dev_a, n, d, at_a());
+    assert_eq!(
+        sent(
+            base,
+            &tablet_a,
+            vec![
+                a(11, ("131016", 1310168001, 3, "2021-07-13", "FA4597")), // the newcomer's third
+                a(12, ("131016", 1310168002, 1, "2021-06-05", "FA4597")),
+                a(13, ("131016", 1310168003, 1, "2021-06-05", "FA4597")), // the old voucher
+                a(14, ("131016", 1310168013, 1, "2021-06-06", "FA4597")), // the new one
+                a(15, ("131016", 1310168004, 1, "2021-06-07", "FA4597")), // moved out
+                a(16, ("131016", 1310168005, 1, "2021-06-07", "FA4597")), // deceased
+                a(17, ("131016", 1310160001, 1, "2021-09-10", "EY0572")), // expired lot
+                a(12, ("131016", 1310168002, 1, "2021-06-05", "FA4597")), // sent twice
+            ]
+        ),
+        [
+            "accepted",
+            "accepted",
+            "held:unknown_voucher",
+            "accepted",
+            "held:person_removed",
+            "held:person_removed",
+            "held:lot_expired",
+            "duplicate",
+        ]
+    );
+    let tablet_b = new_tablet(
+        &server,
+        &chiyoda,
+        json!({"site": "SITE-2"}),
+        "千代田集団接種会場",
+        "tablet-b@chiyoda.example.jp",
+    );
+    let dev_b = tablet_b.device();
+    assert_eq!(
+        sent(
+            base,
+            &tablet_b,
+            vec![
+                dose_at(
+                    &dev_b,
+                    21,
+                    ("131016", 1310168002, 2, "2021-06-26", "FA4597"),
+                    json!({"site": "SITE-2"})
+                ),
+                // Naming tablet A's clinic: refused, not credited there.
+                dose_at(
+                    &dev_b,
+                    22,
+                    ("131016", 1310160002, 1, "2021-06-26", "FA4597"),
+                    at_a()
+                ),
+            ]
+        ),
+        ["accepted", "refused"]
+    );
+
+    // Paper records: one right, one with a lot no list has, one on a lot that
+    // was still good that day.
+    let paper = ",20210610,1310168006,131016,千代田区役所,医師,ファイザー,FA4597,1\n\
+                 ,20210611,1310160003,131016,千代田区役所,医師,ファイザー,ZZ9999,1\n\
+                 ,20210612,1310160004,131016,千代田区役所,医師,ファイザー,FB1234,1\n";
+    let (s, r) = upload(
+        base,
+        &chiyoda,
+        "/api/paper/import",
+        "",
+        paper.as_bytes().to_vec(),
+    );
+    assert_eq!(
+        (s, r["new"].as_u64(), r["flagged"].as_u64()),
+        (200, Some(3), Some(1)),
+        "{r}"
+    );
+
+    // The review: the paper lot corrected, the old voucher's record voided.
+    let held = |token: &str| -> Vec<Value> {
+        let mut r = agent()
+            .get(format!("{base}/api/records/held"))
+            .header("Authorization", bearer(token))
+            .call()
+            .unwrap();
+        serde_json::from_str::<Value>(&r.body_mut().read_to_string().unwrap())
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let queue = held(&chiyoda);
+    let paper_zz = queue.iter().find(|h| h["lot"] == "ZZ9999").unwrap()["client_record_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, r) = post_json(
+        base,
+        &format!("/api/records/{paper_zz}/amend"),
+        &chiyoda,
+        &json!({"lot": "FA4597", "reason": "lot copied wrong from the vial"}),
+    );
+    assert_eq!((s, r["outcome"].as_str()), (200, Some("accepted")), "{r}");
+    let (s, r) = post_json(
+        base,
+        &format!("/api/records/{}/void", id(13)),
+        &chiyoda,
+        &json!({"reason": "voucher reissued; recorded with the new one"}),
+    );
+    assert_eq!(s, 204, "{r}");
+
+    // What each municipality now has, record by record.
+    let row = |v: &str, n: &str, d: &str, site: &str, lot: &str| {
+        (
+            v.to_owned(),
+            n.to_owned(),
+            d.to_owned(),
+            site.to_owned(),
+            lot.to_owned(),
+        )
+    };
+    assert_eq!(
+        ledger_rows(&ledger(base, &chiyoda)),
+        vec![
+            row("1310160003", "1", "20210611", "千代田区役所", "FA4597"),
+            row("1310160004", "1", "20210612", "千代田区役所", "FB1234"),
+            row(
+                "1310168001",
+                "3",
+                "20210713",
+                "千代田デモクリニック",
+                "FA4597"
+            ),
+            row(
+                "1310168002",
+                "1",
+                "20210605",
+                "千代田デモクリニック",
+                "FA4597"
+            ),
+            row(
+                "1310168002",
+                "2",
+                "20210626",
+                "千代田集団接種会場",
+                "FA4597"
+            ),
+            row("1310168006", "1", "20210610", "千代田区役所", "FA4597"),
+            row(
+                "1310168013",
+                "1",
+                "20210606",
+                "千代田デモクリニック",
+                "FA4597"
+            ),
+        ]
+    );
+    assert_eq!(
+        ledger_rows(&ledger(base, &osaka)),
+        vec![
+            row(
+                "2710040001",
+                "1",
+                "20210601",
+                "大阪市集団接種会場",
+                "FA4597"
+            ),
+            row(
+                "2710040001",
+                "2",
+                "20210622",
+                "大阪市集団接種会場",
+                "FA4597"
+            ),
+        ]
+    );
+    let mut queue: Vec<(String, String)> = held(&chiyoda)
+        .iter()
+        .map(|h| {
+            (
+                h["voucher"].as_str().unwrap().to_owned(),
+                h["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    queue.sort();
+    assert_eq!(
+        queue,
+        [
+            ("1310160001".to_owned(), "lot_expired".to_owned()),
+            ("1310168004".to_owned(), "person_moved_out".to_owned()),
+            ("1310168005".to_owned(), "person_deceased".to_owned()),
+        ]
+    );
+    assert!(held(&osaka).is_empty());
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1985,5 +2378,6 @@ on_both_backends!(
     sigterm_stops_the_server_cleanly,
     sigterm_lets_an_upload_in_flight_finish,
     sigterm_lets_an_ingest_in_flight_finish,
+    records_from_every_source_reach_the_ledger_or_the_queue_as_they_should,
     the_operator_keeps_the_lot_master_and_tablets_download_it
 );
