@@ -260,3 +260,238 @@ pub fn run(
     }
     Ok(receipts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vrs_domain::RemovalReason;
+
+    /// An in-memory backend: Chiyoda's people by voucher, one person also
+    /// registered in Sapporo (the vault's link), accepted doses, one lot.
+    #[derive(Default)]
+    struct Memory {
+        people: HashMap<(MunicipalityCode, VoucherNumber), Person>,
+        links: Links,
+        doses: HashMap<(MunicipalityCode, String), Vec<PriorDose>>,
+        stored: HashMap<(MunicipalityCode, ClientRecordId), Option<HoldReason>>,
+        inserted: Vec<(ClientRecordId, String, Option<HoldReason>)>,
+    }
+
+    impl DoseSink for Memory {
+        fn stored(
+            &mut self,
+            keys: &[(MunicipalityCode, ClientRecordId)],
+        ) -> Result<HashMap<(MunicipalityCode, ClientRecordId), Option<HoldReason>>, StoreError>
+        {
+            Ok(keys
+                .iter()
+                .filter_map(|k| self.stored.get(k).map(|v| (*k, *v)))
+                .collect())
+        }
+        fn people(
+            &mut self,
+            vouchers: &[(MunicipalityCode, VoucherNumber)],
+        ) -> Result<HashMap<(MunicipalityCode, VoucherNumber), Person>, StoreError> {
+            Ok(vouchers
+                .iter()
+                .filter_map(|k| self.people.get(k).map(|p| (*k, p.clone())))
+                .collect())
+        }
+        fn linked(&mut self, people: &[(MunicipalityCode, &str)]) -> Result<Links, StoreError> {
+            Ok(people
+                .iter()
+                .filter_map(|(m, p)| {
+                    let k = (*m, (*p).to_owned());
+                    self.links.get(&k).map(|v| (k, v.clone()))
+                })
+                .collect())
+        }
+        fn prior(
+            &mut self,
+            people: &[(MunicipalityCode, &str)],
+        ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError> {
+            Ok(people
+                .iter()
+                .map(|(m, p)| {
+                    let k = (*m, (*p).to_owned());
+                    let v = self.doses.get(&k).cloned().unwrap_or_default();
+                    (k, v)
+                })
+                .collect())
+        }
+        fn expiries(
+            &mut self,
+            lots: &[(Vaccine, &Lot)],
+        ) -> Result<HashMap<(Vaccine, String), NaiveDate>, StoreError> {
+            Ok(lots
+                .iter()
+                .filter(|(v, l)| *v == Vaccine::Pfizer && l.as_str() == "FA4597")
+                .map(|(v, l)| ((*v, l.as_str().to_owned()), day("2021-08-31")))
+                .collect())
+        }
+        fn device_site(&mut self, _: DeviceId) -> Result<Option<(SiteRef, String)>, StoreError> {
+            Ok(Some((clinic(), "テストクリニック".into())))
+        }
+        fn insert(&mut self, _: MunicipalityCode, rows: &[Decided<'_>]) -> Result<(), StoreError> {
+            for d in rows {
+                self.inserted.push((
+                    d.record.client_record_id,
+                    d.site_name.clone(),
+                    d.verdict.as_ref().err().map(|(r, _)| *r),
+                ));
+            }
+            Ok(())
+        }
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().expect("date")
+    }
+    fn m(s: &str) -> MunicipalityCode {
+        s.parse().expect("code")
+    }
+    fn clinic() -> SiteRef {
+        SiteRef::Clinic("0110113719".parse().expect("clinic"))
+    }
+    const DEVICE: DeviceId = DeviceId(uuid::Uuid::from_u128(1));
+
+    fn rec(voucher: u64, dose: u8, date: &str, lot: &str) -> DoseRecord {
+        DoseRecord::from_voucher(
+            ClientRecordId::new(),
+            format!("1{dose}131016{voucher:010}").parse().expect("line"),
+            day(date),
+            Vaccine::Pfizer,
+            lot.parse().expect("lot"),
+            clinic(),
+            DEVICE,
+        )
+    }
+
+    fn memory() -> Memory {
+        let mut mem = Memory::default();
+        let person = |id: &str, status| Person {
+            person_id: id.into(),
+            status,
+        };
+        let chiyoda = m("131016");
+        let v = |n: u64| VoucherNumber::new(n).expect("voucher");
+        mem.people.insert(
+            (chiyoda, v(1310160001)),
+            person("1", RegistrationStatus::Active),
+        );
+        mem.people.insert(
+            (chiyoda, v(1310160002)),
+            person("2", RegistrationStatus::Active),
+        );
+        mem.people.insert(
+            (chiyoda, v(1310160003)),
+            person("3", RegistrationStatus::Removed(RemovalReason::MovedOut)),
+        );
+        // Person 2 came from Sapporo, where doses 1 and 2 were given.
+        mem.links
+            .insert((chiyoda, "2".into()), vec![(m("011002"), "9".into())]);
+        mem.doses.insert(
+            (m("011002"), "9".into()),
+            vec![
+                PriorDose {
+                    dose_number: 1,
+                    vaccinated_on: day("2021-06-01"),
+                },
+                PriorDose {
+                    dose_number: 2,
+                    vaccinated_on: day("2021-06-22"),
+                },
+            ],
+        );
+        mem
+    }
+
+    /// Each case: a batch, and the receipts the tablet gets, in order.
+    #[test]
+    fn batches_to_receipts() {
+        let elsewhere = {
+            let mut r = rec(1310160001, 2, "2021-06-22", "FA4597");
+            r.site = SiteRef::Site("SITE-9".parse().expect("site"));
+            r
+        };
+        let twice = rec(1310160001, 1, "2021-06-01", "FA4597");
+        let cases: Vec<(&str, Vec<DoseRecord>, Vec<&str>)> = vec![
+            (
+                "dose 1, then the batch's own dose 2",
+                vec![
+                    rec(1310160001, 1, "2021-06-01", "FA4597"),
+                    rec(1310160001, 2, "2021-06-22", "FA4597"),
+                ],
+                vec!["accepted", "accepted"],
+            ),
+            (
+                "the same record twice in a batch",
+                vec![twice.clone(), twice],
+                vec!["accepted", "duplicate"],
+            ),
+            (
+                "a newcomer's dose 3 after doses 1 and 2 elsewhere; dose 2 again is a repeat",
+                vec![
+                    rec(1310160002, 2, "2021-07-01", "FA4597"),
+                    rec(1310160002, 3, "2021-07-13", "FA4597"),
+                ],
+                vec!["held:dose_already_recorded", "accepted"],
+            ),
+            (
+                "dated before the dose given elsewhere",
+                vec![rec(1310160002, 3, "2021-06-20", "FA4597")],
+                vec!["held:before_previous_dose"],
+            ),
+            (
+                "unknown voucher, moved out (the tablet is told only 'removed')",
+                vec![
+                    rec(1310169999, 1, "2021-06-01", "FA4597"),
+                    rec(1310160003, 1, "2021-06-01", "FA4597"),
+                ],
+                vec!["held:unknown_voucher", "held:person_removed"],
+            ),
+            (
+                "a lot no list has, a lot past its expiry",
+                vec![
+                    rec(1310160001, 1, "2021-06-01", "ZZ9999"),
+                    rec(1310160002, 3, "2021-09-01", "FA4597"),
+                ],
+                vec!["held:lot_unknown", "held:lot_expired"],
+            ),
+            (
+                "a record naming another site",
+                vec![elsewhere],
+                vec!["refused"],
+            ),
+        ];
+        for (name, records, want) in cases {
+            let mut mem = memory();
+            let batch = UploadBatch { records };
+            let got: Vec<String> = run(&batch, m("131016"), DEVICE, day("2021-12-31"), &mut mem)
+                .expect(name)
+                .into_iter()
+                .map(|r| match r.outcome {
+                    Outcome::Accepted => "accepted".to_owned(),
+                    Outcome::Duplicate => "duplicate".to_owned(),
+                    Outcome::Refused { .. } => "refused".to_owned(),
+                    Outcome::Held { reason, .. } => {
+                        format!("held:{}", crate::store::codec::hold_code(reason))
+                    }
+                })
+                .collect();
+            assert_eq!(got, want, "{name}");
+            // Stored: everything but duplicates and refusals, credited to the
+            // tablet's site.
+            let stored = want
+                .iter()
+                .filter(|w| **w != "duplicate" && **w != "refused")
+                .count();
+            assert_eq!(mem.inserted.len(), stored, "{name}");
+            assert!(
+                mem.inserted
+                    .iter()
+                    .all(|(_, site, _)| site == "テストクリニック")
+            );
+        }
+    }
+}
