@@ -23,7 +23,7 @@ const T = {
     name_offline_note: 'オフラインです。記録は端末に保存され、通信が戻ると送信されます。',
     outbox_title: '送信状況', st_queued: '未送信', st_sent: '送信中', st_confirmed: '受付済み', st_held: '保留',
     st_superseded: '訂正済み', sync_now: '今すぐ送信', held_title: '保留中の記録 (確認と訂正)',
-    held_none: '保留中の記録はありません。', voucher18: '券の18桁', correct: '訂正して送る',
+    held_none: '保留中の記録はありません。', refused_title: '受け付けられなかった記録 (この端末からは登録できません)', voucher18: '券の18桁', correct: '訂正して送る',
     last_sync_ok: '最終送信 {at}: 受付 {accepted} 件、保留 {held} 件', last_sync_fail: '最終送信 {at}: 送信できませんでした ({error})',
     last_sync_nothing: '最終確認 {at}: 送信するものはありません', pending: '未送信 {n}',
     settings_title: '設定', language: '表示言語', site: '接種場所', device: '端末ID', camera: 'カメラ', version: 'バージョン',
@@ -57,7 +57,7 @@ const T = {
     name_offline_note: 'Offline: the record is kept on the tablet and sent when the network is back.',
     outbox_title: 'Outbox', st_queued: 'Queued', st_sent: 'Sending', st_confirmed: 'Accepted', st_held: 'Held',
     st_superseded: 'Corrected', sync_now: 'Sync now', held_title: 'Held records (review and correct)',
-    held_none: 'No held records.', voucher18: 'Voucher’s 18 digits', correct: 'Correct and send',
+    held_none: 'No held records.', refused_title: 'Records not accepted (this tablet cannot record them)', voucher18: 'Voucher’s 18 digits', correct: 'Correct and send',
     last_sync_ok: 'Last sync {at}: {accepted} accepted, {held} held', last_sync_fail: 'Last sync {at}: not sent ({error})',
     last_sync_nothing: 'Last checked {at}: nothing to send', pending: '{n} queued',
     settings_title: 'Settings', language: 'Language', site: 'Site', device: 'Device', camera: 'Camera', version: 'Version',
@@ -307,6 +307,14 @@ async function refreshStatus() {
   $('held-none').hidden = v.held.length > 0;
   const list = $('held-list');
   list.replaceChildren(...v.held.map(heldItem));
+  // Records the server would not store: what they were, and the server's words.
+  $('refused-box').hidden = v.refused.length === 0;
+  $('refused-list').replaceChildren(...v.refused.map((x) => {
+    const p = document.createElement('p');
+    const r = x.record;
+    p.textContent = `${r.municipality} ${r.voucher} · ${t('dose_n', { n: r.dose_number })} · ${r.vaccinated_on.replaceAll('-', '/')}: ${x.detail}`;
+    return p;
+  }));
 }
 
 function heldItem(h) {

@@ -547,6 +547,7 @@ pub async fn end_batch(shared: State<'_, Shared>) -> Answer<AppView> {
 pub struct StatusView {
     status: Status,
     held: Vec<HeldEntry>,
+    refused: Vec<vrs_client::outbox::RefusedEntry>,
     last_sync: Option<SyncNote>,
 }
 
@@ -556,6 +557,7 @@ pub async fn status(shared: State<'_, Shared>) -> Answer<StatusView> {
     Ok(StatusView {
         status: inner.tablet.status().map_err(text)?,
         held: inner.tablet.outbox_ref().held().map_err(text)?,
+        refused: inner.tablet.outbox_ref().refused().map_err(text)?,
         last_sync: inner.last_sync.clone(),
     })
 }

@@ -282,12 +282,16 @@ pub fn client(args: ClientArgs) -> Result<ExitCode> {
         ClientCommand::Status { json } => {
             let s = tablet.status()?;
             let held = tablet.outbox().held()?;
+            let refused = tablet.outbox().refused()?;
             if json {
-                println!("{}", serde_json::json!({ "status": s, "held": held }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "status": s, "held": held, "refused": refused })
+                );
             } else {
                 println!(
-                    "saved {}: queued {}, sent {}, confirmed {}, held {}, corrected {}",
-                    s.saved, s.queued, s.sent, s.confirmed, s.held, s.superseded
+                    "saved {}: queued {}, sent {}, confirmed {}, held {}, corrected {}, refused {}",
+                    s.saved, s.queued, s.sent, s.confirmed, s.held, s.superseded, s.refused
                 );
                 if s.unconfirmed_names > 0 {
                     println!("  {} saved without the name shown", s.unconfirmed_names);
@@ -309,6 +313,17 @@ pub fn client(args: ClientArgs) -> Result<ExitCode> {
                         h.record.dose_number,
                         h.record.vaccinated_on,
                         h.reason_ja,
+                    );
+                }
+                for r in refused {
+                    println!(
+                        "  refused {}: {} {} dose {} on {}: {}",
+                        r.record.client_record_id,
+                        r.record.municipality,
+                        r.record.voucher,
+                        r.record.dose_number,
+                        r.record.vaccinated_on,
+                        r.detail,
                     );
                 }
             }

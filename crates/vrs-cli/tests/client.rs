@@ -405,6 +405,18 @@ fn the_server_down_for_a_while_then_everything_arrives() {
     let all = lines(500);
     queue(&tablet, &all);
     server.kill9();
+    // Offline, set-up still checks the lot against the lot master fetched at
+    // enrolment: a lot it does not list, or one that has expired, is refused.
+    for lot in ["ZZ9999", "EY0572"] {
+        let out = tablet.run(&["setup", "--vaccine", "pfizer", "--lot", lot]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{lot} taken offline");
+        assert!(
+            err.contains("not in the lot master") || err.contains("expired"),
+            "{lot}: {err}"
+        );
+    }
+    tablet.ok(&["setup", "--vaccine", "pfizer", "--lot", "FA4597", "--batch"]);
     // Nothing answers: sync keeps trying with backoff...
     let child = tablet
         .command(&["sync", "--for", "60", "--batch", "100"])

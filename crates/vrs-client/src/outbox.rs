@@ -131,6 +131,13 @@ pub struct HeldEntry {
     pub detail: String,
 }
 
+/// A record the server refused, as the tablet shows it: what to do is in `detail`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RefusedEntry {
+    pub record: DoseRecord,
+    pub detail: String,
+}
+
 /// What a correction of a held record changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Correction {
@@ -580,6 +587,24 @@ impl Outbox {
         Ok(out)
     }
 
+    /// The records the server refused, oldest first, each with the server's words.
+    pub fn refused(&self) -> Result<Vec<RefusedEntry>, OutboxError> {
+        let mut st = self.conn.prepare(
+            "SELECT body, coalesce(hold_detail, '') FROM records WHERE state = 'refused' ORDER BY seq",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (body, detail) = row?;
+            out.push(RefusedEntry {
+                record: serde_json::from_str(&body)
+                    .map_err(|e| OutboxError::Corrupt(e.to_string()))?,
+                detail,
+            });
+        }
+        Ok(out)
+    }
+
     /// Corrects a held record: it becomes superseded, and the corrected record is
     /// queued under a new id, naming the original (the server then marks its held
     /// original superseded too). Returns the new record.
@@ -877,6 +902,33 @@ mod tests {
             o.correct(ClientRecordId::new(), &Correction::default()),
             Err(OutboxError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_refused_record_keeps_the_servers_words_and_is_not_sent_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path()).unwrap();
+        let r = record(2);
+        o.save(&r, true).unwrap();
+        o.next_batch(10).unwrap();
+        o.apply_receipts(&[receipt(
+            &r,
+            Outcome::Refused {
+                detail: "this tablet records doses for X".into(),
+            },
+        )])
+        .unwrap();
+        assert_eq!(
+            o.state_of(r.client_record_id).unwrap(),
+            Some(RecordState::Refused)
+        );
+        let s = o.status().unwrap();
+        assert_eq!((s.refused, s.queued, s.sent), (1, 0, 0));
+        assert!(s.complete());
+        assert!(o.next_batch(10).unwrap().is_empty());
+        let refused = o.refused().unwrap();
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].detail, "this tablet records doses for X");
     }
 
     #[test]
