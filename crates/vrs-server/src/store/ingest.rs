@@ -91,10 +91,7 @@ pub fn corrections(
 }
 
 /// Adds to each linked person's doses those of their entries elsewhere.
-pub fn merge_linked(
-    prior: &mut HashMap<(MunicipalityCode, String), Vec<PriorDose>>,
-    links: &Links,
-) {
+fn merge_linked(prior: &mut HashMap<(MunicipalityCode, String), Vec<PriorDose>>, links: &Links) {
     for (person, others) in links {
         let elsewhere: Vec<PriorDose> = others
             .iter()
@@ -193,15 +190,9 @@ pub fn run(
             });
             continue;
         }
-        if !seen.insert(key) {
-            receipts.push(Receipt {
-                client_record_id: rec.client_record_id,
-                outcome: Outcome::Duplicate,
-            });
-            continue;
-        }
         // A dose is credited to the site the tablet is registered for, never to
-        // one a record names.
+        // one a record names. Refused before the duplicate check: a record sent
+        // twice in one batch is refused twice, never answered "duplicate".
         if rec.site != site {
             receipts.push(Receipt {
                 client_record_id: rec.client_record_id,
@@ -211,6 +202,13 @@ pub fn run(
                         site_kind_and_code(&rec.site).1
                     ),
                 },
+            });
+            continue;
+        }
+        if !seen.insert(key) {
+            receipts.push(Receipt {
+                client_record_id: rec.client_record_id,
+                outcome: Outcome::Duplicate,
             });
             continue;
         }
@@ -459,9 +457,9 @@ mod tests {
                 vec!["held:lot_unknown", "held:lot_expired"],
             ),
             (
-                "a record naming another site",
-                vec![elsewhere],
-                vec!["refused"],
+                "a record naming another site, twice",
+                vec![elsewhere.clone(), elsewhere],
+                vec!["refused", "refused"],
             ),
         ];
         for (name, records, want) in cases {
