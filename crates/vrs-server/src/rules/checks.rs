@@ -22,6 +22,16 @@ pub struct Candidate {
     pub lot_expiry: Option<NaiveDate>,
 }
 
+/// A hold's detail for staff: Japanese first, then English.
+fn both(ja: &str, en: &str) -> String {
+    format!("{ja} / {en}")
+}
+
+/// A date as a person reads it.
+fn d(day: NaiveDate) -> String {
+    vrs_domain::date::format_slash(day)
+}
+
 /// `Ok` to accept, or why to hold. `person` is `None` when no registered person has
 /// the voucher; `prior` are the person's accepted doses.
 pub fn check(
@@ -33,7 +43,10 @@ pub fn check(
     let Some(status) = person else {
         return Err((
             HoldReason::UnknownVoucher,
-            "no registered person has this voucher; register them, then release the record".into(),
+            both(
+                "この券番号の対象者が登録されていません。住民記録を取り込んでから「確認済みとして登録」してください",
+                "no registered person has this voucher; register them, then release the record",
+            ),
         ));
     };
     match status {
@@ -50,20 +63,37 @@ pub fn check(
     if c.vaccinated_on > today {
         return Err((
             HoldReason::DateInFuture,
-            format!("{} is after today ({today})", c.vaccinated_on),
+            both(
+                &format!(
+                    "接種日 {} が今日 ({}) より後です",
+                    d(c.vaccinated_on),
+                    d(today)
+                ),
+                &format!("{} is after today ({today})", c.vaccinated_on),
+            ),
         ));
     }
     match c.lot_expiry {
         None => {
             return Err((
                 HoldReason::LotUnknown,
-                "the lot is not in the lot master: check the lot number against the vial, then amend the record (or have the operator add the lot and release it)".into(),
+                both(
+                    "ロット番号がロット一覧にありません。バイアルのロット番号を確かめて修正してください (または運用者がロットを追加してから登録してください)",
+                    "the lot is not in the lot master: check the lot number against the vial, then amend the record (or have the operator add the lot and release it)",
+                ),
             ));
         }
         Some(expiry) if c.vaccinated_on > expiry => {
             return Err((
                 HoldReason::LotExpired,
-                format!("the lot expired on {expiry}, before {}", c.vaccinated_on),
+                both(
+                    &format!(
+                        "ロットの有効期限 {} は接種日 {} より前です",
+                        d(expiry),
+                        d(c.vaccinated_on)
+                    ),
+                    &format!("the lot expired on {expiry}, before {}", c.vaccinated_on),
+                ),
             ));
         }
         Some(_) => {}
@@ -72,13 +102,19 @@ pub fn check(
     if prior.iter().any(|p| p.dose_number == n) {
         return Err((
             HoldReason::DoseAlreadyRecorded,
-            format!("dose {n} is already on record"),
+            both(
+                &format!("{n}回目の接種記録が既にあります"),
+                &format!("dose {n} is already on record"),
+            ),
         ));
     }
     if n > 1 && !prior.iter().any(|p| p.dose_number == n - 1) {
         return Err((
             HoldReason::MissingEarlierDose,
-            format!("dose {n} with no dose {} on record", n - 1),
+            both(
+                &format!("{n}回目ですが、{}回目の接種記録がありません", n - 1),
+                &format!("dose {n} with no dose {} on record", n - 1),
+            ),
         ));
     }
     if let Some(p) = prior
@@ -88,9 +124,17 @@ pub fn check(
     {
         return Err((
             HoldReason::BeforePreviousDose,
-            format!(
-                "dated {}, before dose {} on {}",
-                c.vaccinated_on, p.dose_number, p.vaccinated_on
+            both(
+                &format!(
+                    "接種日 {} は{}回目の接種日 {} より前です",
+                    d(c.vaccinated_on),
+                    p.dose_number,
+                    d(p.vaccinated_on)
+                ),
+                &format!(
+                    "dated {}, before dose {} on {}",
+                    c.vaccinated_on, p.dose_number, p.vaccinated_on
+                ),
             ),
         ));
     }
@@ -264,8 +308,15 @@ mod tests {
             ),
         ];
         for (name, person, prior, c, want) in cases {
-            let got = check(person, &prior, &c, today).err().map(|(r, _)| r);
-            assert_eq!(got, want, "{name}");
+            let got = check(person, &prior, &c, today);
+            if let Err((_, detail)) = &got {
+                // Staff read the detail in Japanese first, then English.
+                assert!(
+                    detail.contains(" / ") || detail.chars().any(|c| c > '\u{3000}'),
+                    "{name}: {detail}"
+                );
+            }
+            assert_eq!(got.err().map(|(r, _)| r), want, "{name}");
         }
     }
 }

@@ -198,7 +198,8 @@ pub fn run(
                 client_record_id: rec.client_record_id,
                 outcome: Outcome::Refused {
                     detail: format!(
-                        "this tablet records doses for {site_name} ({site_code}), not {}: set the session up again on this tablet",
+                        "この端末は {site_name} ({site_code}) の接種を記録します。{} の記録は受け付けられません: この端末で接種の準備をやり直してください / this tablet records doses for {site_name} ({site_code}), not {}: set the session up again on this tablet",
+                        site_kind_and_code(&rec.site).1,
                         site_kind_and_code(&rec.site).1
                     ),
                 },
