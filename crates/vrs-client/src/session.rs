@@ -57,7 +57,7 @@ pub enum SetupError {
     #[error("the date {date} is after today ({today}): a dose cannot be recorded in advance")]
     DateInFuture { date: NaiveDate, today: NaiveDate },
     #[error(
-        "lot {lot} ({vaccine:?}) is not in the lot master: check the number on the vial and the vaccine chosen, or scan the label"
+        "ロット {lot} はロット一覧にありません。バイアルの番号と選んだワクチンを確かめるか、ラベルを読み取ってください / lot {lot} ({vaccine:?}) is not in the lot master: check the number on the vial and the vaccine chosen, or scan the label"
     )]
     LotUnknown { lot: String, vaccine: Vaccine },
 }

@@ -69,7 +69,7 @@ pub async fn add(
     if let Err(e) = lot.vaccine.check_lot(&lot.lot) {
         return Err(ApiError::new(
             axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            format!("lot: {} → {}", e.detail(), e.fix()),
+            format!("ロット番号 (lot): {} → {}", e.detail(), e.fix()),
         ));
     }
     let store = state.store.clone();

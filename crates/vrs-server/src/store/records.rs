@@ -177,21 +177,23 @@ pub fn release(
     let (record, revision) = keep(sink, actor, id, reason)?;
     if record.state != "held" {
         return Err(StoreError::Invalid(format!(
-            "record {id} is {}: only a held record is released",
-            record.state
+            "保留中の記録だけを確認済みとして登録できます (この記録は {}) / record {id} is {}: only a held record is released",
+            record.state, record.state
         )));
     }
     let found = sink.find_match(record.voucher)?;
     if found.person_id.is_none() {
         return Err(StoreError::Invalid(
-            "no registered person has this voucher yet: upload the register with them first (or amend the voucher), then release".into(),
+            "この券番号の対象者はまだ登録されていません。住民記録を取り込むか券番号を修正してから登録してください / no registered person has this voucher yet: upload the register with them first (or amend the voucher), then release".into(),
         ));
     }
     let fields = Amended {
         voucher: record.voucher,
-        dose_number: record
-            .dose_number
-            .ok_or_else(|| StoreError::Invalid("give the dose number: amend it".into()))?,
+        dose_number: record.dose_number.ok_or_else(|| {
+            StoreError::Invalid(
+                "接種回数を修正で入力してください / give the dose number: amend it".into(),
+            )
+        })?,
         vaccinated_on: record.vaccinated_on,
         vaccine: record.vaccine,
         lot: record.lot,
@@ -220,7 +222,7 @@ pub fn supersede(
         sink,
         device,
         original,
-        &format!("corrected on the tablet: record {by}"),
+        &format!("タブレットで訂正 (記録 {by}) / corrected on the tablet: record {by}"),
     )?;
     sink.set_superseded(original, by, revision)?;
     Ok(true)
