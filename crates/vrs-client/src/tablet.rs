@@ -74,6 +74,10 @@ const SESSION_SECRET: &str = "session";
 const SETTINGS_KEY: &str = "settings";
 const LOTS_KEY: &str = "lots";
 const LOT_MASTER_KEY: &str = "lot_master";
+const LOT_MASTER_AT_KEY: &str = "lot_master_at";
+/// How long a downloaded lot master serves before a sync fetches it again (lots
+/// arrive with deliveries, not by the minute).
+const LOT_MASTER_EVERY_SECS: i64 = 15 * 60;
 /// How many lots the set-up screen offers.
 const RECENT_LOTS: usize = 10;
 
@@ -235,6 +239,8 @@ impl Tablet {
             key: &e.key,
         })?;
         self.outbox.put(LOT_MASTER_KEY, &lots)?;
+        self.outbox
+            .put(LOT_MASTER_AT_KEY, &chrono::Utc::now().timestamp())?;
         Ok(lots.len())
     }
 
@@ -398,9 +404,12 @@ impl Tablet {
         let report = sync::run(&mut self.outbox, &api, opts, clock).map_err(|e| match e {
             sync::SyncError::Outbox(o) => TabletError::Outbox(o),
         })?;
-        // The lot master changes as lots are delivered: fetched again with each sync
-        // that reached the server.
-        if report.stopped.is_none() {
+        // The lot master changes as lots are delivered: fetched again by a sync
+        // that reached the server, once the copy here is older than a while.
+        let fetched: Option<i64> = self.outbox.get(LOT_MASTER_AT_KEY)?;
+        let stale =
+            fetched.is_none_or(|at| chrono::Utc::now().timestamp() - at >= LOT_MASTER_EVERY_SECS);
+        if report.stopped.is_none() && stale {
             // A failure here is the network's; the next sync tries again.
             let _ = self.refresh_lots();
         }
