@@ -938,18 +938,36 @@ fn ink_band(ink: &[bool], w: u32, h: u32, x_from: u32, x_to: u32) -> Option<(f32
 
 /// The first and last ink columns within the digit rows.
 fn ink_columns(strip: &GrayImage) -> Option<(f32, f32)> {
-    let ink = binarise(strip);
+    // Smoothed first: in a dim, noisy frame the stretched strip's paper is grain, and
+    // single dark pixels in the margin would stand for ink (a 3×3 box takes them out
+    // and moves a stroke's edge by less than a pixel).
+    let ink = binarise(&imageproc::filter::box_filter(strip, 1, 1));
     let w = strip.width() as usize;
     let rows = (DIGIT_TOP + 2) as usize..(DIGIT_TOP + DIGIT_H - 2) as usize;
     let count: Vec<usize> = (0..w)
         .map(|x| rows.clone().filter(|&y| ink[y * w + x]).count())
         .collect();
     // A digit's stroke is several columns wide and several rows tall; a speck of
-    // sensor noise in the margin is neither, and must not move the line's ends.
-    let has_ink =
-        |x: usize| count[x] >= 3 && (x > 0 && count[x - 1] >= 2 || x + 1 < w && count[x + 1] >= 2);
-    let left = (0..w).find(|&x| has_ink(x))?;
-    let right = (0..w).rev().find(|&x| has_ink(x))?;
+    // sensor noise in the margin is neither, and must not move the line's ends. So a
+    // line ends where ink holds over a stroke's width (five columns, inward), above the
+    // noise: the count in the emptiest tenth of the columns (margins and gaps between
+    // digits), which a noisy strip fills with specks.
+    let mut sorted = count.clone();
+    sorted.sort_unstable();
+    let noise = sorted.get(sorted.len() / 10).copied().unwrap_or(0);
+    const STROKE: usize = 5;
+    let enough = |cols: &[usize], first: usize| {
+        cols[first] >= 3 + 2 * noise && cols.iter().sum::<usize>() >= STROKE * (4 + 2 * noise)
+    };
+    let inward = |x: usize| &count[x..(x + STROKE).min(w)];
+    let outward = |x: usize| &count[(x + 1).saturating_sub(STROKE)..=x];
+    let has_ink_left = |x: usize| enough(inward(x), 0);
+    let has_ink_right = |x: usize| {
+        let cols = outward(x);
+        enough(cols, cols.len() - 1)
+    };
+    let left = (0..w).find(|&x| has_ink_left(x))?;
+    let right = (0..w).rev().find(|&x| has_ink_right(x))?;
     (right > left).then_some((left as f32, right as f32 + 1.0))
 }
 
@@ -990,6 +1008,30 @@ mod tests {
         rows.iter()
             .flat_map(|r| r.chars().map(|c| c == '#'))
             .collect()
+    }
+
+    #[test]
+    fn the_line_ends_where_strokes_are_not_at_specks_of_noise_in_the_margin() {
+        // Digits as blocks 16 columns wide with gaps of 8, from column 40 to 224; the
+        // margin before them grainy, a few dark pixels a column, as a dim frame gives.
+        let mut strip = GrayImage::from_pixel(260, CELL_H, image::Luma([220]));
+        for x in 0..32u32 {
+            let specks = [5, 4, 1, 2, 2, 0][x as usize % 6];
+            for k in 0..specks {
+                let y = DIGIT_TOP + 3 + (k * 7 + x * 5) % (DIGIT_H - 6);
+                strip.put_pixel(x, y, image::Luma([40]));
+            }
+        }
+        for d in 0..8u32 {
+            for x in 40 + 24 * d..56 + 24 * d {
+                for y in DIGIT_TOP..DIGIT_TOP + DIGIT_H {
+                    strip.put_pixel(x, y, image::Luma([30]));
+                }
+            }
+        }
+        let (left, right) = ink_columns(&strip).expect("ink");
+        assert!((left - 40.0).abs() <= 1.0, "left {left}");
+        assert!((right - 224.0).abs() <= 1.0, "right {right}");
     }
 
     #[test]

@@ -135,6 +135,13 @@ impl LineReader for Tesseract {
                     (strip.height() * 3 / 4).max(1),
                     image::imageops::FilterType::Triangle,
                 );
+                // A strip from a dim, noisy frame (stretched to full contrast, its
+                // grain with it) is smoothed first, or the specks read as digits.
+                let small = if crate::scanner::is_noisy(&small) {
+                    imageproc::filter::box_filter(&small, 1, 1)
+                } else {
+                    small
+                };
                 let ink = crate::line::binarise(&small);
                 let pad = self.pad;
                 let (w, h) = (small.width() + 2 * pad, small.height() + 2 * pad);

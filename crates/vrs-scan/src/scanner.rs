@@ -458,11 +458,22 @@ impl<R: LineReader> Scanner<R> {
     }
 
     /// The digits, when every cell is a clear win and they validate as an OCR line.
+    /// A cell that matches far worse than the rest of its line and only narrowly beats
+    /// another digit is not a clear win, however well it scores alone: the line is the
+    /// same print throughout, so that cell is distorted (a crease, glare, a stroke)
+    /// and both readers can be led to the same wrong digit by it (seen: the last 3 of a
+    /// creased line under glare read as 5 by the templates and by tesseract).
     fn sure_digits(&self, cells: &[CellMatch]) -> Option<String> {
+        let o = &self.options;
+        let mut scores: Vec<f32> = cells.iter().map(|m| m.score).collect();
+        scores.sort_by(f32::total_cmp);
+        let typical = scores.get(scores.len() / 2).copied().unwrap_or(0.0);
         let sure = cells.len() == 18
-            && cells
-                .iter()
-                .all(|m| m.score >= self.options.min_score && m.margin >= self.options.min_margin);
+            && cells.iter().all(|m| {
+                m.score >= o.min_score
+                    && m.margin >= o.min_margin
+                    && !(m.score < typical - OUTLIER_SCORE && m.margin < o.plain_margin / 2.0)
+            });
         let digits = cell_digits(cells);
         (sure && digits.parse::<OcrLine>().is_ok()).then_some(digits)
     }
@@ -643,6 +654,10 @@ fn spaced_cells(strip: &GrayImage, cells: &[CellMatch], pitch: f32) -> GrayImage
 /// The fewest cells tesseract is given to confirm at once.
 const MIN_GROUP: usize = 3;
 
+/// How far below its line's median template score a narrowly won cell may fall and
+/// still be read ([`Scanner::sure_digits`]).
+const OUTLIER_SCORE: f32 = 0.12;
+
 /// Frames larger than this on their long side are scaled down before reading.
 pub const MAX_SIDE: u32 = 4096;
 
@@ -747,7 +762,7 @@ fn sub_pixels(rgb: &image::RgbImage) -> bool {
 
 /// Whether a frame's pixel-to-pixel noise is large against its brightness (a dim room,
 /// a small sensor at high gain).
-fn is_noisy(img: &GrayImage) -> bool {
+pub(crate) fn is_noisy(img: &GrayImage) -> bool {
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w < 8 || h < 8 {
         return false;
@@ -1013,6 +1028,34 @@ mod tests {
         // Three doubtful cells are enough on their own.
         cells[5].margin = 0.1;
         assert_eq!(scanner.cells_to_confirm(&cells), vec![0, 5, 12]);
+    }
+
+    #[test]
+    fn a_narrow_win_far_below_the_rest_of_its_line_is_not_sure() {
+        const A: &str = "111310160123456789";
+        let scanner = Scanner::with_reader(Fake).expect("templates");
+        let mut cells: Vec<CellMatch> = A
+            .bytes()
+            .map(|d| CellMatch {
+                digit: d - b'0',
+                score: 0.88,
+                margin: 0.15,
+                left: 0.0,
+            })
+            .collect();
+        assert_eq!(scanner.sure_digits(&cells).as_deref(), Some(A));
+        // The last cell distorted (a crease under glare): a narrow win at a score
+        // well below its line's is no reading.
+        cells[17].score = 0.71;
+        cells[17].margin = 0.09;
+        assert_eq!(scanner.sure_digits(&cells), None);
+        // The same low score with a wide margin is still a clear digit, and so is a
+        // narrow win scoring like the rest of the line.
+        cells[17].margin = 0.3;
+        assert_eq!(scanner.sure_digits(&cells).as_deref(), Some(A));
+        cells[17].score = 0.85;
+        cells[17].margin = 0.09;
+        assert_eq!(scanner.sure_digits(&cells).as_deref(), Some(A));
     }
 
     #[test]
