@@ -458,21 +458,21 @@ impl<R: LineReader> Scanner<R> {
     }
 
     /// The digits, when every cell is a clear win and they validate as an OCR line.
-    /// A cell that matches far worse than the rest of its line and only narrowly beats
-    /// another digit is not a clear win, however well it scores alone: the line is the
-    /// same print throughout, so that cell is distorted (a crease, glare, a stroke)
-    /// and both readers can be led to the same wrong digit by it (seen: the last 3 of a
-    /// creased line under glare read as 5 by the templates and by tesseract).
+    /// A cell that matches far worse than its neighbours and only narrowly beats
+    /// another digit is not a clear win, however well it scores alone: neighbouring
+    /// digits are the same print at nearly the same scale (perspective changes the
+    /// score along a line only gradually), so that cell is distorted (a crease, glare,
+    /// a stroke) and both readers can be led to the same wrong digit by it (seen: the
+    /// last 3 of a creased line under glare read as 5 by the templates and by
+    /// tesseract).
     fn sure_digits(&self, cells: &[CellMatch]) -> Option<String> {
         let o = &self.options;
-        let mut scores: Vec<f32> = cells.iter().map(|m| m.score).collect();
-        scores.sort_by(f32::total_cmp);
-        let typical = scores.get(scores.len() / 2).copied().unwrap_or(0.0);
         let sure = cells.len() == 18
-            && cells.iter().all(|m| {
+            && cells.iter().enumerate().all(|(i, m)| {
                 m.score >= o.min_score
                     && m.margin >= o.min_margin
-                    && !(m.score < typical - OUTLIER_SCORE && m.margin < o.plain_margin / 2.0)
+                    && !(m.margin < o.plain_margin / 2.0
+                        && m.score < neighbours_score(cells, i) - OUTLIER_SCORE)
             });
         let digits = cell_digits(cells);
         (sure && digits.parse::<OcrLine>().is_ok()).then_some(digits)
@@ -654,9 +654,19 @@ fn spaced_cells(strip: &GrayImage, cells: &[CellMatch], pitch: f32) -> GrayImage
 /// The fewest cells tesseract is given to confirm at once.
 const MIN_GROUP: usize = 3;
 
-/// How far below its line's median template score a narrowly won cell may fall and
-/// still be read ([`Scanner::sure_digits`]).
+/// How far below its neighbours' median template score a narrowly won cell may fall
+/// and still be read ([`Scanner::sure_digits`]).
 const OUTLIER_SCORE: f32 = 0.12;
+
+/// The median template score of the cells up to three either side of cell `i`.
+fn neighbours_score(cells: &[CellMatch], i: usize) -> f32 {
+    let mut near: Vec<f32> = (i.saturating_sub(3)..(i + 4).min(cells.len()))
+        .filter(|&j| j != i)
+        .map(|j| cells[j].score)
+        .collect();
+    near.sort_by(f32::total_cmp);
+    near.get(near.len() / 2).copied().unwrap_or(0.0)
+}
 
 /// Frames larger than this on their long side are scaled down before reading.
 pub const MAX_SIDE: u32 = 4096;
@@ -1031,7 +1041,7 @@ mod tests {
     }
 
     #[test]
-    fn a_narrow_win_far_below_the_rest_of_its_line_is_not_sure() {
+    fn a_narrow_win_far_below_its_neighbours_is_not_sure() {
         const A: &str = "111310160123456789";
         let scanner = Scanner::with_reader(Fake).expect("templates");
         let mut cells: Vec<CellMatch> = A
@@ -1044,8 +1054,16 @@ mod tests {
             })
             .collect();
         assert_eq!(scanner.sure_digits(&cells).as_deref(), Some(A));
+        // A score falling gradually along the line (perspective) still reads.
+        for (i, c) in cells.iter_mut().enumerate() {
+            c.score = 0.95 - 0.015 * i as f32;
+        }
+        assert_eq!(scanner.sure_digits(&cells).as_deref(), Some(A));
+        for c in &mut cells {
+            c.score = 0.88;
+        }
         // The last cell distorted (a crease under glare): a narrow win at a score
-        // well below its line's is no reading.
+        // well below its neighbours' is no reading.
         cells[17].score = 0.71;
         cells[17].margin = 0.09;
         assert_eq!(scanner.sure_digits(&cells), None);
