@@ -326,7 +326,16 @@ mod tests {
     }
 
     fn number(crypto: &VaultCrypto) -> (MyNumber, LookupHash) {
-        let n: MyNumber = "123456789018".parse().unwrap();
+        // domain.md's example, made from its eleven digits and their check digit.
+        let first: [u8; 11] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1];
+        let check = MyNumber::check_digit(&first);
+        let n: MyNumber = first
+            .iter()
+            .chain([&check])
+            .map(|d| char::from(b'0' + d))
+            .collect::<String>()
+            .parse()
+            .unwrap();
         let h = crypto.lookup_hash(&n);
         (n, h)
     }
