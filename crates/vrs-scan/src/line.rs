@@ -562,16 +562,22 @@ pub fn find_in(pyr: &Pyramid, level: usize, max: usize, max_digit_h: f32) -> Vec
         let comps = join_stacked(&turned_components(&labelled, &turn));
         found.extend(chains(&comps).into_iter().map(|c| (c, turn)));
     }
-    // Chains of 18 components first (the line with its digits apart), then the
+    // Chains of 18 components first (the line with its digits apart), the one seen
+    // from the direction nearest its own first (two directions 30° apart can both
+    // chain a line; the one it slants less in measures its digits best), then the
     // others by how close their length is to the line's.
-    let key = |c: &[Component]| ((c.len() != 18), (span_in_heights(c) - 16.0).abs());
-    found.sort_by(|a, b| {
-        let (ka, kb) = (key(&a.0), key(&b.0));
-        ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
-    });
+    let key = |c: &[Component]| {
+        if c.len() == 18 {
+            (false, chain_slant(c).abs())
+        } else {
+            (true, (span_in_heights(c) - 16.0).abs())
+        }
+    };
+    let mut found: Vec<_> = found.into_iter().map(|(c, t)| (key(&c), c, t)).collect();
+    found.sort_by(|(ka, ..), (kb, ..)| ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1)));
     let mut out: Vec<Candidate> = Vec::new();
     let mut seen: Vec<((f32, f32), f32, f32)> = Vec::new();
-    for (chain, turn) in found {
+    for (_, chain, turn) in found {
         if out.len() >= max {
             break;
         }
@@ -608,6 +614,33 @@ fn chain_in_frame(chain: &[Component], turn: &Turn) -> ((f32, f32), f32, f32) {
         (x1 - x0) * turn.scale,
         h * turn.scale,
     )
+}
+
+/// The digit height of a chain whose line slants by `theta` in its turned image: a
+/// slanted glyph's box is taller and wider than the glyph (h' = h·cos + w·sin,
+/// w' = w·cos + h·sin), so each box is turned back to its glyph's height and the
+/// median taken (a blob of digits run together gives a low value and falls out).
+fn slanted_height(chain: &[Component], theta: f32) -> f32 {
+    // The chainer takes about ±25° in a turned image; beyond 30° the inversion
+    // amplifies noise more than the slant adds.
+    let theta = theta.abs().min(30f32.to_radians());
+    let (sin, cos) = theta.sin_cos();
+    let mut heights: Vec<f32> = chain
+        .iter()
+        .map(|c| (c.h() * cos - c.w().min(c.h()) * sin) / (cos * cos - sin * sin))
+        .collect();
+    heights.sort_by(f32::total_cmp);
+    heights
+        .get(heights.len() / 2)
+        .copied()
+        .unwrap_or(4.0)
+        .max(4.0)
+}
+
+/// The slant of a chain's line in its turned image, in radians.
+fn chain_slant(chain: &[Component]) -> f32 {
+    let (_, slope) = fit_line(chain.iter().map(|c| (c.cx(), c.cy())));
+    if slope.is_finite() { slope.atan() } else { 0.0 }
 }
 
 /// Least squares v = a + b·t + c·t² (t in units of `unit`, for conditioning).
@@ -657,15 +690,9 @@ fn rectify_in(pyr: &Pyramid, chain: &[Component], turn: &Turn) -> Option<Candida
         return None;
     }
     // The line through the centres gives the slant.
-    let (_, slope) = fit_line(chain.iter().map(|c| (c.cx(), c.cy())));
-    let slope = if slope.is_finite() { slope } else { 0.0 };
-    let theta = slope.atan();
+    let theta = chain_slant(chain);
     let (cos, sin) = (theta.cos(), theta.sin());
-    let mut heights: Vec<f32> = chain.iter().map(|c| c.h()).collect();
-    heights.sort_by(f32::total_cmp);
-    // A slanted glyph's box is taller than the glyph; take some of that back.
-    let mean_w = chain.iter().map(|c| c.w().min(c.h())).sum::<f32>() / chain.len() as f32;
-    let h_est = (heights[heights.len() / 2] - mean_w * sin.abs()).max(4.0) / cos.max(0.5);
+    let h_est = slanted_height(chain, theta);
     // Turned → line coordinates: t along the line, v across, origin at the first centre.
     let (ox, oy) = (chain[0].cx(), chain[0].cy());
     let to_line = |x: f32, y: f32| {
@@ -1072,5 +1099,36 @@ mod tests {
         let found = chains(&comps);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].len(), 18);
+    }
+
+    #[test]
+    fn a_slanted_line_s_digit_height_is_its_glyphs_not_their_boxes() {
+        // Glyphs 16 px tall, 10 wide (a 1: 3 wide), along a line slanting 23° in the
+        // turned image: their boxes are taller and wider than the glyphs. A digit
+        // height measured 25% short puts the digits outside the strip (seen: the
+        // second voucher of a stacked pair read from the wrong direction was never
+        // read, and the frame was not vetoed).
+        let theta = 23f32.to_radians();
+        let (sin, cos) = theta.sin_cos();
+        let chain: Vec<Component> = (0..18)
+            .map(|i| {
+                let w = if i % 4 == 0 { 3.0 } else { 10.0 };
+                let (cx, cy) = (100.0 + i as f32 * 14.0 * cos, 100.0 + i as f32 * 14.0 * sin);
+                let (bw, bh) = (w * cos + 16.0 * sin, 16.0 * cos + w * sin);
+                Component {
+                    x0: (cx - bw / 2.0).round() as u32,
+                    y0: (cy - bh / 2.0).round() as u32,
+                    x1: (cx + bw / 2.0).round() as u32 - 1,
+                    y1: (cy + bh / 2.0).round() as u32 - 1,
+                    area: 60,
+                }
+            })
+            .collect();
+        let slant = chain_slant(&chain);
+        assert!((slant - theta).abs() < 0.02, "slant {slant}");
+        let h = slanted_height(&chain, slant);
+        assert!((h - 16.0).abs() <= 1.0, "height {h}");
+        // Level, the boxes are the glyphs.
+        assert_eq!(slanted_height(&chain[..1], 0.0), chain[0].h());
     }
 }
