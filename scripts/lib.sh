@@ -9,6 +9,7 @@ VRS_DEBIAN_PACKAGES=(
     postgresql      # the server's second backend; tests start a throwaway cluster
     python3 python3-venv # schemathesis (PyPI) for scripts/api-fuzz
     curl            # scripts wait for a server's /api/health
+    sqlite3         # the import bench's raw load of the same file, for comparison
     libtesseract-dev libleptonica-dev libclang-dev tesseract-ocr-eng # the scanner's OCR (tesseract crate)
     fonts-ocr-b fonts-noto-cjk # the fixture generator's fonts (OCR-B line, Japanese text)
     chromium chromium-driver # the staff web pages, tested end to end in headless chromium

@@ -19,6 +19,11 @@ impl Secret32 {
         &self.0
     }
 
+    /// A new random key (for a scratch file that lives as long as the key).
+    pub(crate) fn generate() -> Result<Self, KeyError> {
+        Self::random(&SystemRandom::new())
+    }
+
     fn random(rng: &SystemRandom) -> Result<Self, KeyError> {
         let mut b = [0u8; 32];
         rng.fill(&mut b).map_err(|_| KeyError::Random)?;

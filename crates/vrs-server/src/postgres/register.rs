@@ -223,9 +223,9 @@ impl VaultWrite for PgVaultTx<'_> {
         stored_hashes(&mut self.tx, self.municipality, people)
     }
 
-    fn put(&mut self, rows: &[SealedNumber]) -> Result<(), StoreError> {
+    fn put(&mut self, rows: Vec<SealedNumber>) -> Result<(), StoreError> {
         let empty = std::mem::replace(&mut self.empty, false);
-        put_numbers(&mut self.tx, self.municipality, rows, empty)
+        put_numbers(&mut self.tx, self.municipality, &rows, empty)
     }
 
     fn commit(self) -> Result<(), StoreError> {

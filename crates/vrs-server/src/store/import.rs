@@ -260,30 +260,65 @@ pub fn run(
 
 /// On a first upload (the municipality has nobody yet), a person or voucher can be
 /// stored only if an earlier chunk of this file wrote it. These filters remember
-/// what was written, in a fixed 2 MiB whatever the file's size, so that the
+/// what was written, in a fixed 16 MiB whatever the file's size, so that the
 /// look-ups ask only about keys seen before (and the few false alarms).
 struct FirstLoad {
-    ids: Bloom,
-    vouchers: Bloom,
+    ids: Seen,
+    vouchers: Seen,
 }
 
 impl FirstLoad {
     fn new() -> Self {
         FirstLoad {
-            ids: Bloom::new(),
-            vouchers: Bloom::new(),
+            ids: Seen::new(),
+            vouchers: Seen::new(),
         }
     }
 }
 
-/// A Bloom filter of 2^23 bits and 5 probes: about 2% false alarms at 1,000,000
-/// keys, never a miss.
+/// Keys written so far: a key above the greatest one written cannot have been
+/// (a register exported in 個別宛名番号 order asks nothing at all), and any other
+/// is looked for in a Bloom filter.
+struct Seen {
+    greatest: Option<Vec<u8>>,
+    bloom: Bloom,
+}
+
+impl Seen {
+    fn new() -> Self {
+        Seen {
+            greatest: None,
+            bloom: Bloom::new(),
+        }
+    }
+
+    fn insert(&mut self, key: &[u8]) {
+        match &mut self.greatest {
+            Some(g) if key <= g.as_slice() => {}
+            Some(g) => {
+                g.clear();
+                g.extend_from_slice(key);
+            }
+            None => self.greatest = Some(key.to_vec()),
+        }
+        self.bloom.insert(key);
+    }
+
+    fn may_contain(&self, key: &[u8]) -> bool {
+        self.greatest.as_deref().is_some_and(|g| key <= g) && self.bloom.may_contain(key)
+    }
+}
+
+/// A Bloom filter of 2^26 bits (8 MiB) and 5 probes, never a miss: false alarms
+/// about 0.01% at 1,000,000 keys, 0.3% at 3,700,000, 4% at 10,000,000 (a filter of
+/// 2^23 bits answered yes to more than half the keys of a 3,700,000-row first load,
+/// and every yes is a look-up).
 struct Bloom {
     bits: Vec<u64>,
 }
 
 impl Bloom {
-    const BITS: u64 = 1 << 23;
+    const BITS: u64 = 1 << 26;
 
     fn new() -> Self {
         Bloom {
@@ -382,7 +417,7 @@ fn apply_chunk(
         .filter(|v| {
             first_load
                 .as_deref()
-                .is_none_or(|seen| seen.vouchers.may_contain(&v.get().to_le_bytes()))
+                .is_none_or(|seen| seen.vouchers.may_contain(&v.get().to_be_bytes()))
         })
         .collect::<HashSet<_>>()
         .into_iter()
@@ -503,7 +538,7 @@ fn apply_chunk(
         for r in &rows {
             seen.ids.insert(r.id.as_bytes());
             if let Some(v) = r.fields.voucher {
-                seen.vouchers.insert(&v.get().to_le_bytes());
+                seen.vouchers.insert(&v.get().to_be_bytes());
             }
         }
     }

@@ -124,7 +124,7 @@ pub trait VaultWrite {
     /// The look-up hashes stored for these people (in this municipality).
     fn hashes(&mut self, people: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError>;
     /// Stores (or replaces) these sealed numbers.
-    fn put(&mut self, rows: &[SealedNumber]) -> Result<(), StoreError>;
+    fn put(&mut self, rows: Vec<SealedNumber>) -> Result<(), StoreError>;
     fn commit(self) -> Result<(), StoreError>;
 }
 
@@ -162,7 +162,9 @@ fn writer_stopped() -> StoreError {
 /// writer's thread. Bounded: a vault slower than the file holds the reader back,
 /// rather than queueing the file's numbers in memory.
 pub fn vault_writer() -> (VaultWriter, mpsc::Receiver<VaultJob>) {
-    let (jobs, inbox) = mpsc::sync_channel(4);
+    // Deep enough (128 chunks, about 35 MB) that the import goes on reading while
+    // the writer writes out a batch of numbers.
+    let (jobs, inbox) = mpsc::sync_channel(128);
     (
         VaultWriter {
             jobs,
@@ -257,7 +259,7 @@ pub fn serve<W: VaultWrite>(tx: Result<W, StoreError>, inbox: mpsc::Receiver<Vau
             }
             VaultJob::Put(rows) => {
                 if let (Some(t), None) = (&mut tx, &failed)
-                    && let Err(e) = t.put(&rows)
+                    && let Err(e) = t.put(rows)
                 {
                     failed = Some(e);
                 }
@@ -297,12 +299,12 @@ mod tests {
                 .filter_map(|p| Some(((*p).to_owned(), *self.held.get(*p)?)))
                 .collect())
         }
-        fn put(&mut self, rows: &[SealedNumber]) -> Result<(), StoreError> {
+        fn put(&mut self, rows: Vec<SealedNumber>) -> Result<(), StoreError> {
             for r in rows {
                 if Some(r.person.as_str()) == self.refuse {
                     return Err(StoreError::Invalid(format!("refused {}", r.person)));
                 }
-                self.held.insert(r.person.clone(), r.lookup);
+                self.held.insert(r.person, r.lookup);
             }
             Ok(())
         }
