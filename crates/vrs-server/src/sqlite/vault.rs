@@ -33,9 +33,9 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 /// Numbers an import holds before writing them, sorted, to the vault's two B-trees
-/// (about 50 MB): a batch this large touches each page of a large vault about once
+/// (about 20 MB): a batch this large touches each page of a large vault about once
 /// per batch, where numbers written as they come touch a random page each.
-const BATCH: usize = 250_000;
+const BATCH: usize = 100_000;
 
 pub struct SqliteVault {
     /// The vault's folder, where an import keeps its scratch file.

@@ -654,3 +654,32 @@ pub(crate) fn paper_record_id(m: MunicipalityCode, row: &LedgerRow) -> ClientRec
     b.copy_from_slice(&digest.as_ref()[..16]);
     ClientRecordId(uuid::Builder::from_custom_bytes(b).into_uuid())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_written_is_always_seen_and_one_above_all_written_never() {
+        let mut seen = Seen::new();
+        assert!(!seen.may_contain(b"100000001"), "nothing written yet");
+        // Out of order: every key written is seen again, whatever came after it.
+        let keys: Vec<String> = (0..20_000u64)
+            .map(|i| format!("{}", 100_000_000 + (i * 7_919) % 20_000))
+            .collect();
+        for k in &keys {
+            seen.insert(k.as_bytes());
+        }
+        assert!(keys.iter().all(|k| seen.may_contain(k.as_bytes())));
+        // Above the greatest written: not seen, without asking the filter.
+        assert!(!seen.may_contain(b"100020000"));
+        assert!(!seen.may_contain(b"999999999"));
+        // Below it (byte order) and never written: the filter's few false alarms only.
+        let alarms = (0..20_000u64)
+            .map(|i| format!("1000{i:07}"))
+            .inspect(|k| assert!(k.as_bytes() < b"100019999".as_slice()))
+            .filter(|k| seen.may_contain(k.as_bytes()))
+            .count();
+        assert!(alarms < 20, "{alarms} false alarms in 20,000");
+    }
+}
