@@ -1597,6 +1597,13 @@ fn every_endpoint_by_every_role_reaches_only_what_it_may(backend: Backend) {
         // Held for an unknown voucher: not released while no one holds it.
         ("POST", &held_release, Some(&void), [422, 404, 401, 401]),
         ("GET", &errors, None, [0, 404, 401, 401]),
+        // Only one's own upload, while it runs: there is none here.
+        (
+            "GET",
+            "/api/imports/progress/none-here",
+            None,
+            [404, 404, 401, 401],
+        ),
         (
             "GET",
             "/api/ledger.csv?from=2021-01-01&to=2021-12-31",
@@ -2353,6 +2360,83 @@ fn records_from_every_source_reach_the_ledger_or_the_queue_as_they_should(backen
     assert!(held(&osaka).is_empty());
 }
 
+/// A long upload named by the page says how far it has got, as the upload page
+/// shows it: received, its rows being checked (a growing share of the file), then
+/// stored; and nothing once it has answered.
+fn a_long_upload_says_how_far_it_has_got(backend: Backend) {
+    let server = Server::start(&backend, 10);
+    let staff = server.staff();
+    let rows = 150_000;
+    let file = generated_register(rows, 400_000_001, 4_000_000_001);
+    let size = file.len() as u64;
+    let (base, st) = (server.base.clone(), staff.clone());
+    let sent = std::thread::spawn(move || {
+        upload(&base, &st, "/api/register/import", "progress=clerk-1", file)
+    });
+    let ask = |id: &str| {
+        let mut r = agent()
+            .get(format!("{}/api/imports/progress/{id}", server.base))
+            .header("Authorization", bearer(&staff))
+            .call()
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: Value =
+            serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap_or(Value::Null);
+        (status, v)
+    };
+    let mut seen: Vec<(String, u64, u64)> = Vec::new();
+    while !sent.is_finished() {
+        let (status, v) = ask("clerk-1");
+        if status == 200 {
+            seen.push((
+                v["stage"].as_str().unwrap().to_owned(),
+                v["checked"].as_u64().unwrap(),
+                v["total"].as_u64().unwrap(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (s, report) = sent.join().unwrap();
+    assert_eq!(s, 200, "{report}");
+    // What was seen, briefly: each stage with its first and last counts.
+    let mut brief: Vec<(String, usize, u64, u64)> = Vec::new();
+    for (stage, c, _) in &seen {
+        match brief.last_mut() {
+            Some(b) if &b.0 == stage => (b.1, b.3) = (b.1 + 1, *c),
+            _ => brief.push((stage.clone(), 1, *c, *c)),
+        }
+    }
+    assert_eq!(report["new"].as_u64(), Some(rows), "{report}");
+    // Stages only go forward.
+    let order = |s: &str| match s {
+        "receiving" => 0,
+        "checking" => 1,
+        "storing" => 2,
+        other => panic!("stage {other}"),
+    };
+    assert!(
+        seen.windows(2).all(|w| order(&w[0].0) <= order(&w[1].0)),
+        "{brief:?}"
+    );
+    // While checking, the whole file's size is known and the share read grows.
+    let checked: Vec<u64> = seen
+        .iter()
+        .filter(|(stage, ..)| stage == "checking")
+        .map(|&(_, c, total)| {
+            assert_eq!(total, size, "{brief:?}");
+            c
+        })
+        .collect();
+    assert!(checked.windows(2).all(|w| w[0] <= w[1]), "{brief:?}");
+    assert!(
+        checked.iter().any(|&c| c > 0 && c < size),
+        "never seen part way: {brief:?}"
+    );
+    // Answered: forgotten. An id that could not be one: refused.
+    assert_eq!(ask("clerk-1").0, 404);
+    assert_eq!(ask("a%20b").0, 400);
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -2379,5 +2463,6 @@ on_both_backends!(
     sigterm_lets_an_upload_in_flight_finish,
     sigterm_lets_an_ingest_in_flight_finish,
     records_from_every_source_reach_the_ledger_or_the_queue_as_they_should,
-    the_operator_keeps_the_lot_master_and_tablets_download_it
+    the_operator_keeps_the_lot_master_and_tablets_download_it,
+    a_long_upload_says_how_far_it_has_got
 );

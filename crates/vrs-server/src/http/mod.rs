@@ -23,6 +23,7 @@ pub mod extract;
 pub mod ledger;
 pub mod lots;
 pub mod openapi;
+pub mod progress;
 pub mod records;
 pub mod register;
 pub mod signin;

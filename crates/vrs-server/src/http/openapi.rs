@@ -9,7 +9,9 @@ use axum::routing::get;
 
 use super::error::ApiError;
 use super::state::AppState;
-use super::{access, audit, devices, ledger, lots, records, register, signin, tablet, transfer};
+use super::{
+    access, audit, devices, ledger, lots, progress, records, register, signin, tablet, transfer,
+};
 use crate::rules::access::{Contact, User};
 use crate::rules::devices::{DeviceInfo, DeviceRegistration, Enrolment};
 use crate::store::audit::AuditEntry;
@@ -124,11 +126,12 @@ impl utoipa::Modify for BodyErrors {
         signin::start, signin::verify, signin::signout, signin::me, access::users,
         access::put_user, access::remove_user, access::contacts, access::put_contact,
         register::sites, register::put_site, lots::list, lots::add, lots::import,
-        tablet::tablet_lots),
+        tablet::tablet_lots, progress::upload_progress),
     components(schemas(ApiError, ImportReport, crate::store::Texts, crate::store::ImportOutcome, TransferMatch,
         crate::store::TransferDose, HeldRecord, transfer::TransferBatchResult, AuditEntry,
         ImportMode, DeviceRegistration, DeviceInfo, Enrolment, User, Contact,
-        crate::rules::access::ContactKind, Site, vrs_domain::wire::LotEntry)),
+        crate::rules::access::ContactKind, Site, vrs_domain::wire::LotEntry,
+        progress::UploadProgress, progress::UploadStage)),
     modifiers(&BearerAuth, &BodyErrors)
 )]
 pub struct ApiDoc;

@@ -18,6 +18,7 @@ use vrs_domain::csv::Encoding;
 use super::audit::{logged, staff_op};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery, Caller, blocking};
+use super::progress::{Counting, Counts};
 use super::state::AppState;
 use crate::error::StoreError;
 use crate::principal::Principal;
@@ -33,6 +34,10 @@ pub(super) fn router() -> Router<AppState> {
             post(import_register).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/imports/{id}/errors.csv", get(import_errors))
+        .route(
+            "/api/imports/progress/{id}",
+            get(super::progress::upload_progress),
+        )
         .route("/api/sites", get(sites).post(put_site))
 }
 
@@ -52,6 +57,9 @@ pub struct UploadParams {
     dry_run: bool,
     /// `auto` (default), `utf-8` or `cp932`.
     encoding: Option<String>,
+    /// An id of the caller's choosing (1 to 64 letters, digits, `-`, `_`): how far
+    /// the upload has got is then at `/api/imports/progress/{id}` while it runs.
+    progress: Option<String>,
 }
 
 impl UploadParams {
@@ -119,11 +127,18 @@ pub(super) async fn upload(
     + 'static,
 ) -> Result<Json<ImportReport>, ApiError> {
     let opts = params.options()?;
-    let mut reader = body_reader(body);
+    // Followed by the page when it names the upload; let go when this returns.
+    let followed = params
+        .progress
+        .as_deref()
+        .map(|id| state.uploads.start(&actor, id))
+        .transpose()?;
+    let tracker = followed.as_ref().map(|f| f.tracker.clone());
+    let mut reader = Counting::new(body_reader(body), tracker.clone(), Counts::Received);
     let store = state.store.clone();
     // The whole file first (encrypted, in a temporary file), then the import: a slow
     // upload must not hold the import's write lock.
-    let mut spooled = tokio::task::spawn_blocking(move || {
+    let spooled = tokio::task::spawn_blocking(move || {
         crate::spool::spool(&mut reader, &std::env::temp_dir(), MAX_UPLOAD)
     })
     .await
@@ -142,6 +157,10 @@ pub(super) async fn upload(
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the upload could not be received")
         }
     })?;
+    if let Some(t) = &tracker {
+        t.received_all();
+    }
+    let mut spooled = Counting::new(spooled, tracker, Counts::Checked);
     let who = actor.clone();
     let report = blocking(move || import(store.as_ref(), &who, &mut spooled, &opts)).await;
     let report = logged(

@@ -15,6 +15,8 @@ pub struct AppState {
     pub mailer: Arc<crate::mail::Mailer>,
     /// Session cookies carry `Secure` (the service speaks TLS).
     pub secure_cookies: bool,
+    /// Uploads in progress that a page follows.
+    pub uploads: Arc<super::progress::Uploads>,
 }
 
 impl AppState {
@@ -24,6 +26,7 @@ impl AppState {
             names: Arc::new(NameLimits::default()),
             mailer: Arc::new(mailer),
             secure_cookies: false,
+            uploads: Arc::default(),
         }
     }
 }

@@ -127,16 +127,42 @@ const pages = {
       const v = values(f);
       const file = f.elements.file.files[0];
       const path = v.kind === "paper" ? "/api/paper/import" : "/api/register/import";
-      const q = new URLSearchParams({ mode: v.partial ? "partial" : "strict", dry_run: v.dry_run ? "true" : "false" });
+      // The upload's own id, to ask the server how far it has got.
+      const id = globalThis.crypto && crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+      const q = new URLSearchParams({ mode: v.partial ? "partial" : "strict", dry_run: v.dry_run ? "true" : "false", progress: id });
       const bar = document.getElementById("progress");
+      const stage = document.getElementById("stage");
       bar.hidden = false;
       bar.value = 0;
+      stage.textContent = T.stage_sending;
+      // Once the file is sent: its rows checked (the share of the file read), then stored.
+      let polling = null;
+      const poll = async () => {
+        const r = await fetch(`/api/imports/progress/${id}`, { credentials: "same-origin" });
+        if (!r.ok || polling === null) return;
+        const p = await r.json();
+        if (p.stage === "checking" && p.total > 0) {
+          const pct = Math.floor((100 * p.checked) / p.total);
+          bar.value = pct;
+          stage.textContent = `${T.stage_checking} ${pct}%`;
+        } else if (p.stage === "storing") {
+          bar.removeAttribute("value");
+          stage.textContent = T.stage_storing;
+        }
+      };
       const x = new XMLHttpRequest();
       x.open("POST", `${path}?${q}`);
       x.setRequestHeader("content-type", "text/csv");
       x.setRequestHeader("x-csrf-token", csrf);
       x.upload.addEventListener("progress", (e) => { if (e.lengthComputable) bar.value = Math.round((100 * e.loaded) / e.total); });
+      x.upload.addEventListener("load", () => {
+        bar.value = 0;
+        stage.textContent = T.stage_checking;
+        polling = setInterval(() => { poll().catch(() => {}); }, 500);
+      });
+      const stopPolling = () => { clearInterval(polling); polling = null; stage.textContent = ""; };
       x.addEventListener("load", () => {
+        stopPolling();
         bar.value = 100;
         let r = null;
         try { r = JSON.parse(x.responseText); } catch (_) { r = null; }
@@ -161,7 +187,7 @@ const pages = {
         say(document.documentElement.lang === "en" ? r.summary.en : r.summary.ja, r.outcome === "rejected");
         resolve();
       });
-      x.addEventListener("error", () => { say("network", true); reject(new Error("network")); });
+      x.addEventListener("error", () => { stopPolling(); say("network", true); reject(new Error("network")); });
       x.send(file);
     }));
   },

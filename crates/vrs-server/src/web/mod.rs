@@ -87,6 +87,14 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Check only (store nothing)",
     ),
     ("send", "送信", "Send"),
+    // How far a long upload has got.
+    ("stage_sending", "送信中", "Sending"),
+    (
+        "stage_checking",
+        "受信しました。行を確認中",
+        "Received. Checking rows",
+    ),
+    ("stage_storing", "確認しました。保存中", "Checked. Storing"),
     ("rows", "行数", "Rows"),
     ("new", "新規", "New"),
     ("updated", "更新", "Updated"),
@@ -245,7 +253,7 @@ fn body(page: &str, l: Lang) -> Option<String> {
 <label><input type="checkbox" name="partial"> {}</label>
 <label><input type="checkbox" name="dry_run"> {}</label>
 <button type="submit">{}</button></form>
-<progress id="progress" max="100" value="0" hidden></progress>
+<progress id="progress" max="100" value="0" hidden></progress> <span id="stage" role="status"></span>
 <section id="report" hidden><table class="summary"><tr id="count-heads"><th>{}</th><th data-k="new">{}</th><th data-k="updated">{}</th><th data-k="unchanged">{}</th><th data-k="flagged">{}</th><th>{}</th></tr><tr id="counts"></tr></table>
 <table id="errors"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody></tbody></table>
 <a id="error-csv" hidden>{}</a></section>"#,
