@@ -226,10 +226,13 @@ impl Stage {
 
     fn create(dir: &Path) -> Result<Stage, StoreError> {
         let key = crate::keys::Secret32::generate().map_err(|_| StoreError::Crypto)?;
+        // Named by the process that writes it, so that another process opening the
+        // vault (an admin command beside the server) leaves it alone.
         let path = dir.join(format!(
-            "{}{}.db",
+            "{}{}-{}.db",
             Self::PREFIX,
-            hex::encode(&key.expose()[..6])
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
         ));
         let conn = db::open(&path, &key)?;
         let stage = Stage {
@@ -240,17 +243,29 @@ impl Stage {
         stage.conn.execute_batch(
             "PRAGMA journal_mode = OFF;
              PRAGMA synchronous = OFF;
+             PRAGMA cache_size = -8192;
              CREATE TABLE runs (lookup BLOB NOT NULL, person_id TEXT NOT NULL, present INTEGER NOT NULL);",
         )?;
         Ok(stage)
     }
 
+    /// Deletes the scratch files of processes that are gone (killed mid-import).
     fn remove_leftovers(dir: &Path) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(Self::PREFIX) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name
+                .strip_prefix(Self::PREFIX)
+                .and_then(|rest| rest.split('-').next())
+            else {
+                continue;
+            };
+            let alive = pid.parse::<u32>().is_ok_and(|pid| {
+                pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+            });
+            if !alive {
                 let _ = std::fs::remove_file(e.path());
             }
         }
@@ -504,6 +519,14 @@ mod tests {
     #[test]
     fn numbers_written_in_batches_are_found_by_their_latest_number_only() {
         let dir = tempfile::tempdir().unwrap();
+        // A scratch file of an import killed earlier (its process gone) is deleted
+        // when the vault opens; one of a live process is left alone.
+        let dead = dir.path().join(format!("{}999999999-x.db", Stage::PREFIX));
+        let live = dir
+            .path()
+            .join(format!("{}{}-x.db", Stage::PREFIX, std::process::id()));
+        std::fs::write(&dead, b"").unwrap();
+        std::fs::write(&live, b"").unwrap();
         let vault =
             SqliteVault::open(&dir.path().join("vault.db"), &Keys::generate().unwrap()).unwrap();
         let a: MunicipalityCode = "131016".parse().unwrap();
@@ -526,6 +549,8 @@ mod tests {
         assert_eq!(held.len(), 2);
         assert_eq!(held["100000002"], vault.lookup_hash(&number(5002)));
         tx.commit().unwrap();
+        assert!(!dead.exists() && live.exists());
+        std::fs::remove_file(&live).unwrap();
 
         assert_eq!(vault.count().unwrap(), 40);
         assert_eq!(found(&vault, 1000), vec!["131016/100000000"]);
