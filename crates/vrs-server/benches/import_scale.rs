@@ -14,6 +14,11 @@
 //! Each line gives rows a second, the ratio to the raw load, and the peak resident
 //! memory of the import (reset before each). Files and stores go to TMPDIR (10M rows
 //! need about 10 GB there).
+//!
+//! With VRS_BENCH_DATABASE=postgres://… (an empty database; `scripts/bench-pg
+//! import_scale` starts one) the store is PostgreSQL, made anew for each size, and
+//! the raw load is `COPY` of the same file into a plain table of ten text columns
+//! with a primary key.
 
 use std::io::Write;
 use std::path::Path;
@@ -24,11 +29,44 @@ use chrono::NaiveDate;
 use vrs_domain::MunicipalityCode;
 use vrs_domain::csv::OutputEncoding;
 use vrs_domain::synth::{RegisterSpec, write_register};
-use vrs_server::store::{ImportOptions, ImportOutcome, Register};
-use vrs_server::{Keys, Principal, SqliteStore};
+use vrs_server::store::{ImportOptions, ImportOutcome};
+use vrs_server::{Keys, Principal, SqliteStore, Store};
 
 mod support;
 use support::{peak_rss_mb, reset_peak};
+
+/// PostgreSQL made empty again: the store's schemas and the raw table dropped.
+fn pg_client(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, postgres::NoTls).expect("connect")
+}
+
+fn pg_empty(url: &str) {
+    pg_client(url)
+        .batch_execute(
+            "DROP SCHEMA IF EXISTS vrs CASCADE; DROP SCHEMA IF EXISTS vrs_vault CASCADE;
+             DROP TABLE IF EXISTS bench_raw;",
+        )
+        .expect("empty the database");
+}
+
+/// The raw load on PostgreSQL: `COPY` into ten text columns with a primary key.
+fn pg_copy(url: &str, file: &Path) -> f64 {
+    let mut c = pg_client(url);
+    c.batch_execute(
+        "CREATE TABLE bench_raw (c1 text PRIMARY KEY, c2 text, c3 text, c4 text, c5 text,
+             c6 text, c7 text, c8 text, c9 text, c10 text)",
+    )
+    .expect("raw table");
+    let t = Instant::now();
+    let mut w = c
+        .copy_in("COPY bench_raw FROM STDIN (FORMAT csv, HEADER true)")
+        .expect("copy");
+    std::io::copy(&mut std::fs::File::open(file).expect("open"), &mut w).expect("copy data");
+    w.finish().expect("copy end");
+    let s = t.elapsed().as_secs_f64();
+    c.batch_execute("DROP TABLE bench_raw").expect("drop raw");
+    s
+}
 
 /// The raw load's time in seconds, or None without a `sqlite3` shell.
 fn raw_load(file: &Path, dir: &Path) -> Option<f64> {
@@ -67,7 +105,11 @@ fn main() {
         today: NaiveDate::from_ymd_opt(2021, 12, 31).expect("date"),
         ..Default::default()
     };
-    println!("embedded store (SQLite), register import in strict mode");
+    let database = std::env::var("VRS_BENCH_DATABASE").ok();
+    match &database {
+        Some(_) => println!("PostgreSQL, register import in strict mode"),
+        None => println!("embedded store (SQLite), register import in strict mode"),
+    }
     for rows in sizes {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("register.csv");
@@ -84,11 +126,22 @@ fn main() {
         )
         .expect("generate");
         let mb = std::fs::metadata(&file).map_or(0, |m| m.len()) as f64 / 1e6;
-        let raw = raw_load(&file, dir.path());
-
-        let store_dir = dir.path().join("store");
-        std::fs::create_dir(&store_dir).expect("store dir");
-        let store = SqliteStore::open(&store_dir, Keys::generate().expect("keys")).expect("store");
+        let keys = Keys::generate().expect("keys");
+        let (raw, raw_how, store): (Option<f64>, &str, Box<dyn Store>) = match &database {
+            Some(url) => {
+                pg_empty(url);
+                let raw = pg_copy(url, &file);
+                let store = vrs_server::postgres::PgStore::open(url, url, &keys).expect("store");
+                (Some(raw), "COPY", Box::new(store))
+            }
+            None => {
+                let raw = raw_load(&file, dir.path());
+                let store_dir = dir.path().join("store");
+                std::fs::create_dir(&store_dir).expect("store dir");
+                let store = SqliteStore::open(&store_dir, keys).expect("store");
+                (raw, "sqlite3 .import", Box::new(store))
+            }
+        };
         let line = |label: &str| {
             reset_peak();
             let t = Instant::now();
@@ -114,7 +167,7 @@ fn main() {
         println!("{rows} rows ({mb:.0} MB)");
         if let Some(raw) = raw {
             println!(
-                "  {:>10}: {raw:7.2} s {:>9.0} rows/s  (sqlite3 .import)",
+                "  {:>10}: {raw:7.2} s {:>9.0} rows/s  ({raw_how})",
                 "raw",
                 rows as f64 / raw
             );
