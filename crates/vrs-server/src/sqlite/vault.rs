@@ -295,7 +295,7 @@ impl Stage {
 
 impl Drop for Stage {
     fn drop(&mut self) {
-        // The connection closes first (it is replaced by a closed in-memory one).
+        // The file's connection is closed first (swapped for an in-memory one).
         if let Ok(c) = Connection::open_in_memory() {
             drop(std::mem::replace(&mut self.conn, c));
         }
@@ -352,8 +352,8 @@ impl VaultTx<'_> {
     }
 
     /// Merges the staged runs into the look-up table in hash order (for an entry
-    /// changed in several runs, the latest run says whether it is there), and drops
-    /// the staging table.
+    /// changed in several runs, the latest run says whether it is there); the
+    /// scratch file goes with the stage.
     fn merge_runs(&mut self) -> Result<(), StoreError> {
         if let Some(stage) = self.stage.take() {
             merge_staged(&stage, &self.conn, self.municipality.get())?;
@@ -365,68 +365,65 @@ impl VaultTx<'_> {
 /// The merge of [`VaultTx::merge_runs`]: the runs read side by side from the
 /// scratch file, the smallest entry first, written to the vault's `conn`.
 fn merge_staged(stage: &Stage, conn: &Connection, m: u32) -> Result<(), StoreError> {
-    {
-        // Each run is read as it was written (its rowids in order), which is its
-        // hash order: a range of the table, no sort, no index.
-        let mut reads = stage
-            .runs
-            .iter()
-            .map(|_| {
-                stage.conn.prepare(
-                    "SELECT lookup, person_id, present FROM runs
-                     WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid",
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut cursors = reads
-            .iter_mut()
-            .zip(&stage.runs)
-            .map(|(st, (first, last))| st.query([first, last]))
-            .collect::<Result<Vec<_>, _>>()?;
-        type Entry = ((Vec<u8>, String), usize, bool);
-        let next =
-            |rows: &mut rusqlite::Rows<'_>, run: usize| -> Result<Option<Entry>, StoreError> {
-                Ok(match rows.next()? {
-                    Some(r) => Some(((r.get(0)?, r.get(1)?), run, r.get(2)?)),
-                    None => None,
-                })
+    // Each run is read as it was written (its rowids in order), which is its
+    // hash order: a range of the table, no sort, no index.
+    let mut reads = stage
+        .runs
+        .iter()
+        .map(|_| {
+            stage.conn.prepare(
+                "SELECT lookup, person_id, present FROM runs
+                 WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid",
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut cursors = reads
+        .iter_mut()
+        .zip(&stage.runs)
+        .map(|(st, (first, last))| st.query([first, last]))
+        .collect::<Result<Vec<_>, _>>()?;
+    type Entry = ((Vec<u8>, String), usize, bool);
+    let next = |rows: &mut rusqlite::Rows<'_>, run: usize| -> Result<Option<Entry>, StoreError> {
+        Ok(match rows.next()? {
+            Some(r) => Some(((r.get(0)?, r.get(1)?), run, r.get(2)?)),
+            None => None,
+        })
+    };
+    // Smallest (hash, person) first; for one entry, runs in the order written.
+    let mut heap = std::collections::BinaryHeap::new();
+    for (run, c) in cursors.iter_mut().enumerate() {
+        if let Some(e) = next(c, run)? {
+            heap.push(std::cmp::Reverse(e));
+        }
+    }
+    let mut add = conn.prepare_cached(
+        "INSERT OR IGNORE INTO my_number_lookups (lookup, municipality, person_id)
+         VALUES (?1, ?2, ?3)",
+    )?;
+    let mut remove = conn.prepare_cached(
+        "DELETE FROM my_number_lookups WHERE lookup = ?1 AND municipality = ?2 AND person_id = ?3",
+    )?;
+    while let Some(std::cmp::Reverse((key, run, mut present))) = heap.pop() {
+        if let Some(e) = next(&mut cursors[run], run)? {
+            heap.push(std::cmp::Reverse(e));
+        }
+        // Later runs' word on the same entry.
+        while let Some(std::cmp::Reverse((k, ..))) = heap.peek()
+            && *k == key
+        {
+            let Some(std::cmp::Reverse((_, later, p))) = heap.pop() else {
+                break;
             };
-        // Smallest (hash, person) first; for one entry, runs in the order written.
-        let mut heap = std::collections::BinaryHeap::new();
-        for (run, c) in cursors.iter_mut().enumerate() {
-            if let Some(e) = next(c, run)? {
+            present = p;
+            if let Some(e) = next(&mut cursors[later], later)? {
                 heap.push(std::cmp::Reverse(e));
             }
         }
-        let mut add = conn.prepare_cached(
-            "INSERT OR IGNORE INTO my_number_lookups (lookup, municipality, person_id)
-             VALUES (?1, ?2, ?3)",
-        )?;
-        let mut remove = conn.prepare_cached(
-            "DELETE FROM my_number_lookups WHERE lookup = ?1 AND municipality = ?2 AND person_id = ?3",
-        )?;
-        while let Some(std::cmp::Reverse((key, run, mut present))) = heap.pop() {
-            if let Some(e) = next(&mut cursors[run], run)? {
-                heap.push(std::cmp::Reverse(e));
-            }
-            // Later runs' word on the same entry.
-            while let Some(std::cmp::Reverse((k, ..))) = heap.peek()
-                && *k == key
-            {
-                let Some(std::cmp::Reverse((_, later, p))) = heap.pop() else {
-                    break;
-                };
-                present = p;
-                if let Some(e) = next(&mut cursors[later], later)? {
-                    heap.push(std::cmp::Reverse(e));
-                }
-            }
-            let (lookup, person) = key;
-            if present {
-                add.execute(params![lookup, m, person])?;
-            } else {
-                remove.execute(params![lookup, m, person])?;
-            }
+        let (lookup, person) = key;
+        if present {
+            add.execute(params![lookup, m, person])?;
+        } else {
+            remove.execute(params![lookup, m, person])?;
         }
     }
     Ok(())
