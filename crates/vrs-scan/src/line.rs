@@ -305,6 +305,11 @@ fn digit_like(c: &Component) -> bool {
 /// a chain much shorter or longer is some other text.
 pub const LINE_SPAN_IN_HEIGHTS: std::ops::RangeInclusive<f32> = 12.0..=21.0;
 
+/// A chain of exactly 18 components (the digits apart) may be up to this long: a
+/// steep view foreshortens a line's height (a tablet tilted 45° over the desk:
+/// heights × 0.7), so its span in heights grows to about 23.
+const FORESHORTENED_SPAN: f32 = 25.0;
+
 /// A chain's span in digit heights.
 fn span_in_heights(chain: &[Component]) -> f32 {
     let mut hs: Vec<f32> = chain.iter().map(Component::h).collect();
@@ -394,10 +399,12 @@ pub fn chains(comps: &[Component]) -> Vec<Vec<Component>> {
             for piece in &pieces[i..] {
                 run.extend_from_slice(piece);
                 let span = span_in_heights(&run);
-                if LINE_SPAN_IN_HEIGHTS.contains(&span) {
+                if LINE_SPAN_IN_HEIGHTS.contains(&span)
+                    || (run.len() == 18 && (12.0..=FORESHORTENED_SPAN).contains(&span))
+                {
                     out.push(run.clone());
                 }
-                if span > *LINE_SPAN_IN_HEIGHTS.end() {
+                if span > FORESHORTENED_SPAN {
                     break;
                 }
             }
@@ -566,11 +573,14 @@ pub fn find_in(pyr: &Pyramid, level: usize, max: usize, max_digit_h: f32) -> Vec
     // from the direction nearest its own first (two directions 30° apart can both
     // chain a line; the one it slants less in measures its digits best), then the
     // others by how close their length is to the line's.
+    // An 18-chain longer than a flat line's (foreshortened, or other text) comes
+    // after the flat ones: candidates are few, and most frames are seen flat.
     let key = |c: &[Component]| {
+        let long = span_in_heights(c) > *LINE_SPAN_IN_HEIGHTS.end();
         if c.len() == 18 {
-            (false, chain_slant(c).abs())
+            (u8::from(long), chain_slant(c).abs())
         } else {
-            (true, (span_in_heights(c) - 16.0).abs())
+            (2, (span_in_heights(c) - 16.0).abs())
         }
     };
     let mut found: Vec<_> = found.into_iter().map(|(c, t)| (key(&c), c, t)).collect();

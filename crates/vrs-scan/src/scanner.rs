@@ -323,7 +323,10 @@ impl<R: LineReader> Scanner<R> {
         candidates
             .iter()
             .filter(|c| !same_place(&q, h, &c.quad, c.digit_h))
-            .any(|c| self.another_line(c, &want))
+            .any(|c| {
+                let squeezed = self.unforeshortened(c);
+                self.another_line(squeezed.as_ref().unwrap_or(c), &want)
+            })
     }
 
     /// Whether a candidate is a line of other digits than `want`, read either way up.
@@ -340,11 +343,44 @@ impl<R: LineReader> Scanner<R> {
                 .any(|r| self.looks_like_another_line(r, want))
     }
 
+    /// A line seen from a steep angle (a tablet tilted 30–45° over the desk) is
+    /// foreshortened across it: in the strip, which is scaled to the digits' height,
+    /// its digits and their spacing come out wider than OCR-B's (pitch up to 1.5× the
+    /// templates'), and the templates and tesseract both read it badly. Such a strip
+    /// is squeezed along the line until its pitch is the templates' again; a strip
+    /// whose pitch is already near theirs is left as it is (None).
+    fn unforeshortened(&self, c: &Candidate) -> Option<Candidate> {
+        let t = &self.templates;
+        let (ink_w, cell_w) = (t.mean_ink_width(), t.cell_w() as f32);
+        let ratio = (c.ink_right - c.ink_left - ink_w) / 17.0 / cell_w;
+        if !(FORESHORTENED_FROM..=FORESHORTENED_TO).contains(&ratio) {
+            return None;
+        }
+        let span = c.ink_right - c.ink_left;
+        // The squeeze that gives 17 pitches of the templates' and one digit's ink.
+        let f = (17.0 * cell_w + ink_w) / span;
+        let w = ((c.strip.width() as f32 * f).round() as u32).max(1);
+        let strip = image::imageops::resize(
+            &c.strip,
+            w,
+            c.strip.height(),
+            image::imageops::FilterType::Triangle,
+        );
+        Some(Candidate {
+            strip,
+            ink_left: c.ink_left * f,
+            ink_right: c.ink_right * f,
+            ..c.clone()
+        })
+    }
+
     /// One voucher from a frame's candidate lines, or a veto when two lines with
     /// different digits are in view.
     fn decide(&mut self, candidates: &[Candidate]) -> Decision {
         let mut found: Option<(VoucherRead, &Candidate)> = None;
         for c in candidates {
+            let squeezed = self.unforeshortened(c);
+            let line = squeezed.as_ref().unwrap_or(c);
             if let Some((f, fc)) = &found {
                 // The same line seen again (a shorter or longer chain of it) says
                 // nothing new.
@@ -354,14 +390,14 @@ impl<R: LineReader> Scanner<R> {
                 // Another line the templates are sure of, or nearly, with other digits
                 // (either way up): two vouchers in view, and we cannot tell which one
                 // is meant.
-                if self.another_line(c, &f.line.to_string()) {
+                if self.another_line(line, &f.line.to_string()) {
                     return Decision::Veto;
                 }
                 continue;
             }
             // Which way up: the one whose cells the templates are sure of, upright
             // looked at first (the usual way a voucher lies).
-            let ways = [c.clone(), upside_down(c)];
+            let ways = [line.clone(), upside_down(line)];
             let Some((cand, cells)) = ways.iter().find_map(|w| {
                 let cells = self.template_cells(w);
                 self.sure_digits(&cells.cells)
@@ -673,6 +709,12 @@ pub const MAX_SIDE: u32 = 4096;
 
 /// The finder starts on the pyramid level no larger than this on its long side.
 const FINDER_SIDE: u32 = 1920;
+
+/// A strip's pitch against the templates' beyond which its line is taken to be
+/// foreshortened by a steep view (a flat view gives 0.9–1.1), and the most a view
+/// of 45° and some slack give.
+const FORESHORTENED_FROM: f32 = 1.2;
+const FORESHORTENED_TO: f32 = 1.75;
 
 /// Barcodes are read on the pyramid level no larger than this on its long side.
 const BARCODE_SIDE: u32 = 1920;
@@ -1008,6 +1050,18 @@ mod tests {
                 .voucher
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_line_foreshortened_by_a_steep_view_is_read() {
+        const A: &str = "111310160123456789";
+        let flat = frame_with_lines(&[(A, 200, 300)]);
+        // The tablet tilted about 45° over the desk: heights × 0.7, widths unchanged.
+        let steep =
+            image::imageops::resize(&flat, 1280, 504, image::imageops::FilterType::Triangle);
+        let mut scanner = Scanner::with_reader(Always(A)).expect("templates");
+        let r = scanner.scan_gray(&steep);
+        assert_eq!(r.voucher.map(|v| v.line.to_string()).as_deref(), Some(A));
     }
 
     #[test]
