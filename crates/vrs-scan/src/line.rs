@@ -400,7 +400,8 @@ pub fn chains(comps: &[Component]) -> Vec<Vec<Component>> {
                 run.extend_from_slice(piece);
                 let span = span_in_heights(&run);
                 if LINE_SPAN_IN_HEIGHTS.contains(&span)
-                    || (run.len() == 18 && (12.0..=FORESHORTENED_SPAN).contains(&span))
+                    || (run.len() == 18
+                        && (*LINE_SPAN_IN_HEIGHTS.start()..=FORESHORTENED_SPAN).contains(&span))
                 {
                     out.push(run.clone());
                 }
@@ -576,11 +577,12 @@ pub fn find_in(pyr: &Pyramid, level: usize, max: usize, max_digit_h: f32) -> Vec
     // An 18-chain longer than a flat line's (foreshortened, or other text) comes
     // after the flat ones: candidates are few, and most frames are seen flat.
     let key = |c: &[Component]| {
-        let long = span_in_heights(c) > *LINE_SPAN_IN_HEIGHTS.end();
+        let span = span_in_heights(c);
         if c.len() == 18 {
+            let long = span > *LINE_SPAN_IN_HEIGHTS.end();
             (u8::from(long), chain_slant(c).abs())
         } else {
-            (2, (span_in_heights(c) - 16.0).abs())
+            (2, (span - 16.0).abs())
         }
     };
     let mut found: Vec<_> = found.into_iter().map(|(c, t)| (key(&c), c, t)).collect();

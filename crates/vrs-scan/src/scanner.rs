@@ -380,7 +380,7 @@ impl<R: LineReader> Scanner<R> {
         let mut found: Option<(VoucherRead, &Candidate)> = None;
         for c in candidates {
             let squeezed = self.unforeshortened(c);
-            let line = squeezed.as_ref().unwrap_or(c);
+            let strip_of = squeezed.as_ref().unwrap_or(c);
             if let Some((f, fc)) = &found {
                 // The same line seen again (a shorter or longer chain of it) says
                 // nothing new.
@@ -390,14 +390,14 @@ impl<R: LineReader> Scanner<R> {
                 // Another line the templates are sure of, or nearly, with other digits
                 // (either way up): two vouchers in view, and we cannot tell which one
                 // is meant.
-                if self.another_line(line, &f.line.to_string()) {
+                if self.another_line(strip_of, &f.line.to_string()) {
                     return Decision::Veto;
                 }
                 continue;
             }
             // Which way up: the one whose cells the templates are sure of, upright
             // looked at first (the usual way a voucher lies).
-            let ways = [line.clone(), upside_down(line)];
+            let ways = [strip_of.clone(), upside_down(strip_of)];
             let Some((cand, cells)) = ways.iter().find_map(|w| {
                 let cells = self.template_cells(w);
                 self.sure_digits(&cells.cells)

@@ -44,6 +44,10 @@ pub struct UploadProgress {
     pub total: u64,
 }
 
+const RECEIVING: u8 = 0;
+const CHECKING: u8 = 1;
+const STORING: u8 = 2;
+
 /// One upload's counters, shared by the readers that move them.
 #[derive(Debug, Default)]
 pub struct Tracker {
@@ -57,8 +61,8 @@ impl Tracker {
     fn progress(&self) -> UploadProgress {
         UploadProgress {
             stage: match self.stage.load(Ordering::Relaxed) {
-                0 => UploadStage::Receiving,
-                1 => UploadStage::Checking,
+                RECEIVING => UploadStage::Receiving,
+                CHECKING => UploadStage::Checking,
                 _ => UploadStage::Storing,
             },
             received: self.received.load(Ordering::Relaxed),
@@ -71,7 +75,7 @@ impl Tracker {
     pub fn received_all(&self) {
         self.total
             .store(self.received.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.stage.store(1, Ordering::Relaxed);
+        self.stage.store(CHECKING, Ordering::Relaxed);
     }
 }
 
@@ -99,23 +103,23 @@ impl Drop for Registered {
 }
 
 /// An id the page may choose: 1 to 64 letters, digits, `-` or `_`.
-fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
+fn checked_id(id: &str) -> Result<&str, ApiError> {
+    let valid = (1..=64).contains(&id.len())
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    valid.then_some(id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "progress: an id is 1 to 64 letters, digits, '-' or '_'",
+        )
+    })
 }
 
 impl Uploads {
     /// Starts following an upload of `actor`'s named `id`.
     pub fn start(self: &Arc<Self>, actor: &Principal, id: &str) -> Result<Registered, ApiError> {
-        if !valid_id(id) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "progress: an id is 1 to 64 letters, digits, '-' or '_'",
-            ));
-        }
-        let key = (actor.to_string(), id.to_owned());
+        let key = (actor.to_string(), checked_id(id)?.to_owned());
         let tracker = Arc::new(Tracker::default());
         self.live
             .lock()
@@ -171,7 +175,9 @@ impl<R: Read> Read for Counting<R> {
                 (Counts::Received, n) => {
                     t.received.fetch_add(n as u64, Ordering::Relaxed);
                 }
-                (Counts::Checked, 0) if !buf.is_empty() => t.stage.store(2, Ordering::Relaxed),
+                (Counts::Checked, 0) if !buf.is_empty() => {
+                    t.stage.store(STORING, Ordering::Relaxed)
+                }
                 (Counts::Checked, n) => {
                     t.checked.fetch_add(n as u64, Ordering::Relaxed);
                 }
@@ -196,13 +202,8 @@ pub async fn upload_progress(
     // Uploads are staff's. Not in the access log: it tells its caller only about
     // their own upload, which is logged, and a page asks every half second.
     actor.staff_of().map_err(ApiError::from)?;
-    if !valid_id(&id) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "progress: an id is 1 to 64 letters, digits, '-' or '_'",
-        ));
-    }
-    state.uploads.get(&actor, &id).map(Json).ok_or_else(|| {
+    let id = checked_id(&id)?;
+    state.uploads.get(&actor, id).map(Json).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "no upload of yours with this id is in progress",

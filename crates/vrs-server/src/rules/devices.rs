@@ -539,7 +539,7 @@ mod tests {
             Signed::parse(None, Some("1"), Some("00"), Some("00")),
             Err(SignatureError::Missing)
         );
-        let dev = "00000000-0000-0000-0000-000000000001";
+        let dev = &uuid::Uuid::from_u128(1).to_string();
         let nonce = "00112233445566778899aabbccddeeff";
         let sig = "ab".repeat(64);
         assert!(Signed::parse(Some(dev), Some("12"), Some(nonce), Some(&sig)).is_ok());

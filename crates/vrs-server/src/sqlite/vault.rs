@@ -104,7 +104,7 @@ impl SqliteVault {
             open: true,
             batch,
             pending: HashMap::new(),
-            dir: self.dir.clone(),
+            dir: &self.dir,
             stage: None,
         })
     }
@@ -205,7 +205,8 @@ pub struct VaultTx<'v> {
     batch: usize,
     /// Numbers put and not yet written, the latest per person.
     pending: HashMap<String, SealedNumber>,
-    dir: PathBuf,
+    /// The vault's folder, for the scratch file.
+    dir: &'v Path,
     /// The sorted runs of look-up changes so far, once there is one.
     stage: Option<Stage>,
 }
@@ -346,7 +347,7 @@ impl VaultTx<'_> {
         changes.sort_unstable();
         let stage = match &mut self.stage {
             Some(stage) => stage,
-            None => self.stage.insert(Stage::create(&self.dir)?),
+            None => self.stage.insert(Stage::create(self.dir)?),
         };
         stage.push(&changes)
     }
