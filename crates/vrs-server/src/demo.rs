@@ -8,7 +8,7 @@ use vrs_domain::csv::OutputEncoding;
 use vrs_domain::synth::{RegisterSpec, write_register};
 use vrs_domain::{DeviceId, MunicipalityCode, SiteRef};
 
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::principal::Principal;
 use crate::rules::devices::DeviceRegistration;
 use crate::store::Store;
@@ -35,7 +35,7 @@ pub struct Demo {
 }
 
 /// Seeds the demo (idempotent: a second run finds the register unchanged).
-pub fn seed(store: &dyn Store, residents: u64) -> Result<Demo, StoreError> {
+pub fn seed(store: &dyn Store, residents: u64) -> Result<Demo> {
     let m: MunicipalityCode = DEMO_MUNICIPALITY
         .parse()
         .map_err(|_| StoreError::Invalid("demo municipality code".into()))?;

@@ -2,6 +2,9 @@
 
 use vrs_domain::csv::FileError;
 
+/// The result of a store operation.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
 /// An error from a store operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

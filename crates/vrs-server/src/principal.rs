@@ -4,7 +4,7 @@ use std::fmt;
 
 use vrs_domain::{DeviceId, MunicipalityCode};
 
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 
 /// The acting principal of an operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub enum Principal {
 
 impl Principal {
     /// The municipality a staff member works for, or `Forbidden`.
-    pub fn staff_of(&self) -> Result<MunicipalityCode, StoreError> {
+    pub fn staff_of(&self) -> Result<MunicipalityCode> {
         match self {
             Principal::Staff { municipality, .. } => Ok(*municipality),
             _ => Err(StoreError::Forbidden(
@@ -40,7 +40,7 @@ impl Principal {
 
     /// The operator alone (`vrs admin`), for what every municipality shares: `what`
     /// names it in the refusal ("lots are registered").
-    pub fn require_operator(&self, what: &str) -> Result<(), StoreError> {
+    pub fn require_operator(&self, what: &str) -> Result<()> {
         if matches!(self, Principal::System | Principal::Operator { .. }) {
             Ok(())
         } else {
@@ -50,8 +50,18 @@ impl Principal {
         }
     }
 
+    /// May look up the name of a voucher of `municipality`: a tablet any voucher
+    /// (people are vaccinated where they like), staff only their own
+    /// municipality's, the operator none.
+    pub fn require_name_look_up(&self, municipality: MunicipalityCode) -> Result<()> {
+        match self {
+            Principal::Device { .. } => Ok(()),
+            _ => self.require_staff_of(municipality),
+        }
+    }
+
     /// Staff of `municipality` (or the system), or `Forbidden`.
-    pub fn require_staff_of(&self, municipality: MunicipalityCode) -> Result<(), StoreError> {
+    pub fn require_staff_of(&self, municipality: MunicipalityCode) -> Result<()> {
         match self {
             Principal::Staff {
                 municipality: m, ..
@@ -70,7 +80,7 @@ impl Principal {
     }
 
     /// The device, for operations only a tablet may do.
-    pub fn device(&self) -> Result<(MunicipalityCode, DeviceId), StoreError> {
+    pub fn device(&self) -> Result<(MunicipalityCode, DeviceId)> {
         match self {
             Principal::Device {
                 municipality,
@@ -107,7 +117,7 @@ pub(crate) struct NewToken {
     pub subject: String,
 }
 
-pub(crate) fn new_token(actor: &Principal, for_whom: &Principal) -> Result<NewToken, StoreError> {
+pub(crate) fn new_token(actor: &Principal, for_whom: &Principal) -> Result<NewToken> {
     if *actor != Principal::System {
         return Err(StoreError::Forbidden(
             "tokens are made by the operator".into(),
@@ -151,7 +161,7 @@ pub(crate) fn token_principal(
     kind: &str,
     municipality: i64,
     subject: String,
-) -> Result<Option<Principal>, StoreError> {
+) -> Result<Option<Principal>> {
     // Only staff hold tokens (tablets sign their requests); a row of another kind
     // (from before tablets signed) stands for no one.
     match kind {

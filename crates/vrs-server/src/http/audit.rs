@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use super::error::ApiError;
 use super::extract::{ApiQuery, Caller, blocking};
 use super::state::AppState;
-use crate::error::StoreError;
+use crate::error::Result;
 use crate::principal::Principal;
 use crate::store::Store;
 use crate::store::audit::{AuditEntry, AuditEvent, AuditQuery};
@@ -73,9 +73,7 @@ pub(crate) async fn staff_op<T: Send + 'static>(
     action: &str,
     attempt: String,
     describe: impl FnOnce(&T) -> String,
-    op: impl FnOnce(&dyn Store, &Principal, vrs_domain::MunicipalityCode) -> Result<T, StoreError>
-    + Send
-    + 'static,
+    op: impl FnOnce(&dyn Store, &Principal, vrs_domain::MunicipalityCode) -> Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     let m = actor.staff_of().map_err(ApiError::from)?;
     let store = state.store.clone();

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header, request::Parts};
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::error::StoreError;
+use crate::error::Result;
 use crate::principal::Principal;
 
 pub const SESSION_COOKIE: &str = "vrs_session";
@@ -174,7 +174,7 @@ pub(crate) async fn principal(
 
 /// Runs store work on a blocking thread.
 pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await

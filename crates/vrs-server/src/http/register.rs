@@ -20,7 +20,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery, Caller, blocking};
 use super::progress::{Counting, Counts};
 use super::state::AppState;
-use crate::error::StoreError;
+use crate::error::Result;
 use crate::principal::Principal;
 use crate::spool::SpoolError;
 use crate::store::{ImportMode, ImportOptions, ImportReport, Site, Store, today_jst};
@@ -122,7 +122,7 @@ pub(super) async fn upload(
         &Principal,
         &mut dyn io::Read,
         &ImportOptions,
-    ) -> Result<ImportReport, StoreError>
+    ) -> Result<ImportReport>
     + Send
     + 'static,
 ) -> Result<Json<ImportReport>, ApiError> {

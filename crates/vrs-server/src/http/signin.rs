@@ -20,7 +20,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, Caller, SESSION_COOKIE, blocking, session_token};
 use super::state::AppState;
 use crate::principal::Principal;
-use crate::rules::access::{self, Start, Verify};
+use crate::rules::access::{self, Session, Start, Verify};
 use crate::store::jst_now;
 
 /// `/api/signin`, `/api/signout`, `/api/me`.
@@ -256,8 +256,16 @@ pub(super) async fn take_passcode(
                 }
                 let (token, hash, csrf) = access::new_session()?;
                 let store = state.store.clone();
-                let (who, c) = (email.to_owned(), csrf.clone());
-                blocking(move || store.create_session(&hash, m, &who, &c, device)).await?;
+                let now = jst_now();
+                let session = Session {
+                    municipality: m,
+                    email: email.to_owned(),
+                    csrf: csrf.clone(),
+                    started: now,
+                    last_seen: now,
+                    device,
+                };
+                blocking(move || store.create_session(&hash, &session)).await?;
                 log_in(
                     state,
                     chain,

@@ -2,16 +2,16 @@
 //! (the same rules as the embedded store's, from `rules::access`).
 
 use postgres::GenericClient;
-use vrs_domain::MunicipalityCode;
+use vrs_domain::{DeviceId, MunicipalityCode};
 
 use super::{PgStore, mc};
-use crate::error::StoreError;
+use crate::error::Result;
 use crate::principal::Principal;
 use crate::rules::access::{self, Contact, ContactKind, Session, SignIn, User};
 use crate::store::codec::municipality_code;
 use crate::store::{Access, jst_now};
 
-fn users_in(c: &mut impl GenericClient, m: MunicipalityCode) -> Result<Vec<User>, StoreError> {
+fn users_in(c: &mut impl GenericClient, m: MunicipalityCode) -> Result<Vec<User>> {
     Ok(c.query(
         "SELECT email, team, person, phone, transfer_contact FROM vrs.users
          WHERE municipality = $1 ORDER BY created_at, email",
@@ -29,7 +29,7 @@ fn users_in(c: &mut impl GenericClient, m: MunicipalityCode) -> Result<Vec<User>
 }
 
 impl Access for PgStore {
-    fn create_token(&self, actor: &Principal, for_whom: &Principal) -> Result<String, StoreError> {
+    fn create_token(&self, actor: &Principal, for_whom: &Principal) -> Result<String> {
         let t = crate::principal::new_token(actor, for_whom)?;
         self.main.get()?.execute(
             "INSERT INTO vrs.api_tokens (token_hash, kind, municipality, subject, created_at)
@@ -45,7 +45,7 @@ impl Access for PgStore {
         Ok(t.token)
     }
 
-    fn principal_for_token(&self, token: &str) -> Result<Option<Principal>, StoreError> {
+    fn principal_for_token(&self, token: &str) -> Result<Option<Principal>> {
         let row = self.main.get()?.query_opt(
             "SELECT kind, municipality, subject FROM vrs.api_tokens WHERE token_hash = $1 AND NOT revoked",
             &[&crate::principal::token_hash(token)],
@@ -57,12 +57,7 @@ impl Access for PgStore {
         .map(Option::flatten)
     }
 
-    fn put_user(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-        user: &User,
-    ) -> Result<Vec<User>, StoreError> {
+    fn put_user(&self, actor: &Principal, m: MunicipalityCode, user: &User) -> Result<Vec<User>> {
         actor.require_staff_of(m)?;
         let email = user.check()?;
         let mut conn = self.main_conn()?;
@@ -102,14 +97,9 @@ impl Access for PgStore {
         Ok(after)
     }
 
-    fn remove_user(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-        email: &str,
-    ) -> Result<Vec<User>, StoreError> {
+    fn remove_user(&self, actor: &Principal, m: MunicipalityCode, user: &str) -> Result<Vec<User>> {
         actor.require_staff_of(m)?;
-        let email = email.trim().to_lowercase();
+        let email = user.trim().to_lowercase();
         let mut conn = self.main_conn()?;
         let mut tx = conn.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock(7, $1)", &[&mc(m)])?;
@@ -121,17 +111,12 @@ impl Access for PgStore {
         Ok(after)
     }
 
-    fn users(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<User>, StoreError> {
+    fn users(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<User>> {
         actor.require_staff_of(m)?;
         users_in(&mut *self.main_conn()?, m)
     }
 
-    fn put_contact(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-        c: &Contact,
-    ) -> Result<(), StoreError> {
+    fn put_contact(&self, actor: &Principal, m: MunicipalityCode, c: &Contact) -> Result<()> {
         actor.require_staff_of(m)?;
         let email = c.check()?;
         self.main_conn()?.execute(
@@ -151,7 +136,7 @@ impl Access for PgStore {
         Ok(())
     }
 
-    fn contacts(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Contact>, StoreError> {
+    fn contacts(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Contact>> {
         actor.require_staff_of(m)?;
         self.main_conn()?
             .query(
@@ -172,34 +157,26 @@ impl Access for PgStore {
             .collect()
     }
 
-    fn signin_state(&self, email: &str) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError> {
+    fn signin_state(&self, email: &str) -> Result<Option<(MunicipalityCode, SignIn)>> {
         self.read_signin("vrs.users", "municipality", "email", &email)?
             .map(|(m, s): (i32, SignIn)| Ok((municipality_code(i64::from(m))?, s)))
             .transpose()
     }
 
-    fn save_signin(&self, email: &str, old: &SignIn, s: &SignIn) -> Result<bool, StoreError> {
+    fn save_signin(&self, email: &str, old: &SignIn, s: &SignIn) -> Result<bool> {
         self.write_signin("vrs.users", "email", &email, old, s)
     }
 
-    fn create_session(
-        &self,
-        token_hash: &[u8],
-        m: MunicipalityCode,
-        email: &str,
-        csrf: &str,
-        device: Option<vrs_domain::DeviceId>,
-    ) -> Result<(), StoreError> {
-        let now = jst_now();
+    fn create_session(&self, token_hash: &[u8], s: &Session) -> Result<()> {
         self.main_conn()?.execute(
             "INSERT INTO vrs.sessions (token_hash, municipality, email, csrf, started, last_seen, device)
-             VALUES ($1, $2, $3, $4, $5, $5, $6)",
-            &[&token_hash, &mc(m), &email, &csrf, &now, &device.map(|d| d.0)],
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&token_hash, &mc(s.municipality), &s.email, &s.csrf, &s.started, &s.last_seen, &s.device.map(|d| d.0)],
         )?;
         Ok(())
     }
 
-    fn session(&self, token_hash: &[u8]) -> Result<Option<Session>, StoreError> {
+    fn session(&self, token_hash: &[u8]) -> Result<Option<Session>> {
         let mut conn = self.main_conn()?;
         let Some(r) = conn.query_opt(
             "SELECT municipality, email, csrf, started, last_seen, device FROM vrs.sessions
@@ -215,7 +192,7 @@ impl Access for PgStore {
             csrf: r.get(2),
             started: r.get(3),
             last_seen: r.get(4),
-            device: r.get::<_, Option<uuid::Uuid>>(5).map(vrs_domain::DeviceId),
+            device: r.get::<_, Option<uuid::Uuid>>(5).map(DeviceId),
         };
         let now = jst_now();
         if !s.live(now) {
@@ -232,7 +209,7 @@ impl Access for PgStore {
         Ok(Some(s))
     }
 
-    fn end_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
+    fn end_session(&self, token_hash: &[u8]) -> Result<()> {
         self.main_conn()?.execute(
             "DELETE FROM vrs.sessions WHERE token_hash = $1",
             &[&token_hash],
@@ -240,19 +217,11 @@ impl Access for PgStore {
         Ok(())
     }
 
-    fn device_signin(
-        &self,
-        device: vrs_domain::DeviceId,
-    ) -> Result<Option<(String, SignIn)>, StoreError> {
+    fn device_signin(&self, device: DeviceId) -> Result<Option<(String, SignIn)>> {
         self.read_signin("vrs.devices", "email", "id", &device.0)
     }
 
-    fn save_device_signin(
-        &self,
-        device: vrs_domain::DeviceId,
-        old: &SignIn,
-        s: &SignIn,
-    ) -> Result<bool, StoreError> {
+    fn save_device_signin(&self, device: DeviceId, old: &SignIn, s: &SignIn) -> Result<bool> {
         self.write_signin("vrs.devices", "id", &device.0, old, s)
     }
 }
@@ -266,7 +235,7 @@ impl PgStore {
         first: &str,
         key: &str,
         value: &(dyn postgres::types::ToSql + Sync),
-    ) -> Result<Option<(T, SignIn)>, StoreError> {
+    ) -> Result<Option<(T, SignIn)>> {
         let row = self.main_conn()?.query_opt(
             &format!(
                 "SELECT {first}, passcode_hash, passcode_expires, passcode_sent, failures, locked_until
@@ -295,7 +264,7 @@ impl PgStore {
         value: &(dyn postgres::types::ToSql + Sync),
         old: &SignIn,
         s: &SignIn,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool> {
         let fails = |f: u32| f.min(i32::MAX as u32) as i32;
         let n = self.main_conn()?.execute(
             &format!(

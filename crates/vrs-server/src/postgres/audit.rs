@@ -4,7 +4,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 
 use super::pool::PgPool;
-use crate::error::StoreError;
+use crate::error::Result;
 use crate::store::audit::{AuditEntry, AuditEvent, AuditLog, AuditQuery, ChainKey, Link};
 
 /// The access log in the `vrs` schema, on connections of its own (an append never
@@ -17,7 +17,7 @@ pub(super) struct PgAudit {
 
 const AUDIT_COLUMNS: &str = "chain, seq, at, actor, action, object, outcome, prev, hash";
 
-fn audit_entry(r: &postgres::Row) -> Result<AuditEntry, StoreError> {
+fn audit_entry(r: &postgres::Row) -> Result<AuditEntry> {
     Ok(AuditEntry {
         chain: r.get(0),
         seq: r.get(1),
@@ -32,7 +32,7 @@ fn audit_entry(r: &postgres::Row) -> Result<AuditEntry, StoreError> {
 }
 
 impl AuditLog for PgAudit {
-    fn append(&self, e: &AuditEvent) -> Result<AuditEntry, StoreError> {
+    fn append(&self, e: &AuditEvent) -> Result<AuditEntry> {
         let mut e = e.clone();
         e.at = crate::store::audit::micros(e.at);
         let mut conn = self.pool.get()?;
@@ -74,7 +74,7 @@ impl AuditLog for PgAudit {
         Ok(AuditEntry::chained(e, seq, prev, hash))
     }
 
-    fn search(&self, chain: i64, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+    fn search(&self, chain: i64, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
         self.pool
             .get()?
             .query(
@@ -101,7 +101,7 @@ impl AuditLog for PgAudit {
             .collect()
     }
 
-    fn scan(&self, each: &mut dyn FnMut(AuditEntry)) -> Result<(), StoreError> {
+    fn scan(&self, each: &mut dyn FnMut(AuditEntry)) -> Result<()> {
         let mut conn = self.pool.get()?;
         let params: [&(dyn ToSql + Sync); 0] = [];
         let mut rows = conn.query_raw(
@@ -114,7 +114,7 @@ impl AuditLog for PgAudit {
         Ok(())
     }
 
-    fn heads(&self) -> Result<Vec<(i64, i64, Link)>, StoreError> {
+    fn heads(&self) -> Result<Vec<(i64, i64, Link)>> {
         self.pool
             .get()?
             .query(
@@ -131,7 +131,7 @@ impl AuditLog for PgAudit {
         &self.key
     }
 
-    fn entry(&self, chain: i64, seq: i64) -> Result<Option<AuditEntry>, StoreError> {
+    fn entry(&self, chain: i64, seq: i64) -> Result<Option<AuditEntry>> {
         self.pool
             .get()?
             .query_opt(

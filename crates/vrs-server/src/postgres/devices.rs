@@ -5,7 +5,7 @@ use vrs_domain::wire::EnrolResponse;
 use vrs_domain::{DeviceId, MunicipalityCode};
 
 use super::{PgStore, mc};
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::principal::Principal;
 use crate::rules::devices::{self, DeviceInfo, DeviceKey, DeviceRegistration, Enrolment};
 use crate::store::codec::{municipality_code, time_text};
@@ -17,7 +17,7 @@ impl Devices for PgStore {
         actor: &Principal,
         m: MunicipalityCode,
         reg: &DeviceRegistration,
-    ) -> Result<Enrolment, StoreError> {
+    ) -> Result<Enrolment> {
         let d = devices::new_device(actor, m, reg, jst_now())?;
         let mut conn = self.main.get()?;
         let mut tx = conn.transaction()?;
@@ -60,7 +60,7 @@ impl Devices for PgStore {
         actor: &Principal,
         m: MunicipalityCode,
         device: DeviceId,
-    ) -> Result<Enrolment, StoreError> {
+    ) -> Result<Enrolment> {
         actor.require_staff_of(m)?;
         let (enrolment, hash, expires) = devices::new_enrolment(device, jst_now())?;
         let n = self.main.get()?.execute(
@@ -76,7 +76,7 @@ impl Devices for PgStore {
         Ok(enrolment)
     }
 
-    fn enrol_device(&self, code: &str, public_key: &[u8]) -> Result<EnrolResponse, StoreError> {
+    fn enrol_device(&self, code: &str, public_key: &[u8]) -> Result<EnrolResponse> {
         let code = devices::normalise_code(code).ok_or_else(devices::code_refused)?;
         let now = jst_now();
         let mut conn = self.main.get()?;
@@ -114,7 +114,7 @@ impl Devices for PgStore {
         })
     }
 
-    fn device_key(&self, device: DeviceId) -> Result<Option<DeviceKey>, StoreError> {
+    fn device_key(&self, device: DeviceId) -> Result<Option<DeviceKey>> {
         let row = self.main.get()?.query_opt(
             "SELECT municipality, public_key, revoked_at IS NOT NULL FROM vrs.devices WHERE id = $1",
             &[&device.0],
@@ -129,7 +129,7 @@ impl Devices for PgStore {
         .transpose()
     }
 
-    fn use_nonce(&self, device: DeviceId, nonce: &[u8], now: i64) -> Result<bool, StoreError> {
+    fn use_nonce(&self, device: DeviceId, nonce: &[u8], now: i64) -> Result<bool> {
         let mut conn = self.main.get()?;
         conn.execute(
             "DELETE FROM vrs.device_nonces WHERE device = $1 AND seen_at < $2",
@@ -151,7 +151,7 @@ impl Devices for PgStore {
         actor: &Principal,
         m: MunicipalityCode,
         device: DeviceId,
-    ) -> Result<(), StoreError> {
+    ) -> Result<()> {
         actor.require_staff_of(m)?;
         let n = self.main.get()?.execute(
             "UPDATE vrs.devices SET revoked_at = coalesce(revoked_at, $1), enrol_hash = NULL,
@@ -168,11 +168,7 @@ impl Devices for PgStore {
         Ok(())
     }
 
-    fn devices(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-    ) -> Result<Vec<DeviceInfo>, StoreError> {
+    fn devices(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<DeviceInfo>> {
         actor.require_staff_of(m)?;
         let now = jst_now();
         let t = |v: Option<NaiveDateTime>| v.map(time_text);

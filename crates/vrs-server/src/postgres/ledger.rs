@@ -10,7 +10,7 @@ use vrs_domain::csv::ledger::{LedgerRow, LedgerWriter};
 use vrs_domain::{DoseNumber, MunicipalityCode, VoucherNumber};
 
 use super::{PgStore, mc};
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::principal::Principal;
 use crate::store::Ledger;
 use crate::store::codec::{municipality_code, write_error};
@@ -24,7 +24,7 @@ impl Ledger for PgStore {
         to: NaiveDate,
         encoding: OutputEncoding,
         out: &mut dyn Write,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<u64> {
         actor.require_staff_of(m)?;
         let mut conn = self.main.get()?;
         let code = mc(m);

@@ -1,45 +1,29 @@
 //! The lot master on PostgreSQL.
 
-use std::io::Read;
-
 use postgres::Transaction;
 use vrs_domain::wire::LotEntry;
 use vrs_domain::{Lot, Vaccine};
 
 use super::PgStore;
-use crate::error::StoreError;
+use crate::error::Result;
 use crate::principal::Principal;
+use crate::store::Lots;
 use crate::store::codec::lot_entry;
-use crate::store::lots::{self, LotSink};
-use crate::store::{ImportOptions, ImportOutcome, ImportReport, Lots};
+use crate::store::lots::{self, LotSink, LotStep};
 
 impl Lots for PgStore {
-    fn add_lot(&self, actor: &Principal, lot: &LotEntry) -> Result<(), StoreError> {
+    /// A change of the master in one write transaction.
+    fn change_lots(&self, actor: &Principal, step: &mut LotStep<'_>) -> Result<()> {
         lots::may_change(actor)?;
         let mut conn = self.main.get()?;
         let mut tx = conn.transaction()?;
-        PgLots(&mut tx).put(lot)?;
-        tx.commit()?;
+        if step(&mut PgLots(&mut tx))? {
+            tx.commit()?;
+        }
         Ok(())
     }
 
-    fn import_lots(
-        &self,
-        actor: &Principal,
-        input: &mut dyn Read,
-        opts: &ImportOptions,
-    ) -> Result<ImportReport, StoreError> {
-        lots::may_change(actor)?;
-        let mut conn = self.main.get()?;
-        let mut tx = conn.transaction()?;
-        let report = lots::import(input, opts, &mut PgLots(&mut tx))?;
-        if report.outcome == ImportOutcome::Applied {
-            tx.commit()?;
-        }
-        Ok(report)
-    }
-
-    fn lots(&self, _actor: &Principal) -> Result<Vec<LotEntry>, StoreError> {
+    fn lots(&self, _actor: &Principal) -> Result<Vec<LotEntry>> {
         self.main
             .get()?
             .query(
@@ -56,7 +40,7 @@ impl Lots for PgStore {
 struct PgLots<'a, 'c>(&'a mut Transaction<'c>);
 
 impl LotSink for PgLots<'_, '_> {
-    fn find(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<LotEntry>, StoreError> {
+    fn find(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<LotEntry>> {
         self.0
             .query_opt(
                 "SELECT expiry, gtin FROM vrs.lots WHERE vaccine = $1 AND lot = $2",
@@ -66,7 +50,7 @@ impl LotSink for PgLots<'_, '_> {
             .transpose()
     }
 
-    fn put(&mut self, l: &LotEntry) -> Result<(), StoreError> {
+    fn put(&mut self, l: &LotEntry) -> Result<()> {
         self.0.execute(
             "INSERT INTO vrs.lots (vaccine, lot, expiry, gtin) VALUES ($1, $2, $3, $4)
              ON CONFLICT (vaccine, lot) DO UPDATE SET expiry = excluded.expiry, gtin = excluded.gtin",

@@ -15,7 +15,7 @@ use chrono::NaiveDateTime;
 use postgres::{Client, Transaction};
 use vrs_domain::MunicipalityCode;
 
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::keys::Keys;
 use crate::principal::Principal;
 use crate::store::audit::{AuditLog, ChainKey};
@@ -99,7 +99,7 @@ const VAULT_MIGRATIONS: &[Migration] = &[
 
 /// Applies a schema's migrations, under an advisory lock so that two servers
 /// starting together do not race.
-fn migrate(client: &mut Client, schema: &str, migrations: &[Migration]) -> Result<(), StoreError> {
+fn migrate(client: &mut Client, schema: &str, migrations: &[Migration]) -> Result<()> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&schema])?;
     tx.batch_execute(&format!(
@@ -150,13 +150,13 @@ fn mc(m: MunicipalityCode) -> i32 {
 
 impl PgStore {
     /// A connection to the main schema's database.
-    pub(crate) fn main_conn(&self) -> Result<PgConn<'_>, StoreError> {
+    pub(crate) fn main_conn(&self) -> Result<PgConn<'_>> {
         self.main.get()
     }
 
     /// Connects to `url` (the `vrs` schema) and `vault_url` (the `vrs_vault` schema;
     /// give the vault its own role there), and brings both schemas up to date.
-    pub fn open(url: &str, vault_url: &str, keys: &Keys) -> Result<Self, StoreError> {
+    pub fn open(url: &str, vault_url: &str, keys: &Keys) -> Result<Self> {
         let store = PgStore {
             main: PgPool {
                 url: url.to_owned(),
@@ -191,7 +191,7 @@ fn record_import(
     report: &ImportReport,
     summary: String,
     errors: &ErrorCsv,
-) -> Result<i64, StoreError> {
+) -> Result<i64> {
     Ok(c.query_one(
         "INSERT INTO vrs.imports (municipality, kind, actor, started_at, outcome, report, errors_csv)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -216,12 +216,12 @@ impl crate::store::Store for PgStore {
 /// for each key. One index probe per key is always right here, so say so for this
 /// transaction. (The look-ups' `LATERAL (… OFFSET 0)` keeps each probe a probe: without
 /// the fence the planner flattens them into a join that reads the whole partition.)
-fn by_index(tx: &mut Transaction<'_>) -> Result<(), StoreError> {
+fn by_index(tx: &mut Transaction<'_>) -> Result<()> {
     tx.batch_execute("SET LOCAL enable_seqscan = off")?;
     Ok(())
 }
 
-fn lock_municipality(tx: &mut Transaction<'_>, m: MunicipalityCode) -> Result<(), StoreError> {
+fn lock_municipality(tx: &mut Transaction<'_>, m: MunicipalityCode) -> Result<()> {
     // 0x565253 is "VRS": a namespace for this service's advisory locks.
     tx.execute("SELECT pg_advisory_xact_lock(5657171, $1)", &[&mc(m)])?;
     Ok(())

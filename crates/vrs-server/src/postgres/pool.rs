@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use postgres::{Client, NoTls};
 
-use crate::error::StoreError;
+use crate::error::Result;
 
 /// A few connections to one database.
 pub(super) struct PgPool {
@@ -13,7 +13,7 @@ pub(super) struct PgPool {
 }
 
 impl PgPool {
-    pub(super) fn get(&self) -> Result<PgConn<'_>, StoreError> {
+    pub(super) fn get(&self) -> Result<PgConn<'_>> {
         let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
         let client = match idle {
             Some(c) if !c.is_closed() => c,

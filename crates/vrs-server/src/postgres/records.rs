@@ -6,50 +6,33 @@ use std::io::Read;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use postgres::Transaction;
-use vrs_domain::csv::ledger::LedgerRow;
-use vrs_domain::wire::{HoldReason, Outcome, Receipt, UploadBatch};
+use vrs_domain::wire::{HoldReason, Receipt, UploadBatch};
 use vrs_domain::{ClientRecordId, DoseNumber, Lot, MunicipalityCode, Vaccine, VoucherNumber};
 
 use super::pool::PgPool;
 use super::{PgStore, by_index, lock_municipality, mc, record_import};
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::principal::Principal;
 use crate::rules::checks::PriorDose;
 use crate::rules::devices::site_ref;
 use crate::store::codec::{hold_code, hold_of, municipality_code, status_of, verdict_columns};
 use crate::store::import;
 use crate::store::ingest;
-use crate::store::records::{self, Amended, RecordLookups, ReviewSink, Stored, Verdict};
+use crate::store::records::{
+    Change, History, NewDose, RecordLookups, ReviewSink, ReviewStep, Stored, Verdict,
+};
 use crate::store::vault::Links;
 use crate::store::{
-    Amendment, HeldRecord, ImportOptions, ImportOutcome, ImportReport, Match, Records, jst_now,
+    HeldRecord, ImportOptions, ImportOutcome, ImportReport, Match, Records, jst_now,
 };
-
-struct NewDose<'a> {
-    municipality: MunicipalityCode,
-    client_record_id: ClientRecordId,
-    voucher: VoucherNumber,
-    voucher_kind: Option<i16>,
-    dose_number: Option<i16>,
-    vaccinated_on: NaiveDate,
-    vaccine: Vaccine,
-    lot: &'a Lot,
-    site_kind: Option<&'static str>,
-    site_code: Option<String>,
-    site_municipality: MunicipalityCode,
-    site_name: String,
-    doctor_name: Option<&'a str>,
-    device_id: Option<String>,
-    source: &'static str,
-}
 
 fn insert_dose(
     tx: &mut Transaction<'_>,
     d: &NewDose<'_>,
     m: &Match,
     verdict: &Verdict,
-    registered_at: NaiveDateTime,
-) -> Result<(), StoreError> {
+    now: NaiveDateTime,
+) -> Result<()> {
     let (state, reason, detail) = verdict_columns(verdict);
     tx.execute(
         "INSERT INTO vrs.doses (municipality, client_record_id, voucher, voucher_kind, dose_number,
@@ -60,8 +43,8 @@ fn insert_dose(
             &mc(d.municipality),
             &d.client_record_id.0,
             &(d.voucher.get() as i64),
-            &d.voucher_kind,
-            &d.dose_number,
+            &d.voucher_kind.map(i16::from),
+            &d.dose_number.map(i16::from),
             &d.vaccinated_on,
             &d.vaccine.code(),
             &d.lot.as_str(),
@@ -76,7 +59,7 @@ fn insert_dose(
             &state,
             &reason,
             &detail,
-            &registered_at,
+            &d.registered_at.unwrap_or(now),
         ],
     )?;
     Ok(())
@@ -106,7 +89,7 @@ impl<'a, 'b> PgRecords<'a, 'b> {
 fn prior_many(
     tx: &mut Transaction<'_>,
     people: &[(MunicipalityCode, &str)],
-) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError> {
+) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>> {
     let ms: Vec<i32> = people.iter().map(|(m, _)| mc(*m)).collect();
     let ps: Vec<&str> = people.iter().map(|(_, p)| *p).collect();
     let mut out: HashMap<(MunicipalityCode, String), Vec<PriorDose>> = HashMap::new();
@@ -128,7 +111,7 @@ fn prior_many(
 }
 
 impl RecordLookups for PgRecords<'_, '_> {
-    fn find_match(&mut self, voucher: VoucherNumber) -> Result<Match, StoreError> {
+    fn find_match(&mut self, voucher: VoucherNumber) -> Result<Match> {
         let m = mc(self.municipality);
         let found = self.tx.query_opt(
             "SELECT person_id, status FROM vrs.persons WHERE municipality = $1 AND voucher = $2",
@@ -159,18 +142,18 @@ impl RecordLookups for PgRecords<'_, '_> {
         })
     }
 
-    fn linked(&mut self, person_id: &str) -> Result<Links, StoreError> {
+    fn linked(&mut self, person_id: &str) -> Result<Links> {
         super::vault::linked(self.vault, &[(self.municipality, person_id)])
     }
 
     fn prior_of(
         &mut self,
         people: &[(MunicipalityCode, &str)],
-    ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError> {
+    ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>> {
         prior_many(self.tx, people)
     }
 
-    fn lot_expiry(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>, StoreError> {
+    fn lot_expiry(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>> {
         Ok(self
             .tx
             .query_opt(
@@ -182,7 +165,7 @@ impl RecordLookups for PgRecords<'_, '_> {
 }
 
 impl ReviewSink for PgRecords<'_, '_> {
-    fn record(&mut self, id: ClientRecordId) -> Result<Option<Stored>, StoreError> {
+    fn record(&mut self, id: ClientRecordId) -> Result<Option<Stored>> {
         let row = self.tx.query_opt(
             "SELECT revision, state, json_build_object(
                  'voucher', voucher, 'dose_number', dose_number, 'vaccinated_on', vaccinated_on,
@@ -216,94 +199,62 @@ impl ReviewSink for PgRecords<'_, '_> {
         .transpose()
     }
 
-    fn keep_history(
-        &mut self,
-        id: ClientRecordId,
-        revision: i64,
-        actor: &str,
-        reason: &str,
-        before: &str,
-    ) -> Result<(), StoreError> {
+    fn keep_history(&mut self, id: ClientRecordId, h: &History<'_>) -> Result<()> {
         self.tx.execute(
             "INSERT INTO vrs.dose_history (municipality, client_record_id, revision, changed_at, actor, reason, before)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[&mc(self.municipality), &id.0, &revision_column(revision)?, &self.now, &actor, &reason, &before],
+            &[&mc(self.municipality), &id.0, &revision_column(h.revision)?, &self.now, &h.actor, &h.reason, &h.before],
         )?;
         Ok(())
     }
 
-    fn set_state(
-        &mut self,
-        id: ClientRecordId,
-        state: &'static str,
-        revision: i64,
-    ) -> Result<(), StoreError> {
-        self.tx.execute(
-            "UPDATE vrs.doses SET state = $3, revision = $4 WHERE municipality = $1 AND client_record_id = $2",
-            &[&mc(self.municipality), &id.0, &state, &revision_column(revision)?],
-        )?;
-        Ok(())
-    }
-
-    fn update(
-        &mut self,
-        id: ClientRecordId,
-        f: &Amended,
-        verdict: &Verdict,
-        person_id: Option<&str>,
-        revision: i64,
-    ) -> Result<(), StoreError> {
-        let (state, hold, detail) = verdict_columns(verdict);
-        self.tx.execute(
-            "UPDATE vrs.doses SET dose_number = $3, vaccinated_on = $4, vaccine = $5, lot = $6,
-                 state = $7, hold_reason = $8, hold_detail = $9, person_id = $10, revision = $11,
-                 voucher = $12
-             WHERE municipality = $1 AND client_record_id = $2",
-            &[
-                &mc(self.municipality),
-                &id.0,
-                &i16::from(f.dose_number.get()),
-                &f.vaccinated_on,
-                &f.vaccine.code(),
-                &f.lot.as_str(),
-                &state,
-                &hold,
-                &detail,
-                &person_id,
-                &revision_column(revision)?,
-                &(f.voucher.get() as i64),
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn set_superseded(
-        &mut self,
-        id: ClientRecordId,
-        by: ClientRecordId,
-        revision: i64,
-    ) -> Result<(), StoreError> {
-        self.tx.execute(
-            "UPDATE vrs.doses SET state = 'superseded', superseded_by = $3, revision = $4
-             WHERE municipality = $1 AND client_record_id = $2",
-            &[
-                &mc(self.municipality),
-                &id.0,
-                &by.0,
-                &revision_column(revision)?,
-            ],
-        )?;
+    fn write(&mut self, id: ClientRecordId, change: Change<'_>, revision: i64) -> Result<()> {
+        let (m, revision) = (mc(self.municipality), revision_column(revision)?);
+        match change {
+            Change::State(state) => self.tx.execute(
+                "UPDATE vrs.doses SET state = $4, revision = $3 WHERE municipality = $1 AND client_record_id = $2",
+                &[&m, &id.0, &revision, &state],
+            )?,
+            Change::SupersededBy(by) => self.tx.execute(
+                "UPDATE vrs.doses SET state = 'superseded', superseded_by = $4, revision = $3
+                 WHERE municipality = $1 AND client_record_id = $2",
+                &[&m, &id.0, &revision, &by.0],
+            )?,
+            Change::Amended(f, verdict, person_id) => {
+                let (state, hold, detail) = verdict_columns(verdict);
+                self.tx.execute(
+                    "UPDATE vrs.doses SET dose_number = $4, vaccinated_on = $5, vaccine = $6, lot = $7,
+                         state = $8, hold_reason = $9, hold_detail = $10, person_id = $11,
+                         voucher = $12, revision = $3
+                     WHERE municipality = $1 AND client_record_id = $2",
+                    &[
+                        &m,
+                        &id.0,
+                        &revision,
+                        &i16::from(f.dose_number.get()),
+                        &f.vaccinated_on,
+                        &f.vaccine.code(),
+                        &f.lot.as_str(),
+                        &state,
+                        &hold,
+                        &detail,
+                        &person_id,
+                        &(f.voucher.get() as i64),
+                    ],
+                )?
+            }
+        };
         Ok(())
     }
 }
 
 /// A revision as the `integer` column holds it.
-fn revision_column(revision: i64) -> Result<i32, StoreError> {
+fn revision_column(revision: i64) -> Result<i32> {
     i32::try_from(revision).map_err(|_| StoreError::Corrupt(format!("revision {revision}")))
 }
 
 impl import::PaperSink for PgRecords<'_, '_> {
-    fn exists(&mut self, id: ClientRecordId) -> Result<bool, StoreError> {
+    fn exists(&mut self, id: ClientRecordId) -> Result<bool> {
         Ok(self
             .tx
             .query_one(
@@ -313,37 +264,8 @@ impl import::PaperSink for PgRecords<'_, '_> {
             .get(0))
     }
 
-    fn insert(
-        &mut self,
-        id: ClientRecordId,
-        row: &LedgerRow,
-        dose: Option<DoseNumber>,
-        found: &Match,
-        verdict: &Result<(), (HoldReason, String)>,
-    ) -> Result<(), StoreError> {
-        insert_dose(
-            self.tx,
-            &NewDose {
-                municipality: self.municipality,
-                client_record_id: id,
-                voucher: row.voucher,
-                voucher_kind: None,
-                dose_number: dose.map(|d| i16::from(d.get())),
-                vaccinated_on: row.vaccinated_on,
-                vaccine: row.vaccine,
-                lot: &row.lot,
-                site_kind: None,
-                site_code: None,
-                site_municipality: row.site_municipality,
-                site_name: row.site_name.clone(),
-                doctor_name: row.doctor_name.as_deref(),
-                device_id: None,
-                source: "paper",
-            },
-            found,
-            verdict,
-            row.registered_at.unwrap_or(self.now),
-        )
+    fn insert(&mut self, dose: &NewDose<'_>, found: &Match, verdict: &Verdict) -> Result<()> {
+        insert_dose(self.tx, dose, found, verdict, self.now)
     }
 }
 
@@ -359,10 +281,8 @@ impl ingest::DoseSink for PgDoseSink<'_, '_> {
     fn stored(
         &mut self,
         keys: &[(MunicipalityCode, ClientRecordId)],
-    ) -> Result<
-        std::collections::HashMap<(MunicipalityCode, ClientRecordId), Option<HoldReason>>,
-        StoreError,
-    > {
+    ) -> Result<std::collections::HashMap<(MunicipalityCode, ClientRecordId), Option<HoldReason>>>
+    {
         let ms: Vec<i32> = keys.iter().map(|(m, _)| mc(*m)).collect();
         let ids: Vec<uuid::Uuid> = keys.iter().map(|(_, id)| id.0).collect();
         self.tx
@@ -396,7 +316,7 @@ impl ingest::DoseSink for PgDoseSink<'_, '_> {
     fn people(
         &mut self,
         vouchers: &[(MunicipalityCode, VoucherNumber)],
-    ) -> Result<HashMap<(MunicipalityCode, VoucherNumber), ingest::Person>, StoreError> {
+    ) -> Result<HashMap<(MunicipalityCode, VoucherNumber), ingest::Person>> {
         let ms: Vec<i32> = vouchers.iter().map(|(m, _)| mc(*m)).collect();
         let vs: Vec<i64> = vouchers.iter().map(|(_, v)| v.get() as i64).collect();
         let mut out = HashMap::new();
@@ -421,21 +341,21 @@ impl ingest::DoseSink for PgDoseSink<'_, '_> {
         Ok(out)
     }
 
-    fn linked(&mut self, people: &[(MunicipalityCode, &str)]) -> Result<Links, StoreError> {
+    fn linked(&mut self, people: &[(MunicipalityCode, &str)]) -> Result<Links> {
         super::vault::linked(self.vault, people)
     }
 
     fn prior(
         &mut self,
         people: &[(MunicipalityCode, &str)],
-    ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError> {
+    ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>> {
         prior_many(self.tx, people)
     }
 
     fn expiries(
         &mut self,
         lots: &[(Vaccine, &Lot)],
-    ) -> Result<HashMap<(Vaccine, String), NaiveDate>, StoreError> {
+    ) -> Result<HashMap<(Vaccine, String), NaiveDate>> {
         let vs: Vec<&str> = lots.iter().map(|(v, _)| v.code()).collect();
         let ls: Vec<&str> = lots.iter().map(|(_, l)| l.as_str()).collect();
         let mut out = HashMap::new();
@@ -455,7 +375,7 @@ impl ingest::DoseSink for PgDoseSink<'_, '_> {
     fn device_site(
         &mut self,
         device: vrs_domain::DeviceId,
-    ) -> Result<Option<(vrs_domain::SiteRef, String)>, StoreError> {
+    ) -> Result<Option<(vrs_domain::SiteRef, String)>> {
         self.tx
             .query_opt(
                 "SELECT d.site_kind, d.site_code, s.name FROM vrs.devices d
@@ -475,7 +395,7 @@ impl ingest::DoseSink for PgDoseSink<'_, '_> {
         &mut self,
         site_municipality: MunicipalityCode,
         rows: &[ingest::Decided<'_>],
-    ) -> Result<(), StoreError> {
+    ) -> Result<()> {
         let mut c = DoseColumns::default();
         for d in rows {
             let rec = d.record;
@@ -531,6 +451,15 @@ impl ingest::DoseSink for PgDoseSink<'_, '_> {
         )?;
         Ok(())
     }
+
+    fn review_sink(&mut self, municipality: MunicipalityCode) -> Box<dyn ReviewSink + '_> {
+        Box::new(PgRecords {
+            tx: self.tx,
+            vault: self.vault,
+            municipality,
+            now: self.now,
+        })
+    }
 }
 
 /// A batch of tablet records as columns, for one `INSERT … SELECT FROM UNNEST`.
@@ -560,8 +489,7 @@ impl Records for PgStore {
         actor: &Principal,
         batch: &UploadBatch,
         today: NaiveDate,
-    ) -> Result<Vec<Receipt>, StoreError> {
-        let (site_m, device) = actor.device()?;
+    ) -> Result<Vec<Receipt>> {
         let mut conn = self.main.get()?;
         let mut tx = conn.transaction()?;
         // The records' municipalities, and those of the held records they correct.
@@ -579,9 +507,8 @@ impl Records for PgStore {
         }
         by_index(&mut tx)?;
         let receipts = ingest::run(
+            actor,
             batch,
-            site_m,
-            device,
             today,
             &mut PgDoseSink {
                 tx: &mut tx,
@@ -589,14 +516,6 @@ impl Records for PgStore {
                 now: jst_now(),
             },
         )?;
-        for (m, original, by) in ingest::corrections(batch, &receipts) {
-            records::supersede(
-                &mut PgRecords::new(&mut tx, &self.vault, m),
-                actor,
-                original,
-                by,
-            )?;
-        }
         tx.commit()?;
         Ok(receipts)
     }
@@ -607,7 +526,7 @@ impl Records for PgStore {
         m: MunicipalityCode,
         input: &mut dyn Read,
         opts: &ImportOptions,
-    ) -> Result<ImportReport, StoreError> {
+    ) -> Result<ImportReport> {
         actor.require_staff_of(m)?;
         let now = jst_now();
         let mut conn = self.main.get()?;
@@ -635,7 +554,7 @@ impl Records for PgStore {
         Ok(report)
     }
 
-    fn held(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<HeldRecord>, StoreError> {
+    fn held(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<HeldRecord>> {
         actor.require_staff_of(m)?;
         let rows = self.main.get()?.query(
             "SELECT client_record_id, voucher, dose_number, vaccinated_on, vaccine, lot,
@@ -670,59 +589,19 @@ impl Records for PgStore {
             .collect()
     }
 
-    /// Voids a record: see [`records::void`].
-    fn void(
+    /// A review step in one transaction holding the municipality's lock.
+    fn review(
         &self,
         actor: &Principal,
         m: MunicipalityCode,
-        id: ClientRecordId,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        self.review(actor, m, |sink| records::void(sink, actor, id, reason))
-    }
-
-    /// Releases a held record: see [`records::release`].
-    fn release(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-        id: ClientRecordId,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        self.review(actor, m, |sink| records::release(sink, actor, id, reason))
-    }
-
-    /// Amends a record: see [`records::amend`].
-    fn amend(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-        id: ClientRecordId,
-        change: &Amendment,
-        reason: &str,
-        today: NaiveDate,
-    ) -> Result<Outcome, StoreError> {
-        self.review(actor, m, |sink| {
-            records::amend(sink, actor, id, change, reason, today)
-        })
-    }
-}
-
-impl PgStore {
-    /// A review step by `actor` on `m`'s records, in one transaction holding the
-    /// municipality's lock.
-    fn review<T>(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-        step: impl FnOnce(&mut dyn ReviewSink) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+        step: &mut ReviewStep<'_>,
+    ) -> Result<()> {
         actor.require_staff_of(m)?;
         let mut conn = self.main.get()?;
         let mut tx = conn.transaction()?;
         lock_municipality(&mut tx, m)?;
-        let out = step(&mut PgRecords::new(&mut tx, &self.vault, m))?;
+        step(&mut PgRecords::new(&mut tx, &self.vault, m))?;
         tx.commit()?;
-        Ok(out)
+        Ok(())
     }
 }

@@ -9,12 +9,12 @@ use chrono::{NaiveDate, NaiveDateTime};
 use postgres::Transaction;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
-use vrs_domain::wire::{NameLookupRequest, NameLookupResponse};
+use vrs_domain::wire::{NameLookupRequest, NameLookupResponse as Name};
 use vrs_domain::{MunicipalityCode, MyNumber, Sex, VoucherNumber};
 
 use super::pool::PgConn;
 use super::{PgStore, by_index, lock_municipality, mc, record_import};
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::principal::Principal;
 use crate::rules::merge::PersonFields;
 use crate::store::codec::{status_of, status_text};
@@ -31,7 +31,7 @@ impl Register for PgStore {
         code: MunicipalityCode,
         name: &str,
         contact: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<()> {
         actor.require_staff_of(code)?;
         self.main.get()?.execute(
             "INSERT INTO vrs.municipalities (code, name, transfer_contact) VALUES ($1, $2, $3)
@@ -47,7 +47,7 @@ impl Register for PgStore {
         m: MunicipalityCode,
         code: &str,
         name: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<()> {
         actor.require_staff_of(m)?;
         self.main.get()?.execute(
             "INSERT INTO vrs.sites (municipality, code, name) VALUES ($1, $2, $3)
@@ -57,7 +57,7 @@ impl Register for PgStore {
         Ok(())
     }
 
-    fn sites(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Site>, StoreError> {
+    fn sites(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Site>> {
         actor.require_staff_of(m)?;
         Ok(self
             .main_conn()?
@@ -79,7 +79,7 @@ impl Register for PgStore {
         m: MunicipalityCode,
         input: &mut dyn Read,
         opts: &ImportOptions,
-    ) -> Result<ImportReport, StoreError> {
+    ) -> Result<ImportReport> {
         actor.require_staff_of(m)?;
         let now = jst_now();
         let mut main = self.main.get()?;
@@ -131,7 +131,7 @@ impl Register for PgStore {
         })
     }
 
-    fn import_errors_csv(&self, actor: &Principal, import_id: i64) -> Result<String, StoreError> {
+    fn import_errors_csv(&self, actor: &Principal, import_id: i64) -> Result<String> {
         let m = actor.staff_of()?;
         self.main
             .get()?
@@ -143,14 +143,8 @@ impl Register for PgStore {
             .ok_or_else(|| StoreError::NotFound(format!("import {import_id}")))
     }
 
-    fn lookup_name(
-        &self,
-        actor: &Principal,
-        req: &NameLookupRequest,
-    ) -> Result<Option<NameLookupResponse>, StoreError> {
-        if let Principal::Staff { .. } = actor {
-            actor.require_staff_of(req.municipality)?;
-        }
+    fn lookup_name(&self, actor: &Principal, req: &NameLookupRequest) -> Result<Option<Name>> {
+        actor.require_name_look_up(req.municipality)?;
         Ok(self
             .main
             .get()?
@@ -159,7 +153,7 @@ impl Register for PgStore {
                  WHERE municipality = $1 AND voucher = $2",
                 &[&mc(req.municipality), &(req.voucher.get() as i64)],
             )?
-            .map(|r| NameLookupResponse {
+            .map(|r| Name {
                 family_name: r.get(0),
                 given_name: r.get(1),
                 family_kana: r.get(2),
@@ -167,7 +161,7 @@ impl Register for PgStore {
             }))
     }
 
-    fn person_count(&self, actor: &Principal, m: MunicipalityCode) -> Result<u64, StoreError> {
+    fn person_count(&self, actor: &Principal, m: MunicipalityCode) -> Result<u64> {
         actor.require_staff_of(m)?;
         let n: i64 = self
             .main
@@ -201,7 +195,7 @@ struct PgVaultTx<'c> {
 }
 
 impl<'c> PgVaultTx<'c> {
-    fn begin(conn: &'c mut PgConn<'_>, m: MunicipalityCode) -> Result<Self, StoreError> {
+    fn begin(conn: &'c mut PgConn<'_>, m: MunicipalityCode) -> Result<Self> {
         let mut tx = conn.transaction()?;
         by_index(&mut tx)?;
         let empty = tx
@@ -219,29 +213,29 @@ impl<'c> PgVaultTx<'c> {
 }
 
 impl VaultWrite for PgVaultTx<'_> {
-    fn hashes(&mut self, people: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError> {
+    fn hashes(&mut self, people: &[&str]) -> Result<HashMap<String, LookupHash>> {
         stored_hashes(&mut self.tx, self.municipality, people)
     }
 
-    fn put(&mut self, rows: Vec<SealedNumber>) -> Result<(), StoreError> {
+    fn put(&mut self, rows: Vec<SealedNumber>) -> Result<()> {
         let empty = std::mem::replace(&mut self.empty, false);
         put_numbers(&mut self.tx, self.municipality, &rows, empty)
     }
 
-    fn commit(self) -> Result<(), StoreError> {
+    fn commit(self) -> Result<()> {
         Ok(self.tx.commit()?)
     }
 }
 
 impl RegisterSink for PgSink<'_, '_> {
-    fn persons(&mut self, ids: &[&str]) -> Result<HashMap<String, PersonFields>, StoreError> {
+    fn persons(&mut self, ids: &[&str]) -> Result<HashMap<String, PersonFields>> {
         stored_persons(self.tx, self.municipality, ids)
     }
 
     fn voucher_holders(
         &mut self,
         vouchers: &[VoucherNumber],
-    ) -> Result<HashMap<VoucherNumber, String>, StoreError> {
+    ) -> Result<HashMap<VoucherNumber, String>> {
         let v: Vec<i64> = vouchers.iter().map(|v| v.get() as i64).collect();
         let rows = self.tx.query(
             "SELECT p.voucher, p.person_id FROM UNNEST($2::int8[]) AS u(v)
@@ -255,19 +249,19 @@ impl RegisterSink for PgSink<'_, '_> {
             .collect())
     }
 
-    fn vault_hashes(&mut self, ids: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError> {
+    fn vault_hashes(&mut self, ids: &[&str]) -> Result<HashMap<String, LookupHash>> {
         self.writer.hashes(ids)
     }
 
-    fn prefetch_vault_hashes(&mut self, ids: &[&str]) -> Result<(), StoreError> {
+    fn prefetch_vault_hashes(&mut self, ids: &[&str]) -> Result<()> {
         self.writer.prefetch(ids)
     }
 
-    fn write_persons(&mut self, rows: &[PersonRow<'_>]) -> Result<(), StoreError> {
+    fn write_persons(&mut self, rows: &[PersonRow<'_>]) -> Result<()> {
         write_persons(self.tx, self.municipality, self.now, rows)
     }
 
-    fn write_numbers(&mut self, rows: &[(&str, &MyNumber, &LookupHash)]) -> Result<(), StoreError> {
+    fn write_numbers(&mut self, rows: &[(&str, &MyNumber, &LookupHash)]) -> Result<()> {
         self.writer.put(self.crypto, self.municipality, rows)
     }
 
@@ -276,7 +270,7 @@ impl RegisterSink for PgSink<'_, '_> {
         &mut self,
         persons: &[PersonRow<'_>],
         numbers: &[(&str, &MyNumber, &LookupHash)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<()> {
         if !numbers.is_empty() {
             self.write_numbers(numbers)?;
         }
@@ -286,7 +280,7 @@ impl RegisterSink for PgSink<'_, '_> {
         Ok(())
     }
 
-    fn release_vouchers(&mut self, ids: &[&str]) -> Result<(), StoreError> {
+    fn release_vouchers(&mut self, ids: &[&str]) -> Result<()> {
         self.tx.execute(
             "UPDATE vrs.persons SET voucher = NULL WHERE municipality = $1 AND person_id = ANY($2)",
             &[&mc(self.municipality), &ids],
@@ -299,7 +293,7 @@ fn stored_persons(
     tx: &mut Transaction<'_>,
     m: MunicipalityCode,
     ids: &[&str],
-) -> Result<HashMap<String, PersonFields>, StoreError> {
+) -> Result<HashMap<String, PersonFields>> {
     let rows = tx.query(
         "SELECT p.person_id, p.family_name, p.given_name, p.family_kana, p.given_kana,
              p.birth_date, p.sex, p.voucher, p.status
@@ -336,7 +330,7 @@ fn stored_hashes(
     vtx: &mut Transaction<'_>,
     m: MunicipalityCode,
     ids: &[&str],
-) -> Result<HashMap<String, LookupHash>, StoreError> {
+) -> Result<HashMap<String, LookupHash>> {
     let rows = vtx.query(
         "SELECT n.person_id, n.lookup FROM UNNEST($2::text[]) AS u(id)
          CROSS JOIN LATERAL (SELECT person_id, lookup FROM vrs_vault.my_numbers
@@ -359,7 +353,7 @@ fn write_persons(
     municipality: MunicipalityCode,
     now: NaiveDateTime,
     rows: &[PersonRow<'_>],
-) -> Result<(), StoreError> {
+) -> Result<()> {
     let (new, stored): (Vec<&PersonRow<'_>>, Vec<&PersonRow<'_>>) =
         rows.iter().partition(|r| !r.stored);
     if !stored.is_empty() {
@@ -414,7 +408,7 @@ fn upsert_persons(
     municipality: MunicipalityCode,
     now: NaiveDateTime,
     rows: &[&PersonRow<'_>],
-) -> Result<(), StoreError> {
+) -> Result<()> {
     let ids: Vec<&str> = rows.iter().map(|r| r.id).collect();
     let fam: Vec<Option<&str>> = rows
         .iter()
@@ -479,7 +473,7 @@ fn put_numbers(
     municipality: MunicipalityCode,
     rows: &[SealedNumber],
     vault_empty: bool,
-) -> Result<(), StoreError> {
+) -> Result<()> {
     let m = mc(municipality);
     let present: HashSet<String> = if vault_empty {
         HashSet::new()

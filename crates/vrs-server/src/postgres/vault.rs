@@ -4,16 +4,13 @@ use vrs_domain::{MunicipalityCode, MyNumber, PersonId};
 
 use super::pool::PgPool;
 use super::{PgStore, mc};
-use crate::error::StoreError;
+use crate::error::Result;
 use crate::store::codec::municipality_code;
 use crate::store::vault::Links;
 
 /// For each of these people, everyone else registered with the same number, by the
 /// keyed hash alone (see [`Links`]).
-pub(super) fn linked(
-    vault: &PgPool,
-    people: &[(MunicipalityCode, &str)],
-) -> Result<Links, StoreError> {
+pub(super) fn linked(vault: &PgPool, people: &[(MunicipalityCode, &str)]) -> Result<Links> {
     let ms: Vec<i32> = people.iter().map(|(m, _)| mc(*m)).collect();
     let ps: Vec<&str> = people.iter().map(|(_, p)| *p).collect();
     let mut out = Links::new();
@@ -35,7 +32,7 @@ pub(super) fn linked(
 }
 
 impl crate::store::Vault for PgStore {
-    fn vault_count(&self) -> Result<u64, StoreError> {
+    fn vault_count(&self) -> Result<u64> {
         let n: i64 = self
             .vault
             .get()?
@@ -44,11 +41,7 @@ impl crate::store::Vault for PgStore {
         Ok(n as u64)
     }
 
-    fn vault_reveal(
-        &self,
-        m: MunicipalityCode,
-        person: &PersonId,
-    ) -> Result<Option<MyNumber>, StoreError> {
+    fn vault_reveal(&self, m: MunicipalityCode, person: &PersonId) -> Result<Option<MyNumber>> {
         let row = self.vault.get()?.query_opt(
             "SELECT nonce, sealed FROM vrs_vault.my_numbers WHERE municipality = $1 AND person_id = $2",
             &[&mc(m), &person.as_str()],

@@ -7,7 +7,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use vrs_domain::MunicipalityCode;
 
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 
 /// At most this many users per municipality (様式1).
 pub const MAX_USERS: usize = 10;
@@ -45,7 +45,7 @@ pub struct User {
 
 impl User {
     /// Checks the form; the e-mail as stored.
-    pub fn check(&self) -> Result<String, StoreError> {
+    pub fn check(&self) -> Result<String> {
         let email = lg_jp_email(&self.email)?;
         if self.person.trim().is_empty() {
             return Err(StoreError::Invalid(
@@ -78,7 +78,7 @@ impl User {
 }
 
 /// An e-mail of the lg.jp domain (LGWAN), trimmed, in lower case.
-pub fn lg_jp_email(s: &str) -> Result<String, StoreError> {
+pub fn lg_jp_email(s: &str) -> Result<String> {
     let e = crate::rules::devices::normalise_email(s)?;
     if e.ends_with(".lg.jp") || e.ends_with("@lg.jp") {
         Ok(e)
@@ -91,7 +91,7 @@ pub fn lg_jp_email(s: &str) -> Result<String, StoreError> {
 
 /// What a change to a municipality's users must leave true: at most ten, exactly
 /// one transfer contact (once there is anyone). `users` is the list after the change.
-pub fn check_users(users: &[User]) -> Result<(), StoreError> {
+pub fn check_users(users: &[User]) -> Result<()> {
     if users.len() > MAX_USERS {
         return Err(StoreError::Invalid(format!(
             "a municipality has at most {MAX_USERS} users: remove one first"
@@ -118,11 +118,7 @@ pub fn email_elsewhere(email: &str) -> StoreError {
 }
 
 /// The users after `email` is removed, checked; `NotFound` if it is not a user of `m`.
-pub fn without_user(
-    users: Vec<User>,
-    email: &str,
-    m: MunicipalityCode,
-) -> Result<Vec<User>, StoreError> {
+pub fn without_user(users: Vec<User>, email: &str, m: MunicipalityCode) -> Result<Vec<User>> {
     if !users.iter().any(|u| u.email == email) {
         return Err(StoreError::NotFound(format!("no user {email} in {m}")));
     }
@@ -177,7 +173,7 @@ impl ContactKind {
     }
 
     /// A kind as a store kept it.
-    pub fn stored(s: &str) -> Result<ContactKind, StoreError> {
+    pub fn stored(s: &str) -> Result<ContactKind> {
         ContactKind::parse(s).ok_or_else(|| StoreError::Corrupt(format!("contact kind {s}")))
     }
 }
@@ -195,7 +191,7 @@ pub struct Contact {
 }
 
 impl Contact {
-    pub fn check(&self) -> Result<String, StoreError> {
+    pub fn check(&self) -> Result<String> {
         User {
             email: self.email.clone(),
             team: self.team.clone(),
@@ -279,7 +275,7 @@ pub fn verify(state: &SignIn, entered_hash: &[u8], now: NaiveDateTime) -> Verify
 }
 
 /// A new six-digit passcode.
-pub fn new_passcode() -> Result<String, StoreError> {
+pub fn new_passcode() -> Result<String> {
     let mut raw = [0u8; 8];
     SystemRandom::new()
         .fill(&mut raw)
@@ -299,7 +295,7 @@ pub fn passcode_hash(email: &str, passcode: &str) -> Vec<u8> {
 
 /// A new session: the token for the cookie, its hash for the store, and the
 /// form token against cross-site requests.
-pub fn new_session() -> Result<(String, Vec<u8>, String), StoreError> {
+pub fn new_session() -> Result<(String, Vec<u8>, String)> {
     let rng = SystemRandom::new();
     let mut token = [0u8; 32];
     let mut csrf = [0u8; 16];

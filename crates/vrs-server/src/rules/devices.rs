@@ -10,7 +10,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use vrs_domain::{DeviceId, MunicipalityCode, SiteRef};
 
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 
 /// How long an enrolment code stays valid: time to ship the tablet and switch it on.
 pub const ENROLMENT_VALID: Duration = Duration::days(7);
@@ -50,7 +50,7 @@ pub struct DeviceRegistration {
 impl DeviceRegistration {
     /// Checks what the form cannot: a usable e-mail and a site name. Returns the
     /// e-mail as stored (trimmed, lower case).
-    pub fn check(&self) -> Result<String, StoreError> {
+    pub fn check(&self) -> Result<String> {
         let email = normalise_email(&self.email)?;
         if self.site_name.trim().is_empty() {
             return Err(StoreError::Invalid(
@@ -86,7 +86,7 @@ pub fn site_kind_and_code(site: &SiteRef) -> (&'static str, String) {
     }
 }
 
-pub fn site_ref(kind: &str, code: &str) -> Result<SiteRef, StoreError> {
+pub fn site_ref(kind: &str, code: &str) -> Result<SiteRef> {
     let bad = || StoreError::Corrupt(format!("device site {kind} {code}"));
     match kind {
         "clinic" => code.parse().map(SiteRef::Clinic).map_err(|_| bad()),
@@ -96,7 +96,7 @@ pub fn site_ref(kind: &str, code: &str) -> Result<SiteRef, StoreError> {
 }
 
 /// An e-mail address in the shape `local@domain.tld`, trimmed and in lower case.
-pub fn normalise_email(s: &str) -> Result<String, StoreError> {
+pub fn normalise_email(s: &str) -> Result<String> {
     let e = s.trim().to_lowercase();
     let ok = e.len() <= 254
         && e.split_once('@').is_some_and(|(local, domain)| {
@@ -214,7 +214,7 @@ pub fn new_device(
     municipality: MunicipalityCode,
     reg: &DeviceRegistration,
     now: NaiveDateTime,
-) -> Result<NewDevice, StoreError> {
+) -> Result<NewDevice> {
     actor.require_staff_of(municipality)?;
     let email = reg.check()?;
     let (site_kind, site_code) = reg.site_kind_and_code();
@@ -236,7 +236,7 @@ pub fn new_device(
 pub fn new_enrolment(
     device: DeviceId,
     now: NaiveDateTime,
-) -> Result<(Enrolment, Vec<u8>, NaiveDateTime), StoreError> {
+) -> Result<(Enrolment, Vec<u8>, NaiveDateTime)> {
     let (code, hash) = new_code()?;
     let expires = now + ENROLMENT_VALID;
     Ok((
@@ -267,7 +267,7 @@ pub fn email_taken(email: &str) -> StoreError {
 }
 
 /// A new enrolment code, as shown (`ABCD-EFGH-JKMN-PQRS`), and the hash kept.
-pub fn new_code() -> Result<(String, Vec<u8>), StoreError> {
+pub fn new_code() -> Result<(String, Vec<u8>)> {
     let mut raw = [0u8; CODE_SYMBOLS];
     SystemRandom::new()
         .fill(&mut raw)
@@ -313,7 +313,7 @@ pub fn code_hash(normalised: &str) -> Vec<u8> {
 }
 
 /// The 32 bytes of an Ed25519 public key given as 64 hex digits.
-pub fn parse_public_key(hex_key: &str) -> Result<Vec<u8>, StoreError> {
+pub fn parse_public_key(hex_key: &str) -> Result<Vec<u8>> {
     match hex::decode(hex_key.trim()) {
         Ok(k) if k.len() == 32 => Ok(k),
         _ => Err(StoreError::Invalid(

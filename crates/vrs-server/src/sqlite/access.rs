@@ -2,20 +2,20 @@
 
 use chrono::NaiveDateTime;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use vrs_domain::MunicipalityCode;
+use vrs_domain::{DeviceId, MunicipalityCode};
 
 use super::SqliteStore;
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::principal::Principal;
 use crate::rules::access::{self, Contact, ContactKind, Session, SignIn, User};
 use crate::store::codec::{municipality_code, time_of, time_text};
 use crate::store::{Access, jst_now};
 
-fn time(s: Option<String>) -> Result<Option<NaiveDateTime>, StoreError> {
+fn time(s: Option<String>) -> Result<Option<NaiveDateTime>> {
     s.as_deref().map(time_of).transpose()
 }
 
-fn users_in(tx: &rusqlite::Connection, m: MunicipalityCode) -> Result<Vec<User>, StoreError> {
+fn users_in(tx: &rusqlite::Connection, m: MunicipalityCode) -> Result<Vec<User>> {
     let mut st = tx.prepare_cached(
         "SELECT email, team, person, phone, transfer_contact FROM users
          WHERE municipality = ?1 ORDER BY created_at, email",
@@ -35,7 +35,7 @@ fn users_in(tx: &rusqlite::Connection, m: MunicipalityCode) -> Result<Vec<User>,
 impl Access for SqliteStore {
     /// Makes a bearer token for a staff member or a tablet of `municipality`. The
     /// token is returned once; only its hash is kept.
-    fn create_token(&self, actor: &Principal, for_whom: &Principal) -> Result<String, StoreError> {
+    fn create_token(&self, actor: &Principal, for_whom: &Principal) -> Result<String> {
         let t = crate::principal::new_token(actor, for_whom)?;
         self.pool.get()?.execute(
             "INSERT INTO api_tokens (token_hash, kind, municipality, subject, created_at)
@@ -52,7 +52,7 @@ impl Access for SqliteStore {
     }
 
     /// Who a bearer token stands for, if it is known and not revoked.
-    fn principal_for_token(&self, token: &str) -> Result<Option<Principal>, StoreError> {
+    fn principal_for_token(&self, token: &str) -> Result<Option<Principal>> {
         let row: Option<(String, i64, String)> = self
             .pool
             .get()?
@@ -70,12 +70,7 @@ impl Access for SqliteStore {
     }
 
     /// Adds or changes a user of `municipality`; the users after the change.
-    fn put_user(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-        user: &User,
-    ) -> Result<Vec<User>, StoreError> {
+    fn put_user(&self, actor: &Principal, m: MunicipalityCode, user: &User) -> Result<Vec<User>> {
         actor.require_staff_of(m)?;
         let email = user.check()?;
         let mut conn = self.pool.get()?;
@@ -112,14 +107,9 @@ impl Access for SqliteStore {
 
     /// Removes a user (their sessions end); refused if they are the transfer contact
     /// and others remain.
-    fn remove_user(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-        email: &str,
-    ) -> Result<Vec<User>, StoreError> {
+    fn remove_user(&self, actor: &Principal, m: MunicipalityCode, user: &str) -> Result<Vec<User>> {
         actor.require_staff_of(m)?;
-        let email = email.trim().to_lowercase();
+        let email = user.trim().to_lowercase();
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let before = users_in(&tx, m)?;
@@ -130,18 +120,13 @@ impl Access for SqliteStore {
         Ok(after)
     }
 
-    fn users(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<User>, StoreError> {
+    fn users(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<User>> {
         actor.require_staff_of(m)?;
         let conn = self.pool.get()?;
         users_in(&conn, m)
     }
 
-    fn put_contact(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-        c: &Contact,
-    ) -> Result<(), StoreError> {
+    fn put_contact(&self, actor: &Principal, m: MunicipalityCode, c: &Contact) -> Result<()> {
         actor.require_staff_of(m)?;
         let email = c.check()?;
         self.pool.get()?.execute(
@@ -161,7 +146,7 @@ impl Access for SqliteStore {
         Ok(())
     }
 
-    fn contacts(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Contact>, StoreError> {
+    fn contacts(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Contact>> {
         actor.require_staff_of(m)?;
         let conn = self.pool.get()?;
         let mut st = conn.prepare(
@@ -191,36 +176,36 @@ impl Access for SqliteStore {
     }
 
     /// A user's municipality and sign-in state, by e-mail.
-    fn signin_state(&self, email: &str) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError> {
+    fn signin_state(&self, email: &str) -> Result<Option<(MunicipalityCode, SignIn)>> {
         self.read_signin("users", "municipality", "email", email)?
             .map(|(m, s)| Ok((municipality_code(m)?, s)))
             .transpose()
     }
 
-    fn save_signin(&self, email: &str, old: &SignIn, s: &SignIn) -> Result<bool, StoreError> {
+    fn save_signin(&self, email: &str, old: &SignIn, s: &SignIn) -> Result<bool> {
         self.write_signin("users", "email", email, old, s)
     }
 
-    fn create_session(
-        &self,
-        token_hash: &[u8],
-        m: MunicipalityCode,
-        email: &str,
-        csrf: &str,
-        device: Option<vrs_domain::DeviceId>,
-    ) -> Result<(), StoreError> {
-        let now = time_text(jst_now());
+    fn create_session(&self, token_hash: &[u8], s: &Session) -> Result<()> {
         self.pool.get()?.execute(
             "INSERT INTO sessions (token_hash, municipality, email, csrf, started, last_seen, device)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-            params![token_hash, m.get(), email, csrf, now, device.map(|d| d.to_string())],
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                token_hash,
+                s.municipality.get(),
+                s.email,
+                s.csrf,
+                time_text(s.started),
+                time_text(s.last_seen),
+                s.device.map(|d| d.to_string())
+            ],
         )?;
         Ok(())
     }
 
     /// The live session of a token hash (its idle clock restarted), or `None` (an
     /// ended one is deleted).
-    fn session(&self, token_hash: &[u8]) -> Result<Option<Session>, StoreError> {
+    fn session(&self, token_hash: &[u8]) -> Result<Option<Session>> {
         let conn = self.pool.get()?;
         let row = conn
             .prepare_cached(
@@ -251,7 +236,7 @@ impl Access for SqliteStore {
             device: device
                 .map(|d| {
                     d.parse()
-                        .map(vrs_domain::DeviceId)
+                        .map(DeviceId)
                         .map_err(|_| StoreError::Corrupt("session device".into()))
                 })
                 .transpose()?,
@@ -265,26 +250,18 @@ impl Access for SqliteStore {
         Ok(Some(s))
     }
 
-    fn end_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
+    fn end_session(&self, token_hash: &[u8]) -> Result<()> {
         self.pool
             .get()?
             .execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
         Ok(())
     }
 
-    fn device_signin(
-        &self,
-        device: vrs_domain::DeviceId,
-    ) -> Result<Option<(String, SignIn)>, StoreError> {
+    fn device_signin(&self, device: DeviceId) -> Result<Option<(String, SignIn)>> {
         self.read_signin("devices", "email", "id", &device.to_string())
     }
 
-    fn save_device_signin(
-        &self,
-        device: vrs_domain::DeviceId,
-        old: &SignIn,
-        s: &SignIn,
-    ) -> Result<bool, StoreError> {
+    fn save_device_signin(&self, device: DeviceId, old: &SignIn, s: &SignIn) -> Result<bool> {
         self.write_signin("devices", "id", &device.to_string(), old, s)
     }
 }
@@ -298,7 +275,7 @@ impl SqliteStore {
         first: &str,
         key: &str,
         value: &str,
-    ) -> Result<Option<(T, SignIn)>, StoreError> {
+    ) -> Result<Option<(T, SignIn)>> {
         let sql = format!(
             "SELECT {first}, passcode_hash, passcode_expires, passcode_sent, failures, locked_until
              FROM {table} WHERE {key} = ?1"
@@ -339,7 +316,7 @@ impl SqliteStore {
         value: &str,
         old: &SignIn,
         s: &SignIn,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool> {
         let n = self.pool.get()?.execute(
             &format!(
                 "UPDATE {table} SET passcode_hash = ?2, passcode_expires = ?3, passcode_sent = ?4,

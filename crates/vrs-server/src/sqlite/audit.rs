@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::db;
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::keys::Keys;
 use crate::store::Migration;
 use crate::store::audit::{
@@ -35,7 +35,7 @@ const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
 }];
 
 impl SqliteAudit {
-    pub fn open(path: &std::path::Path, keys: &Keys) -> Result<Self, StoreError> {
+    pub fn open(path: &std::path::Path, keys: &Keys) -> Result<Self> {
         let mut writer = db::open(path, &keys.database)?;
         db::migrate(&mut writer, SQLITE_MIGRATIONS)?;
         let reader = db::open(path, &keys.database)?;
@@ -64,7 +64,7 @@ impl SqliteAudit {
         ))
     }
 
-    fn finish((mut e, at): (AuditEntry, String)) -> Result<AuditEntry, StoreError> {
+    fn finish((mut e, at): (AuditEntry, String)) -> Result<AuditEntry> {
         e.at = NaiveDateTime::parse_from_str(&at, AT)
             .map_err(|_| StoreError::Corrupt(format!("access log entry {}: time", e.seq)))?;
         Ok(e)
@@ -78,7 +78,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 const COLUMNS: &str = "chain, seq, at, actor, action, object, outcome, prev, hash";
 
 impl AuditLog for SqliteAudit {
-    fn append(&self, e: &AuditEvent) -> Result<AuditEntry, StoreError> {
+    fn append(&self, e: &AuditEvent) -> Result<AuditEntry> {
         let mut e = e.clone();
         e.at = micros(e.at);
         let mut conn = lock(&self.writer);
@@ -115,7 +115,7 @@ impl AuditLog for SqliteAudit {
         Ok(AuditEntry::chained(e, seq, prev, hash))
     }
 
-    fn search(&self, chain: i64, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+    fn search(&self, chain: i64, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
         let conn = lock(&self.reader);
         let mut st = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM audit_log WHERE chain = ?1
@@ -139,7 +139,7 @@ impl AuditLog for SqliteAudit {
         rows.map(|r| Self::finish(r?)).collect()
     }
 
-    fn scan(&self, each: &mut dyn FnMut(AuditEntry)) -> Result<(), StoreError> {
+    fn scan(&self, each: &mut dyn FnMut(AuditEntry)) -> Result<()> {
         let conn = lock(&self.reader);
         let mut st = conn.prepare(&format!(
             "SELECT {COLUMNS} FROM audit_log ORDER BY chain, seq"
@@ -150,7 +150,7 @@ impl AuditLog for SqliteAudit {
         Ok(())
     }
 
-    fn heads(&self) -> Result<Vec<(i64, i64, Link)>, StoreError> {
+    fn heads(&self) -> Result<Vec<(i64, i64, Link)>> {
         let conn = lock(&self.reader);
         let mut st = conn.prepare(
             "SELECT chain, seq, hash FROM audit_log a
@@ -175,7 +175,7 @@ impl AuditLog for SqliteAudit {
         &self.key
     }
 
-    fn entry(&self, chain: i64, seq: i64) -> Result<Option<AuditEntry>, StoreError> {
+    fn entry(&self, chain: i64, seq: i64) -> Result<Option<AuditEntry>> {
         let conn = lock(&self.reader);
         conn.query_row(
             &format!("SELECT {COLUMNS} FROM audit_log WHERE chain = ?1 AND seq = ?2"),

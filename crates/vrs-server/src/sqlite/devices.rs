@@ -5,13 +5,13 @@ use vrs_domain::wire::EnrolResponse;
 use vrs_domain::{DeviceId, MunicipalityCode};
 
 use super::SqliteStore;
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::principal::Principal;
 use crate::rules::devices::{self, DeviceInfo, DeviceKey, DeviceRegistration, Enrolment};
 use crate::store::codec::{municipality_code, time_of, time_text};
 use crate::store::{Devices, jst_now};
 
-fn device_id(s: &str) -> Result<DeviceId, StoreError> {
+fn device_id(s: &str) -> Result<DeviceId> {
     s.parse()
         .map(DeviceId)
         .map_err(|_| StoreError::Corrupt("device id".into()))
@@ -24,7 +24,7 @@ impl Devices for SqliteStore {
         actor: &Principal,
         municipality: MunicipalityCode,
         reg: &DeviceRegistration,
-    ) -> Result<Enrolment, StoreError> {
+    ) -> Result<Enrolment> {
         let d = devices::new_device(actor, municipality, reg, jst_now())?;
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -68,7 +68,7 @@ impl Devices for SqliteStore {
         actor: &Principal,
         municipality: MunicipalityCode,
         device: DeviceId,
-    ) -> Result<Enrolment, StoreError> {
+    ) -> Result<Enrolment> {
         actor.require_staff_of(municipality)?;
         let (enrolment, hash, expires) = devices::new_enrolment(device, jst_now())?;
         let n = self.pool.get()?.execute(
@@ -90,7 +90,7 @@ impl Devices for SqliteStore {
     }
 
     /// A tablet enrols: the code is used up, the key registered.
-    fn enrol_device(&self, code: &str, public_key: &[u8]) -> Result<EnrolResponse, StoreError> {
+    fn enrol_device(&self, code: &str, public_key: &[u8]) -> Result<EnrolResponse> {
         let code = devices::normalise_code(code).ok_or_else(devices::code_refused)?;
         let now = jst_now();
         let mut conn = self.pool.get()?;
@@ -133,7 +133,7 @@ impl Devices for SqliteStore {
     }
 
     /// A device's key and standing, for checking a signed request.
-    fn device_key(&self, device: DeviceId) -> Result<Option<DeviceKey>, StoreError> {
+    fn device_key(&self, device: DeviceId) -> Result<Option<DeviceKey>> {
         let row: Option<(i64, Option<Vec<u8>>, bool)> = self
             .pool
             .get()?
@@ -155,7 +155,7 @@ impl Devices for SqliteStore {
     }
 
     /// Records a signed request's nonce; `false` when the device used it before.
-    fn use_nonce(&self, device: DeviceId, nonce: &[u8], now: i64) -> Result<bool, StoreError> {
+    fn use_nonce(&self, device: DeviceId, nonce: &[u8], now: i64) -> Result<bool> {
         let conn = self.pool.get()?;
         let id = device.to_string();
         conn.prepare_cached("DELETE FROM device_nonces WHERE device = ?1 AND seen_at < ?2")?
@@ -178,7 +178,7 @@ impl Devices for SqliteStore {
         actor: &Principal,
         municipality: MunicipalityCode,
         device: DeviceId,
-    ) -> Result<(), StoreError> {
+    ) -> Result<()> {
         actor.require_staff_of(municipality)?;
         let n = self.pool.get()?.execute(
             "UPDATE devices SET revoked_at = coalesce(revoked_at, ?1), enrol_hash = NULL,
@@ -203,7 +203,7 @@ impl Devices for SqliteStore {
         &self,
         actor: &Principal,
         municipality: MunicipalityCode,
-    ) -> Result<Vec<DeviceInfo>, StoreError> {
+    ) -> Result<Vec<DeviceInfo>> {
         actor.require_staff_of(municipality)?;
         let now = jst_now();
         let conn = self.pool.get()?;

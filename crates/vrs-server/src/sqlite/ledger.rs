@@ -9,7 +9,7 @@ use vrs_domain::csv::ledger::{LedgerRow, LedgerWriter};
 use vrs_domain::{DoseNumber, MunicipalityCode, VoucherNumber};
 
 use super::SqliteStore;
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::principal::Principal;
 use crate::store::Ledger;
 use crate::store::codec::{date_of, municipality_code, write_error};
@@ -26,7 +26,7 @@ impl Ledger for SqliteStore {
         to: NaiveDate,
         encoding: OutputEncoding,
         out: &mut dyn Write,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<u64> {
         actor.require_staff_of(municipality)?;
         let conn = self.pool.get()?;
         let mut st = conn.prepare_cached(

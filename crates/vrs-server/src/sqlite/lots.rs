@@ -1,45 +1,29 @@
 //! The lot master on the embedded store.
 
-use std::io::Read;
-
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use vrs_domain::wire::LotEntry;
 use vrs_domain::{Lot, Vaccine};
 
 use super::SqliteStore;
-use crate::error::StoreError;
+use crate::error::Result;
 use crate::principal::Principal;
+use crate::store::Lots;
 use crate::store::codec::{date_of, lot_entry};
-use crate::store::lots::{self, LotSink};
-use crate::store::{ImportOptions, ImportOutcome, ImportReport, Lots};
+use crate::store::lots::{self, LotSink, LotStep};
 
 impl Lots for SqliteStore {
-    fn add_lot(&self, actor: &Principal, lot: &LotEntry) -> Result<(), StoreError> {
+    /// A change of the master in one write transaction.
+    fn change_lots(&self, actor: &Principal, step: &mut LotStep<'_>) -> Result<()> {
         lots::may_change(actor)?;
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        SqliteLots(&tx).put(lot)?;
-        tx.commit()?;
+        if step(&mut SqliteLots(&tx))? {
+            tx.commit()?;
+        }
         Ok(())
     }
 
-    fn import_lots(
-        &self,
-        actor: &Principal,
-        input: &mut dyn Read,
-        opts: &ImportOptions,
-    ) -> Result<ImportReport, StoreError> {
-        lots::may_change(actor)?;
-        let mut conn = self.pool.get()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let report = lots::import(input, opts, &mut SqliteLots(&tx))?;
-        if report.outcome == ImportOutcome::Applied {
-            tx.commit()?;
-        }
-        Ok(report)
-    }
-
-    fn lots(&self, _actor: &Principal) -> Result<Vec<LotEntry>, StoreError> {
+    fn lots(&self, _actor: &Principal) -> Result<Vec<LotEntry>> {
         let conn = self.pool.get()?;
         let mut st = conn
             .prepare_cached("SELECT vaccine, lot, expiry, gtin FROM lots ORDER BY vaccine, lot")?;
@@ -59,12 +43,7 @@ impl Lots for SqliteStore {
     }
 }
 
-fn entry(
-    vaccine: &str,
-    lot: &str,
-    expiry: &str,
-    gtin: Option<&str>,
-) -> Result<LotEntry, StoreError> {
+fn entry(vaccine: &str, lot: &str, expiry: &str, gtin: Option<&str>) -> Result<LotEntry> {
     lot_entry(vaccine, lot, date_of(expiry)?, gtin)
 }
 
@@ -72,7 +51,7 @@ fn entry(
 struct SqliteLots<'a>(&'a Transaction<'a>);
 
 impl LotSink for SqliteLots<'_> {
-    fn find(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<LotEntry>, StoreError> {
+    fn find(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<LotEntry>> {
         let row: Option<(String, Option<String>)> = self
             .0
             .prepare_cached("SELECT expiry, gtin FROM lots WHERE vaccine = ?1 AND lot = ?2")?
@@ -84,7 +63,7 @@ impl LotSink for SqliteLots<'_> {
             .transpose()
     }
 
-    fn put(&mut self, l: &LotEntry) -> Result<(), StoreError> {
+    fn put(&mut self, l: &LotEntry) -> Result<()> {
         self.0
             .prepare_cached(
                 "INSERT INTO lots (vaccine, lot, expiry, gtin) VALUES (?1, ?2, ?3, ?4)

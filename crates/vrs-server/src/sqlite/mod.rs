@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::StoreError;
+use crate::error::Result;
 use crate::keys::Keys;
 use crate::store::Migration;
 
@@ -78,7 +78,7 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens the store in `data_dir` (creating it), with its keys.
-    pub fn open(data_dir: &Path, keys: Keys) -> Result<Self, StoreError> {
+    pub fn open(data_dir: &Path, keys: Keys) -> Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         // The folder holds the key file and the (encrypted) databases: its owner only.
         #[cfg(unix)]
@@ -124,7 +124,7 @@ impl crate::store::Store for SqliteStore {
 
 /// The vault's own checks: the vault is a part of this store (`vault.db`).
 impl crate::store::Vault for SqliteStore {
-    fn vault_count(&self) -> Result<u64, StoreError> {
+    fn vault_count(&self) -> Result<u64> {
         self.vault().count()
     }
 
@@ -132,7 +132,7 @@ impl crate::store::Vault for SqliteStore {
         &self,
         m: vrs_domain::MunicipalityCode,
         p: &vrs_domain::PersonId,
-    ) -> Result<Option<vrs_domain::MyNumber>, StoreError> {
+    ) -> Result<Option<vrs_domain::MyNumber>> {
         self.vault().reveal(m, p)
     }
 }

@@ -5,23 +5,24 @@ use std::io::Read;
 
 use chrono::NaiveDate;
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
-use vrs_domain::csv::ledger::LedgerRow;
-use vrs_domain::wire::{HoldReason, Outcome, Receipt, UploadBatch};
+use vrs_domain::wire::{HoldReason, Receipt, UploadBatch};
 use vrs_domain::{ClientRecordId, DoseNumber, Lot, MunicipalityCode, Vaccine, VoucherNumber};
 
 use super::SqliteStore;
 use super::vault::SqliteVault;
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::principal::Principal;
 use crate::rules::checks::PriorDose;
 use crate::rules::devices::site_ref;
 use crate::store::codec::{date_of, hold_of, outcome_text, status_of, time_text, verdict_columns};
 use crate::store::import;
 use crate::store::ingest;
-use crate::store::records::{self, Amended, RecordLookups, ReviewSink, Stored, Verdict};
+use crate::store::records::{
+    Change, History, NewDose, RecordLookups, ReviewSink, ReviewStep, Stored, Verdict,
+};
 use crate::store::vault::Links;
 use crate::store::{
-    Amendment, HeldRecord, ImportOptions, ImportOutcome, ImportReport, Match, Records, jst_now,
+    HeldRecord, ImportOptions, ImportOutcome, ImportReport, Match, Records, jst_now,
 };
 
 /// A person's accepted doses, for the checks.
@@ -29,7 +30,7 @@ fn prior_doses(
     tx: &Transaction<'_>,
     m: MunicipalityCode,
     person_id: &str,
-) -> Result<Vec<PriorDose>, StoreError> {
+) -> Result<Vec<PriorDose>> {
     let mut st = tx.prepare_cached(
         // Without INDEXED BY, SQLite's planner (no statistics) walks the whole
         // municipality's doses by primary key.
@@ -49,11 +50,7 @@ fn prior_doses(
     .collect()
 }
 
-fn lot_expiry(
-    tx: &Transaction<'_>,
-    vaccine: Vaccine,
-    lot: &Lot,
-) -> Result<Option<NaiveDate>, StoreError> {
+fn lot_expiry(tx: &Transaction<'_>, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>> {
     let e: Option<String> = tx
         .prepare_cached("SELECT expiry FROM lots WHERE vaccine = ?1 AND lot = ?2")?
         .query_row(params![vaccine.code(), lot.as_str()], |r| r.get(0))
@@ -61,33 +58,16 @@ fn lot_expiry(
     e.map(|s| date_of(&s)).transpose()
 }
 
-/// A row of `doses` about to be written.
-struct NewDose<'a> {
-    municipality: MunicipalityCode,
-    client_record_id: ClientRecordId,
-    voucher: VoucherNumber,
-    voucher_kind: Option<u8>,
-    dose_number: Option<u8>,
-    vaccinated_on: NaiveDate,
-    vaccine: Vaccine,
-    lot: &'a Lot,
-    site_kind: Option<&'static str>,
-    site_code: Option<String>,
-    site_municipality: MunicipalityCode,
-    site_name: String,
-    doctor_name: Option<&'a str>,
-    device_id: Option<String>,
-    source: &'static str,
-}
-
+/// Writes a row of `doses`; `now` is its registration time unless it brings one.
 fn insert_dose(
     tx: &Transaction<'_>,
     d: &NewDose<'_>,
     m: &Match,
     verdict: &Verdict,
-    registered_at: &str,
-) -> Result<(), StoreError> {
+    now: &str,
+) -> Result<()> {
     let (state, reason, detail) = verdict_columns(verdict);
+    let registered_at = d.registered_at.map(time_text);
     tx.prepare_cached(
         "INSERT INTO doses (municipality, client_record_id, voucher, voucher_kind, dose_number,
              vaccinated_on, vaccine, lot, site_kind, site_code, site_municipality, site_name,
@@ -114,7 +94,7 @@ fn insert_dose(
         state,
         reason,
         detail,
-        registered_at,
+        registered_at.as_deref().unwrap_or(now),
     ])?;
     Ok(())
 }
@@ -129,15 +109,13 @@ impl Records for SqliteStore {
         actor: &Principal,
         batch: &UploadBatch,
         today: NaiveDate,
-    ) -> Result<Vec<Receipt>, StoreError> {
-        let (site_m, device) = actor.device()?;
+    ) -> Result<Vec<Receipt>> {
         let registered_at = time_text(jst_now());
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let receipts = ingest::run(
+            actor,
             batch,
-            site_m,
-            device,
             today,
             &mut SqliteDoseSink {
                 tx: &tx,
@@ -145,14 +123,6 @@ impl Records for SqliteStore {
                 registered_at: &registered_at,
             },
         )?;
-        for (m, original, by) in ingest::corrections(batch, &receipts) {
-            records::supersede(
-                &mut SqliteRecords::new(&tx, &self.vault, m, &registered_at),
-                actor,
-                original,
-                by,
-            )?;
-        }
         tx.commit()?;
         Ok(receipts)
     }
@@ -165,7 +135,7 @@ impl Records for SqliteStore {
         municipality: MunicipalityCode,
         input: &mut dyn Read,
         opts: &ImportOptions,
-    ) -> Result<ImportReport, StoreError> {
+    ) -> Result<ImportReport> {
         actor.require_staff_of(municipality)?;
         let now = time_text(jst_now());
         let mut conn = self.pool.get()?;
@@ -195,11 +165,7 @@ impl Records for SqliteStore {
     }
 
     /// Records held for review, oldest first.
-    fn held(
-        &self,
-        actor: &Principal,
-        municipality: MunicipalityCode,
-    ) -> Result<Vec<HeldRecord>, StoreError> {
+    fn held(&self, actor: &Principal, municipality: MunicipalityCode) -> Result<Vec<HeldRecord>> {
         actor.require_staff_of(municipality)?;
         let conn = self.pool.get()?;
         let mut st = conn.prepare_cached(
@@ -246,69 +212,25 @@ impl Records for SqliteStore {
             .collect()
     }
 
-    /// Voids a record: see [`records::void`].
-    fn void(
+    /// A review step in one write transaction.
+    fn review(
         &self,
         actor: &Principal,
         municipality: MunicipalityCode,
-        id: ClientRecordId,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        self.review(actor, municipality, |sink| {
-            records::void(sink, actor, id, reason)
-        })
-    }
-
-    /// Releases a held record: see [`records::release`].
-    fn release(
-        &self,
-        actor: &Principal,
-        municipality: MunicipalityCode,
-        id: ClientRecordId,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        self.review(actor, municipality, |sink| {
-            records::release(sink, actor, id, reason)
-        })
-    }
-
-    /// Amends a record: see [`records::amend`].
-    fn amend(
-        &self,
-        actor: &Principal,
-        municipality: MunicipalityCode,
-        id: ClientRecordId,
-        change: &Amendment,
-        reason: &str,
-        today: NaiveDate,
-    ) -> Result<Outcome, StoreError> {
-        self.review(actor, municipality, |sink| {
-            records::amend(sink, actor, id, change, reason, today)
-        })
-    }
-}
-
-impl SqliteStore {
-    /// A review step by `actor` on `municipality`'s records, in one write
-    /// transaction.
-    fn review<T>(
-        &self,
-        actor: &Principal,
-        municipality: MunicipalityCode,
-        step: impl FnOnce(&mut dyn ReviewSink) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+        step: &mut ReviewStep<'_>,
+    ) -> Result<()> {
         actor.require_staff_of(municipality)?;
         let now = time_text(jst_now());
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = step(&mut SqliteRecords::new(
+        step(&mut SqliteRecords::new(
             &tx,
             &self.vault,
             municipality,
             &now,
         ))?;
         tx.commit()?;
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -324,10 +246,8 @@ impl ingest::DoseSink for SqliteDoseSink<'_> {
     fn stored(
         &mut self,
         keys: &[(MunicipalityCode, ClientRecordId)],
-    ) -> Result<
-        std::collections::HashMap<(MunicipalityCode, ClientRecordId), Option<HoldReason>>,
-        StoreError,
-    > {
+    ) -> Result<std::collections::HashMap<(MunicipalityCode, ClientRecordId), Option<HoldReason>>>
+    {
         let mut st = self.tx.prepare_cached(
             "SELECT state, hold_reason FROM doses WHERE municipality = ?1 AND client_record_id = ?2",
         )?;
@@ -379,22 +299,21 @@ impl ingest::DoseSink for SqliteDoseSink<'_> {
         Ok(out)
     }
 
-    fn linked(&mut self, people: &[(MunicipalityCode, &str)]) -> Result<Links, StoreError> {
+    fn linked(&mut self, people: &[(MunicipalityCode, &str)]) -> Result<Links> {
         self.vault.linked(people)
     }
 
     fn prior(
         &mut self,
         people: &[(MunicipalityCode, &str)],
-    ) -> Result<std::collections::HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError>
-    {
+    ) -> Result<std::collections::HashMap<(MunicipalityCode, String), Vec<PriorDose>>> {
         prior_many(self.tx, people)
     }
 
     fn expiries(
         &mut self,
         lots: &[(Vaccine, &Lot)],
-    ) -> Result<std::collections::HashMap<(Vaccine, String), NaiveDate>, StoreError> {
+    ) -> Result<std::collections::HashMap<(Vaccine, String), NaiveDate>> {
         let mut out = std::collections::HashMap::new();
         for (v, l) in lots {
             if let Some(e) = lot_expiry(self.tx, *v, l)? {
@@ -407,7 +326,7 @@ impl ingest::DoseSink for SqliteDoseSink<'_> {
     fn device_site(
         &mut self,
         device: vrs_domain::DeviceId,
-    ) -> Result<Option<(vrs_domain::SiteRef, String)>, StoreError> {
+    ) -> Result<Option<(vrs_domain::SiteRef, String)>> {
         let row: Option<(String, String, Option<String>)> = self
             .tx
             .prepare_cached(
@@ -427,7 +346,7 @@ impl ingest::DoseSink for SqliteDoseSink<'_> {
         &mut self,
         site_municipality: MunicipalityCode,
         rows: &[ingest::Decided<'_>],
-    ) -> Result<(), StoreError> {
+    ) -> Result<()> {
         for d in rows {
             let rec = d.record;
             insert_dose(
@@ -448,6 +367,7 @@ impl ingest::DoseSink for SqliteDoseSink<'_> {
                     doctor_name: None,
                     device_id: Some(rec.device_id.to_string()),
                     source: "tablet",
+                    registered_at: None,
                 },
                 &Match {
                     person_id: d.person_id.clone(),
@@ -459,6 +379,15 @@ impl ingest::DoseSink for SqliteDoseSink<'_> {
             )?;
         }
         Ok(())
+    }
+
+    fn review_sink(&mut self, municipality: MunicipalityCode) -> Box<dyn ReviewSink + '_> {
+        Box::new(SqliteRecords::new(
+            self.tx,
+            self.vault,
+            municipality,
+            self.registered_at,
+        ))
     }
 }
 
@@ -490,7 +419,7 @@ impl<'a> SqliteRecords<'a> {
 fn prior_many(
     tx: &Transaction<'_>,
     people: &[(MunicipalityCode, &str)],
-) -> Result<std::collections::HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError> {
+) -> Result<std::collections::HashMap<(MunicipalityCode, String), Vec<PriorDose>>> {
     let mut out = std::collections::HashMap::new();
     for (m, p) in people {
         out.insert((*m, (*p).to_owned()), prior_doses(tx, *m, p)?);
@@ -499,7 +428,7 @@ fn prior_many(
 }
 
 impl RecordLookups for SqliteRecords<'_> {
-    fn find_match(&mut self, voucher: VoucherNumber) -> Result<Match, StoreError> {
+    fn find_match(&mut self, voucher: VoucherNumber) -> Result<Match> {
         let found: Option<(String, String)> = self
             .tx
             .prepare_cached(
@@ -521,25 +450,24 @@ impl RecordLookups for SqliteRecords<'_> {
         })
     }
 
-    fn lot_expiry(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>, StoreError> {
+    fn lot_expiry(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>> {
         lot_expiry(self.tx, vaccine, lot)
     }
 
-    fn linked(&mut self, person_id: &str) -> Result<Links, StoreError> {
+    fn linked(&mut self, person_id: &str) -> Result<Links> {
         self.vault.linked(&[(self.municipality, person_id)])
     }
 
     fn prior_of(
         &mut self,
         people: &[(MunicipalityCode, &str)],
-    ) -> Result<std::collections::HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError>
-    {
+    ) -> Result<std::collections::HashMap<(MunicipalityCode, String), Vec<PriorDose>>> {
         prior_many(self.tx, people)
     }
 }
 
 impl ReviewSink for SqliteRecords<'_> {
-    fn record(&mut self, id: ClientRecordId) -> Result<Option<Stored>, StoreError> {
+    fn record(&mut self, id: ClientRecordId) -> Result<Option<Stored>> {
         type Row = (
             i64,
             String,
@@ -596,89 +524,57 @@ impl ReviewSink for SqliteRecords<'_> {
         .transpose()
     }
 
-    fn keep_history(
-        &mut self,
-        id: ClientRecordId,
-        revision: i64,
-        actor: &str,
-        reason: &str,
-        before: &str,
-    ) -> Result<(), StoreError> {
+    fn keep_history(&mut self, id: ClientRecordId, h: &History<'_>) -> Result<()> {
         self.tx.execute(
             "INSERT INTO dose_history (municipality, client_record_id, revision, changed_at, actor, reason, before)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![self.municipality.get(), id.to_string(), revision, self.now, actor, reason, before],
+            params![self.municipality.get(), id.to_string(), h.revision, self.now, h.actor, h.reason, h.before],
         )?;
         Ok(())
     }
 
-    fn set_state(
-        &mut self,
-        id: ClientRecordId,
-        state: &'static str,
-        revision: i64,
-    ) -> Result<(), StoreError> {
-        self.tx.execute(
-            "UPDATE doses SET state = ?3, revision = ?4 WHERE municipality = ?1 AND client_record_id = ?2",
-            params![self.municipality.get(), id.to_string(), state, revision],
-        )?;
-        Ok(())
-    }
-
-    fn update(
-        &mut self,
-        id: ClientRecordId,
-        f: &Amended,
-        verdict: &Verdict,
-        person_id: Option<&str>,
-        revision: i64,
-    ) -> Result<(), StoreError> {
-        let (state, hold, detail) = verdict_columns(verdict);
-        self.tx.execute(
-            "UPDATE doses SET dose_number = ?3, vaccinated_on = ?4, vaccine = ?5, lot = ?6,
-                 state = ?7, hold_reason = ?8, hold_detail = ?9, person_id = ?10, revision = ?11,
-                 voucher = ?12
-             WHERE municipality = ?1 AND client_record_id = ?2",
-            params![
-                self.municipality.get(),
-                id.to_string(),
-                f.dose_number.get(),
-                f.vaccinated_on.to_string(),
-                f.vaccine.code(),
-                f.lot.as_str(),
-                state,
-                hold,
-                detail,
-                person_id,
-                revision,
-                f.voucher.get() as i64
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn set_superseded(
-        &mut self,
-        id: ClientRecordId,
-        by: ClientRecordId,
-        revision: i64,
-    ) -> Result<(), StoreError> {
-        self.tx.execute(
-            "UPDATE doses SET state = 'superseded', superseded_by = ?3, revision = ?4
-             WHERE municipality = ?1 AND client_record_id = ?2",
-            params![
-                self.municipality.get(),
-                id.to_string(),
-                by.to_string(),
-                revision
-            ],
-        )?;
+    fn write(&mut self, id: ClientRecordId, change: Change<'_>, revision: i64) -> Result<()> {
+        let (m, id) = (self.municipality.get(), id.to_string());
+        match change {
+            Change::State(state) => self.tx.execute(
+                "UPDATE doses SET state = ?4, revision = ?3 WHERE municipality = ?1 AND client_record_id = ?2",
+                params![m, id, revision, state],
+            )?,
+            Change::SupersededBy(by) => self.tx.execute(
+                "UPDATE doses SET state = 'superseded', superseded_by = ?4, revision = ?3
+                 WHERE municipality = ?1 AND client_record_id = ?2",
+                params![m, id, revision, by.to_string()],
+            )?,
+            Change::Amended(f, verdict, person_id) => {
+                let (state, hold, detail) = verdict_columns(verdict);
+                self.tx.execute(
+                    "UPDATE doses SET dose_number = ?4, vaccinated_on = ?5, vaccine = ?6, lot = ?7,
+                         state = ?8, hold_reason = ?9, hold_detail = ?10, person_id = ?11,
+                         voucher = ?12, revision = ?3
+                     WHERE municipality = ?1 AND client_record_id = ?2",
+                    params![
+                        m,
+                        id,
+                        revision,
+                        f.dose_number.get(),
+                        f.vaccinated_on.to_string(),
+                        f.vaccine.code(),
+                        f.lot.as_str(),
+                        state,
+                        hold,
+                        detail,
+                        person_id,
+                        f.voucher.get() as i64
+                    ],
+                )?
+            }
+        };
         Ok(())
     }
 }
 
 impl import::PaperSink for SqliteRecords<'_> {
-    fn exists(&mut self, id: ClientRecordId) -> Result<bool, StoreError> {
+    fn exists(&mut self, id: ClientRecordId) -> Result<bool> {
         Ok(self
             .tx
             .prepare_cached(
@@ -687,40 +583,7 @@ impl import::PaperSink for SqliteRecords<'_> {
             .query_row(params![self.municipality.get(), id.to_string()], |r| r.get(0))?)
     }
 
-    fn insert(
-        &mut self,
-        id: ClientRecordId,
-        row: &LedgerRow,
-        dose: Option<DoseNumber>,
-        found: &Match,
-        verdict: &Result<(), (HoldReason, String)>,
-    ) -> Result<(), StoreError> {
-        let registered_at = row
-            .registered_at
-            .map(time_text)
-            .unwrap_or_else(|| self.now.to_owned());
-        insert_dose(
-            self.tx,
-            &NewDose {
-                municipality: self.municipality,
-                client_record_id: id,
-                voucher: row.voucher,
-                voucher_kind: None,
-                dose_number: dose.map(|d| d.get()),
-                vaccinated_on: row.vaccinated_on,
-                vaccine: row.vaccine,
-                lot: &row.lot,
-                site_kind: None,
-                site_code: None,
-                site_municipality: row.site_municipality,
-                site_name: row.site_name.clone(),
-                doctor_name: row.doctor_name.as_deref(),
-                device_id: None,
-                source: "paper",
-            },
-            found,
-            verdict,
-            &registered_at,
-        )
+    fn insert(&mut self, dose: &NewDose<'_>, found: &Match, verdict: &Verdict) -> Result<()> {
+        insert_dose(self.tx, dose, found, verdict, self.now)
     }
 }

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
-use vrs_domain::wire::{NameLookupRequest, NameLookupResponse};
+use vrs_domain::wire::{NameLookupRequest, NameLookupResponse as Name};
 use vrs_domain::{MunicipalityCode, MyNumber, Sex, VoucherNumber};
 
 use super::SqliteStore;
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::principal::Principal;
 use crate::rules::merge::PersonFields;
 use crate::store::codec::{outcome_text, status_of, status_text, time_text};
@@ -25,7 +25,7 @@ impl Register for SqliteStore {
         code: MunicipalityCode,
         name: &str,
         transfer_contact: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<()> {
         actor.require_staff_of(code)?;
         self.pool.get()?.execute(
             "INSERT INTO municipalities (code, name, transfer_contact) VALUES (?1, ?2, ?3)
@@ -43,7 +43,7 @@ impl Register for SqliteStore {
         municipality: MunicipalityCode,
         code: &str,
         name: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<()> {
         actor.require_staff_of(municipality)?;
         self.pool.get()?.execute(
             "INSERT INTO sites (municipality, code, name) VALUES (?1, ?2, ?3)
@@ -53,7 +53,7 @@ impl Register for SqliteStore {
         Ok(())
     }
 
-    fn sites(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Site>, StoreError> {
+    fn sites(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Site>> {
         actor.require_staff_of(m)?;
         let conn = self.pool.get()?;
         let mut st =
@@ -76,7 +76,7 @@ impl Register for SqliteStore {
         municipality: MunicipalityCode,
         input: &mut dyn Read,
         opts: &ImportOptions,
-    ) -> Result<ImportReport, StoreError> {
+    ) -> Result<ImportReport> {
         actor.require_staff_of(municipality)?;
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -110,7 +110,7 @@ impl Register for SqliteStore {
             let vault_done = sink.writer.finish(report.outcome == ImportOutcome::Applied);
             Ok::<_, StoreError>((report, errors, vault_done))
         })?;
-        let record = |c: &rusqlite::Connection, report: &ImportReport| -> Result<i64, StoreError> {
+        let record = |c: &rusqlite::Connection, report: &ImportReport| -> Result<i64> {
             c.execute(
                 "INSERT INTO imports (municipality, kind, actor, started_at, outcome, report, errors_csv)
                  VALUES (?1, 'register', ?2, ?3, ?4, ?5, ?6)",
@@ -137,7 +137,7 @@ impl Register for SqliteStore {
     }
 
     /// The error CSV of an upload, for its own municipality's staff.
-    fn import_errors_csv(&self, actor: &Principal, import_id: i64) -> Result<String, StoreError> {
+    fn import_errors_csv(&self, actor: &Principal, import_id: i64) -> Result<String> {
         let m = actor.staff_of()?;
         self.pool
             .get()?
@@ -151,16 +151,8 @@ impl Register for SqliteStore {
     }
 
     /// The name for the confirmation screen: (municipality, 券番号) → name, nothing else.
-    fn lookup_name(
-        &self,
-        actor: &Principal,
-        req: &NameLookupRequest,
-    ) -> Result<Option<NameLookupResponse>, StoreError> {
-        // Tablets look up any voucher (people are vaccinated where they like);
-        // staff only their own municipality's.
-        if let Principal::Staff { .. } = actor {
-            actor.require_staff_of(req.municipality)?;
-        }
+    fn lookup_name(&self, actor: &Principal, req: &NameLookupRequest) -> Result<Option<Name>> {
+        actor.require_name_look_up(req.municipality)?;
         let conn = self.pool.get()?;
         let name = conn
             .prepare_cached(
@@ -170,7 +162,7 @@ impl Register for SqliteStore {
             .query_row(
                 params![req.municipality.get(), req.voucher.get() as i64],
                 |r| {
-                    Ok(NameLookupResponse {
+                    Ok(Name {
                         family_name: r.get(0)?,
                         given_name: r.get(1)?,
                         family_kana: r.get(2)?,
@@ -183,11 +175,7 @@ impl Register for SqliteStore {
     }
 
     /// How many people a municipality has registered.
-    fn person_count(
-        &self,
-        actor: &Principal,
-        municipality: MunicipalityCode,
-    ) -> Result<u64, StoreError> {
+    fn person_count(&self, actor: &Principal, municipality: MunicipalityCode) -> Result<u64> {
         actor.require_staff_of(municipality)?;
         let n: i64 = self.pool.get()?.query_row(
             "SELECT count(*) FROM persons WHERE municipality = ?1",
@@ -209,10 +197,7 @@ struct SqliteSink<'a> {
 }
 
 impl import::RegisterSink for SqliteSink<'_> {
-    fn persons(
-        &mut self,
-        ids: &[&str],
-    ) -> Result<std::collections::HashMap<String, PersonFields>, StoreError> {
+    fn persons(&mut self, ids: &[&str]) -> Result<std::collections::HashMap<String, PersonFields>> {
         let mut get = self.tx.prepare_cached(
             "SELECT family_name, given_name, family_kana, given_kana, birth_date, sex, voucher, status
              FROM persons WHERE municipality = ?1 AND person_id = ?2",
@@ -247,7 +232,7 @@ impl import::RegisterSink for SqliteSink<'_> {
     fn voucher_holders(
         &mut self,
         vouchers: &[VoucherNumber],
-    ) -> Result<std::collections::HashMap<VoucherNumber, String>, StoreError> {
+    ) -> Result<std::collections::HashMap<VoucherNumber, String>> {
         let mut owner = self.tx.prepare_cached(
             "SELECT person_id FROM persons WHERE municipality = ?1 AND voucher = ?2",
         )?;
@@ -265,15 +250,15 @@ impl import::RegisterSink for SqliteSink<'_> {
         Ok(out)
     }
 
-    fn vault_hashes(&mut self, ids: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError> {
+    fn vault_hashes(&mut self, ids: &[&str]) -> Result<HashMap<String, LookupHash>> {
         self.writer.hashes(ids)
     }
 
-    fn prefetch_vault_hashes(&mut self, ids: &[&str]) -> Result<(), StoreError> {
+    fn prefetch_vault_hashes(&mut self, ids: &[&str]) -> Result<()> {
         self.writer.prefetch(ids)
     }
 
-    fn write_persons(&mut self, rows: &[PersonRow<'_>]) -> Result<(), StoreError> {
+    fn write_persons(&mut self, rows: &[PersonRow<'_>]) -> Result<()> {
         let mut write = self.tx.prepare_cached(
             "INSERT INTO persons (municipality, person_id, family_name, given_name, family_kana,
                  given_kana, birth_date, sex, voucher, status, updated_at)
@@ -303,7 +288,7 @@ impl import::RegisterSink for SqliteSink<'_> {
         Ok(())
     }
 
-    fn release_vouchers(&mut self, ids: &[&str]) -> Result<(), StoreError> {
+    fn release_vouchers(&mut self, ids: &[&str]) -> Result<()> {
         let mut st = self.tx.prepare_cached(
             "UPDATE persons SET voucher = NULL WHERE municipality = ?1 AND person_id = ?2",
         )?;
@@ -313,7 +298,7 @@ impl import::RegisterSink for SqliteSink<'_> {
         Ok(())
     }
 
-    fn write_numbers(&mut self, rows: &[(&str, &MyNumber, &LookupHash)]) -> Result<(), StoreError> {
+    fn write_numbers(&mut self, rows: &[(&str, &MyNumber, &LookupHash)]) -> Result<()> {
         self.writer.put(self.crypto, self.municipality, rows)
     }
 }

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use vrs_domain::{MunicipalityCode, MyNumber, PersonId};
 
 use super::db;
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::keys::Keys;
 use crate::store::Migration;
 use crate::store::codec::{municipality_code, person};
@@ -53,7 +53,7 @@ impl std::fmt::Debug for SqliteVault {
 }
 
 impl SqliteVault {
-    pub fn open(path: &Path, keys: &Keys) -> Result<Self, StoreError> {
+    pub fn open(path: &Path, keys: &Keys) -> Result<Self> {
         let mut conn = db::open(path, &keys.database)?;
         db::migrate(&mut conn, MIGRATIONS)?;
         let reader = db::open(path, &keys.database)?;
@@ -76,26 +76,22 @@ impl SqliteVault {
         &self.crypto
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
         self.conn.lock().map_err(|_| StoreError::Poisoned)
     }
 
-    fn read(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+    fn read(&self) -> Result<MutexGuard<'_, Connection>> {
         self.reader.lock().map_err(|_| StoreError::Poisoned)
     }
 
     /// Starts a write transaction on one municipality's numbers; it rolls back
     /// unless committed.
-    pub fn begin(&self, municipality: MunicipalityCode) -> Result<VaultTx<'_>, StoreError> {
+    pub fn begin(&self, municipality: MunicipalityCode) -> Result<VaultTx<'_>> {
         self.begin_batched(municipality, BATCH)
     }
 
     /// [`Self::begin`], holding `batch` numbers before writing them.
-    fn begin_batched(
-        &self,
-        municipality: MunicipalityCode,
-        batch: usize,
-    ) -> Result<VaultTx<'_>, StoreError> {
+    fn begin_batched(&self, municipality: MunicipalityCode, batch: usize) -> Result<VaultTx<'_>> {
         let conn = self.lock()?;
         conn.execute_batch("BEGIN IMMEDIATE")?;
         Ok(VaultTx {
@@ -110,7 +106,7 @@ impl SqliteVault {
     }
 
     /// Everyone registered with this number, in any municipality.
-    pub fn find(&self, n: &MyNumber) -> Result<Vec<(MunicipalityCode, PersonId)>, StoreError> {
+    pub fn find(&self, n: &MyNumber) -> Result<Vec<(MunicipalityCode, PersonId)>> {
         let h = self.lookup_hash(n);
         let conn = self.read()?;
         let mut st = conn.prepare_cached(
@@ -129,7 +125,7 @@ impl SqliteVault {
 
     /// For each of these people, everyone else registered with the same number (a
     /// newcomer's entry in the municipality they left), by the keyed hash alone.
-    pub fn linked(&self, people: &[(MunicipalityCode, &str)]) -> Result<Links, StoreError> {
+    pub fn linked(&self, people: &[(MunicipalityCode, &str)]) -> Result<Links> {
         let conn = self.read()?;
         let mut st = conn.prepare_cached(
             "SELECT b.municipality, b.person_id FROM my_numbers a
@@ -148,7 +144,7 @@ impl SqliteVault {
                 let others = rows
                     .into_iter()
                     .map(|(om, op)| Ok((municipality_code(om)?, op)))
-                    .collect::<Result<Vec<_>, StoreError>>()?;
+                    .collect::<Result<Vec<_>>>()?;
                 out.insert((*m, (*p).to_owned()), others);
             }
         }
@@ -160,7 +156,7 @@ impl SqliteVault {
         &self,
         municipality: MunicipalityCode,
         person: &PersonId,
-    ) -> Result<Option<MyNumber>, StoreError> {
+    ) -> Result<Option<MyNumber>> {
         let conn = self.read()?;
         let row: Option<(Vec<u8>, Vec<u8>)> = conn
             .query_row(
@@ -178,7 +174,7 @@ impl SqliteVault {
     }
 
     /// How many numbers the vault holds.
-    pub fn count(&self) -> Result<u64, StoreError> {
+    pub fn count(&self) -> Result<u64> {
         let conn = self.read()?;
         let n: i64 = conn.query_row("SELECT count(*) FROM my_numbers", [], |r| r.get(0))?;
         Ok(n as u64)
@@ -225,7 +221,7 @@ struct Stage {
 impl Stage {
     const PREFIX: &'static str = "vault-stage-";
 
-    fn create(dir: &Path) -> Result<Stage, StoreError> {
+    fn create(dir: &Path) -> Result<Stage> {
         let key = crate::keys::Secret32::generate().map_err(|_| StoreError::Crypto)?;
         // Named by the process that writes it, so that another process opening the
         // vault (an admin command beside the server) leaves it alone.
@@ -273,7 +269,7 @@ impl Stage {
     }
 
     /// Appends one run, already sorted.
-    fn push(&mut self, changes: &[(LookupHash, &str, bool)]) -> Result<(), StoreError> {
+    fn push(&mut self, changes: &[(LookupHash, &str, bool)]) -> Result<()> {
         let tx = self.conn.transaction()?;
         let mut first = None;
         {
@@ -312,7 +308,7 @@ impl VaultTx<'_> {
     /// Writes the held numbers: each person's row (in 個別宛名番号 order), then one
     /// sorted run of look-up changes: the new entries, and the old entry of a
     /// number replaced.
-    fn flush(&mut self) -> Result<(), StoreError> {
+    fn flush(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -355,7 +351,7 @@ impl VaultTx<'_> {
     /// Merges the staged runs into the look-up table in hash order (for an entry
     /// changed in several runs, the latest run says whether it is there); the
     /// scratch file goes with the stage.
-    fn merge_runs(&mut self) -> Result<(), StoreError> {
+    fn merge_runs(&mut self) -> Result<()> {
         if let Some(stage) = self.stage.take() {
             merge_staged(&stage, &self.conn, self.municipality.get())?;
         }
@@ -365,7 +361,7 @@ impl VaultTx<'_> {
 
 /// The merge of [`VaultTx::merge_runs`]: the runs read side by side from the
 /// scratch file, the smallest entry first, written to the vault's `conn`.
-fn merge_staged(stage: &Stage, conn: &Connection, m: u32) -> Result<(), StoreError> {
+fn merge_staged(stage: &Stage, conn: &Connection, m: u32) -> Result<()> {
     // Each run is read as it was written (its rowids in order), which is its
     // hash order: a range of the table, no sort, no index.
     let mut reads = stage
@@ -384,7 +380,7 @@ fn merge_staged(stage: &Stage, conn: &Connection, m: u32) -> Result<(), StoreErr
         .map(|(st, (first, last))| st.query([first, last]))
         .collect::<Result<Vec<_>, _>>()?;
     type Entry = ((Vec<u8>, String), usize, bool);
-    let next = |rows: &mut rusqlite::Rows<'_>, run: usize| -> Result<Option<Entry>, StoreError> {
+    let next = |rows: &mut rusqlite::Rows<'_>, run: usize| -> Result<Option<Entry>> {
         Ok(match rows.next()? {
             Some(r) => Some(((r.get(0)?, r.get(1)?), run, r.get(2)?)),
             None => None,
@@ -431,7 +427,7 @@ fn merge_staged(stage: &Stage, conn: &Connection, m: u32) -> Result<(), StoreErr
 }
 
 impl VaultWrite for VaultTx<'_> {
-    fn hashes(&mut self, people: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError> {
+    fn hashes(&mut self, people: &[&str]) -> Result<HashMap<String, LookupHash>> {
         let mut st = self.conn.prepare_cached(
             "SELECT lookup FROM my_numbers WHERE municipality = ?1 AND person_id = ?2",
         )?;
@@ -451,7 +447,7 @@ impl VaultWrite for VaultTx<'_> {
         Ok(out)
     }
 
-    fn put(&mut self, rows: Vec<SealedNumber>) -> Result<(), StoreError> {
+    fn put(&mut self, rows: Vec<SealedNumber>) -> Result<()> {
         for r in rows {
             self.pending.insert(r.person.clone(), r);
         }
@@ -461,7 +457,7 @@ impl VaultWrite for VaultTx<'_> {
         Ok(())
     }
 
-    fn commit(mut self) -> Result<(), StoreError> {
+    fn commit(mut self) -> Result<()> {
         self.flush()?;
         self.merge_runs()?;
         self.open = false;

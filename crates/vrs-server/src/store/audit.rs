@@ -19,7 +19,7 @@ use chrono::NaiveDateTime;
 use ring::hmac;
 use serde::Serialize;
 
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::keys::Keys;
 
 /// A hash in the chain.
@@ -240,17 +240,17 @@ impl AuditQuery {
 /// the PostgreSQL store. Appends serialise per chain only.
 pub trait AuditLog: Send + Sync {
     /// Appends an event to its chain; returns the entry as stored.
-    fn append(&self, e: &AuditEvent) -> Result<AuditEntry, StoreError>;
+    fn append(&self, e: &AuditEvent) -> Result<AuditEntry>;
     /// A chain's entries matching `q`, newest first.
-    fn search(&self, chain: i64, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+    fn search(&self, chain: i64, q: &AuditQuery) -> Result<Vec<AuditEntry>>;
     /// Every entry, chain by chain, each chain in seq order.
-    fn scan(&self, each: &mut dyn FnMut(AuditEntry)) -> Result<(), StoreError>;
+    fn scan(&self, each: &mut dyn FnMut(AuditEntry)) -> Result<()>;
     /// Each chain's last (chain, seq, hash).
-    fn heads(&self) -> Result<Vec<(i64, i64, Link)>, StoreError>;
+    fn heads(&self) -> Result<Vec<(i64, i64, Link)>>;
     fn key(&self) -> &ChainKey;
 
     /// Walks every chain; `heads` are marks the operator kept.
-    fn verify(&self, heads: &[(i64, i64, Link)]) -> Result<VerifyReport, StoreError> {
+    fn verify(&self, heads: &[(i64, i64, Link)]) -> Result<VerifyReport> {
         let mut v = Verifier::new(self.key());
         self.scan(&mut |e| v.push(&e))?;
         for h in heads {
@@ -260,7 +260,7 @@ pub trait AuditLog: Send + Sync {
     }
 
     /// One entry.
-    fn entry(&self, chain: i64, seq: i64) -> Result<Option<AuditEntry>, StoreError>;
+    fn entry(&self, chain: i64, seq: i64) -> Result<Option<AuditEntry>>;
 }
 
 /// Entries' time, as stored: microseconds (what PostgreSQL keeps).
@@ -270,7 +270,7 @@ pub fn micros(t: NaiveDateTime) -> NaiveDateTime {
         .unwrap_or(t)
 }
 
-pub(crate) fn to_link(v: Vec<u8>) -> Result<Link, StoreError> {
+pub(crate) fn to_link(v: Vec<u8>) -> Result<Link> {
     v.try_into()
         .map_err(|_| StoreError::Corrupt("an access-log hash is not 32 bytes".into()))
 }

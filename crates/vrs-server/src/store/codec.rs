@@ -6,25 +6,25 @@ use vrs_domain::wire::HoldReason;
 use vrs_domain::{MunicipalityCode, PersonId, RegistrationStatus, RemovalReason};
 
 use super::ImportOutcome;
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 
 use vrs_domain::date::TIME_FORMAT;
 /// A time as the embedded store keeps it (and as the API shows it).
 pub(crate) use vrs_domain::date::format_time as time_text;
 
 /// A time the embedded store kept.
-pub(crate) fn time_of(s: &str) -> Result<NaiveDateTime, StoreError> {
+pub(crate) fn time_of(s: &str) -> Result<NaiveDateTime> {
     NaiveDateTime::parse_from_str(s, TIME_FORMAT)
         .map_err(|_| StoreError::Corrupt(format!("time {s:?}")))
 }
 
-pub(crate) fn municipality_code(v: i64) -> Result<MunicipalityCode, StoreError> {
+pub(crate) fn municipality_code(v: i64) -> Result<MunicipalityCode> {
     format!("{v:06}")
         .parse()
         .map_err(|_| StoreError::Corrupt(format!("municipality code {v}")))
 }
 
-pub(crate) fn person(v: &str) -> Result<PersonId, StoreError> {
+pub(crate) fn person(v: &str) -> Result<PersonId> {
     v.parse()
         .map_err(|_| StoreError::Corrupt("person id".into()))
 }
@@ -47,7 +47,7 @@ pub(crate) fn status_of(s: &str) -> RegistrationStatus {
     }
 }
 
-pub(crate) fn date_of(s: &str) -> Result<NaiveDate, StoreError> {
+pub(crate) fn date_of(s: &str) -> Result<NaiveDate> {
     s.parse()
         .map_err(|_| StoreError::Corrupt(format!("date {s:?}")))
 }
@@ -73,7 +73,7 @@ pub(crate) fn lot_entry(
     lot: &str,
     expiry: NaiveDate,
     gtin: Option<&str>,
-) -> Result<vrs_domain::wire::LotEntry, StoreError> {
+) -> Result<vrs_domain::wire::LotEntry> {
     Ok(vrs_domain::wire::LotEntry {
         vaccine: vaccine
             .parse()
@@ -99,7 +99,7 @@ pub(crate) fn verdict_columns(
     }
 }
 
-pub(crate) fn hold_of(s: &str) -> Result<HoldReason, StoreError> {
+pub(crate) fn hold_of(s: &str) -> Result<HoldReason> {
     serde_json::from_value(serde_json::Value::String(s.to_owned()))
         .map_err(|_| StoreError::Corrupt(format!("hold reason {s:?}")))
 }

@@ -12,10 +12,11 @@ use vrs_domain::csv::register::{ReadOptions, RegisterField, RegisterReader, Regi
 use vrs_domain::csv::{Problem, ProblemKind, ReadError, RowError};
 use vrs_domain::{ClientRecordId, MunicipalityCode, MyNumber, VoucherNumber};
 
-use crate::error::StoreError;
+use crate::error::Result;
 use crate::rules::merge::{Change, PersonFields, merge};
+use crate::store::records::{NewDose, Verdict};
 use crate::store::vault::LookupHash;
-use crate::store::{ImportOptions, ImportOutcome, ImportReport, MAX_REPORTED_ERRORS, Texts};
+use crate::store::{ImportOptions, ImportOutcome, ImportReport, MAX_REPORTED_ERRORS, Match, Texts};
 
 /// Rows read before the backend is asked about them.
 pub const CHUNK: usize = 2000;
@@ -23,33 +24,33 @@ pub const CHUNK: usize = 2000;
 /// What a backend does for an import, inside its open transaction(s).
 pub trait RegisterSink {
     /// The stored fields of those of `ids` who are registered.
-    fn persons(&mut self, ids: &[&str]) -> Result<HashMap<String, PersonFields>, StoreError>;
+    fn persons(&mut self, ids: &[&str]) -> Result<HashMap<String, PersonFields>>;
     /// Who holds each of `vouchers` now.
     fn voucher_holders(
         &mut self,
         vouchers: &[VoucherNumber],
-    ) -> Result<HashMap<VoucherNumber, String>, StoreError>;
+    ) -> Result<HashMap<VoucherNumber, String>>;
     /// The vault's look-up hashes of those of `ids` who have a number.
-    fn vault_hashes(&mut self, ids: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError>;
+    fn vault_hashes(&mut self, ids: &[&str]) -> Result<HashMap<String, LookupHash>>;
     /// Says early which hashes [`RegisterSink::vault_hashes`] will be asked for, so
     /// that a backend with the vault on another thread can look them up meanwhile.
     /// The next `vault_hashes` may then answer for all of `ids`.
-    fn prefetch_vault_hashes(&mut self, _ids: &[&str]) -> Result<(), StoreError> {
+    fn prefetch_vault_hashes(&mut self, _ids: &[&str]) -> Result<()> {
         Ok(())
     }
     /// Writes (inserts or replaces) these people.
-    fn write_persons(&mut self, rows: &[PersonRow<'_>]) -> Result<(), StoreError>;
+    fn write_persons(&mut self, rows: &[PersonRow<'_>]) -> Result<()>;
     /// Writes these numbers to the vault.
-    fn write_numbers(&mut self, rows: &[(&str, &MyNumber, &LookupHash)]) -> Result<(), StoreError>;
+    fn write_numbers(&mut self, rows: &[(&str, &MyNumber, &LookupHash)]) -> Result<()>;
     /// Clears the stored voucher of these people, whose voucher the chunk changes,
     /// so that another person in the chunk can take it whatever the write order.
-    fn release_vouchers(&mut self, ids: &[&str]) -> Result<(), StoreError>;
+    fn release_vouchers(&mut self, ids: &[&str]) -> Result<()>;
     /// Writes a chunk's people and numbers; a backend may do both at once.
     fn write(
         &mut self,
         persons: &[PersonRow<'_>],
         numbers: &[(&str, &MyNumber, &LookupHash)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<()> {
         if !persons.is_empty() {
             self.write_persons(persons)?;
         }
@@ -190,7 +191,7 @@ pub fn run(
     updating: bool,
     hash: &dyn Fn(&MyNumber) -> LookupHash,
     sink: &mut dyn RegisterSink,
-) -> Result<(ImportReport, ErrorCsv), StoreError> {
+) -> Result<(ImportReport, ErrorCsv)> {
     let reader = RegisterReader::new(
         input,
         ReadOptions {
@@ -358,7 +359,7 @@ fn apply_chunk(
     sink: &mut dyn RegisterSink,
     report: &mut ImportReport,
     errors: &mut ErrorCsv,
-) -> Result<(), StoreError> {
+) -> Result<()> {
     let ids: Vec<&str> = chunk.iter().map(|r| r.person_id.as_str()).collect();
     // On an update most people are known: their hashes are wanted, so ask at once.
     // (On a first upload nobody is, and the look-ups would only cost.)
@@ -548,16 +549,9 @@ fn apply_chunk(
 /// What a backend does for a paper-record upload, inside its open transaction.
 pub trait PaperSink: crate::store::records::RecordLookups {
     /// Whether a record with this id is stored already.
-    fn exists(&mut self, id: vrs_domain::ClientRecordId) -> Result<bool, StoreError>;
+    fn exists(&mut self, id: vrs_domain::ClientRecordId) -> Result<bool>;
     /// Stores one paper record with the checks' verdict.
-    fn insert(
-        &mut self,
-        id: vrs_domain::ClientRecordId,
-        row: &vrs_domain::csv::ledger::LedgerRow,
-        dose: Option<vrs_domain::DoseNumber>,
-        found: &crate::store::Match,
-        verdict: &crate::store::records::Verdict,
-    ) -> Result<(), StoreError>;
+    fn insert(&mut self, dose: &NewDose<'_>, found: &Match, verdict: &Verdict) -> Result<()>;
 }
 
 /// Runs a paper-record upload into `sink`: the same checks as tablet records, the
@@ -569,7 +563,7 @@ pub fn run_paper(
     municipality: vrs_domain::MunicipalityCode,
     opts: &ImportOptions,
     sink: &mut dyn PaperSink,
-) -> Result<(ImportReport, ErrorCsv), StoreError> {
+) -> Result<(ImportReport, ErrorCsv)> {
     use vrs_domain::csv::ledger::{LedgerReader, ReadOptions};
     let reader = LedgerReader::new(
         input,
@@ -623,7 +617,11 @@ pub fn run_paper(
             report.flagged += 1;
         }
         report.new += 1;
-        sink.insert(id, &row, dose, &found, &verdict)?;
+        sink.insert(
+            &NewDose::paper(municipality, id, &row, dose),
+            &found,
+            &verdict,
+        )?;
     }
     finish(&mut report, opts);
     Ok((report, errors))

@@ -12,9 +12,11 @@ use vrs_domain::{
     Vaccine, VoucherNumber,
 };
 
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
+use crate::principal::Principal;
 use crate::rules::checks::{self, Candidate, PriorDose};
 use crate::rules::devices::site_kind_and_code;
+use crate::store::records::{self, ReviewSink};
 use crate::store::vault::Links;
 
 /// A registered person, as the checks need them.
@@ -42,39 +44,38 @@ pub trait DoseSink {
     fn stored(
         &mut self,
         keys: &[(MunicipalityCode, ClientRecordId)],
-    ) -> Result<HashMap<(MunicipalityCode, ClientRecordId), Option<HoldReason>>, StoreError>;
+    ) -> Result<HashMap<(MunicipalityCode, ClientRecordId), Option<HoldReason>>>;
     /// The people these vouchers belong to.
     fn people(
         &mut self,
         vouchers: &[(MunicipalityCode, VoucherNumber)],
-    ) -> Result<HashMap<(MunicipalityCode, VoucherNumber), Person>, StoreError>;
+    ) -> Result<HashMap<(MunicipalityCode, VoucherNumber), Person>>;
     /// Who else each of these people is, registered in another municipality with
     /// the same マイナンバー (through the vault; see [`Links`]).
-    fn linked(&mut self, people: &[(MunicipalityCode, &str)]) -> Result<Links, StoreError>;
+    fn linked(&mut self, people: &[(MunicipalityCode, &str)]) -> Result<Links>;
     /// These people's accepted doses.
     fn prior(
         &mut self,
         people: &[(MunicipalityCode, &str)],
-    ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError>;
+    ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>>;
     /// The expiry of those of these lots the service knows.
     fn expiries(
         &mut self,
         lots: &[(Vaccine, &Lot)],
-    ) -> Result<HashMap<(Vaccine, String), NaiveDate>, StoreError>;
+    ) -> Result<HashMap<(Vaccine, String), NaiveDate>>;
     /// The site the tablet is registered for, and the site's name: every record
     /// it sends is credited there. `None` for a device the service does not know.
-    fn device_site(&mut self, device: DeviceId) -> Result<Option<(SiteRef, String)>, StoreError>;
+    fn device_site(&mut self, device: DeviceId) -> Result<Option<(SiteRef, String)>>;
     /// Stores the decided records.
-    fn insert(
-        &mut self,
-        site_municipality: MunicipalityCode,
-        rows: &[Decided<'_>],
-    ) -> Result<(), StoreError>;
+    fn insert(&mut self, site_municipality: MunicipalityCode, rows: &[Decided<'_>]) -> Result<()>;
+    /// The review sink of `municipality`'s records in the same transaction, where
+    /// the batch's corrections retire the held records they replace.
+    fn review_sink(&mut self, municipality: MunicipalityCode) -> Box<dyn ReviewSink + '_>;
 }
 
 /// The held originals that this batch's stored records correct: (the original's
-/// municipality, the original, the correction). See [`crate::store::records::supersede`].
-pub fn corrections(
+/// municipality, the original, the correction). See [`records::supersede`].
+fn corrections(
     batch: &UploadBatch,
     receipts: &[Receipt],
 ) -> Vec<(MunicipalityCode, ClientRecordId, ClientRecordId)> {
@@ -103,15 +104,31 @@ fn merge_linked(prior: &mut HashMap<(MunicipalityCode, String), Vec<PriorDose>>,
     }
 }
 
-/// Decides and stores a batch from the tablet `device` of `site_municipality`; one
-/// receipt per record, in order. The caller commits.
+/// Decides and stores a batch from the tablet `actor`; one receipt per record, in
+/// order; the held records that the batch's stored ones correct are retired. The
+/// caller commits.
 pub fn run(
+    actor: &Principal,
+    batch: &UploadBatch,
+    today: NaiveDate,
+    sink: &mut dyn DoseSink,
+) -> Result<Vec<Receipt>> {
+    let (site_municipality, device) = actor.device()?;
+    let receipts = decide(batch, site_municipality, device, today, sink)?;
+    for (m, original, by) in corrections(batch, &receipts) {
+        records::supersede(&mut *sink.review_sink(m), actor, original, by)?;
+    }
+    Ok(receipts)
+}
+
+/// Decides and stores a batch from the tablet `device` of `site_municipality`.
+fn decide(
     batch: &UploadBatch,
     site_municipality: MunicipalityCode,
     device: DeviceId,
     today: NaiveDate,
     sink: &mut dyn DoseSink,
-) -> Result<Vec<Receipt>, StoreError> {
+) -> Result<Vec<Receipt>> {
     let recs = &batch.records;
     if recs.len() > MAX_BATCH {
         return Err(StoreError::Invalid(format!(
@@ -280,8 +297,7 @@ mod tests {
         fn stored(
             &mut self,
             keys: &[(MunicipalityCode, ClientRecordId)],
-        ) -> Result<HashMap<(MunicipalityCode, ClientRecordId), Option<HoldReason>>, StoreError>
-        {
+        ) -> Result<HashMap<(MunicipalityCode, ClientRecordId), Option<HoldReason>>> {
             Ok(keys
                 .iter()
                 .filter_map(|k| self.stored.get(k).map(|v| (*k, *v)))
@@ -290,13 +306,13 @@ mod tests {
         fn people(
             &mut self,
             vouchers: &[(MunicipalityCode, VoucherNumber)],
-        ) -> Result<HashMap<(MunicipalityCode, VoucherNumber), Person>, StoreError> {
+        ) -> Result<HashMap<(MunicipalityCode, VoucherNumber), Person>> {
             Ok(vouchers
                 .iter()
                 .filter_map(|k| self.people.get(k).map(|p| (*k, p.clone())))
                 .collect())
         }
-        fn linked(&mut self, people: &[(MunicipalityCode, &str)]) -> Result<Links, StoreError> {
+        fn linked(&mut self, people: &[(MunicipalityCode, &str)]) -> Result<Links> {
             Ok(people
                 .iter()
                 .filter_map(|(m, p)| {
@@ -308,7 +324,7 @@ mod tests {
         fn prior(
             &mut self,
             people: &[(MunicipalityCode, &str)],
-        ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError> {
+        ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>> {
             Ok(people
                 .iter()
                 .map(|(m, p)| {
@@ -321,17 +337,17 @@ mod tests {
         fn expiries(
             &mut self,
             lots: &[(Vaccine, &Lot)],
-        ) -> Result<HashMap<(Vaccine, String), NaiveDate>, StoreError> {
+        ) -> Result<HashMap<(Vaccine, String), NaiveDate>> {
             Ok(lots
                 .iter()
                 .filter(|(v, l)| *v == Vaccine::Pfizer && l.as_str() == "FA4597")
                 .map(|(v, l)| ((*v, l.as_str().to_owned()), day("2021-08-31")))
                 .collect())
         }
-        fn device_site(&mut self, _: DeviceId) -> Result<Option<(SiteRef, String)>, StoreError> {
+        fn device_site(&mut self, _: DeviceId) -> Result<Option<(SiteRef, String)>> {
             Ok(Some((clinic(), "テストクリニック".into())))
         }
-        fn insert(&mut self, _: MunicipalityCode, rows: &[Decided<'_>]) -> Result<(), StoreError> {
+        fn insert(&mut self, _: MunicipalityCode, rows: &[Decided<'_>]) -> Result<()> {
             for d in rows {
                 self.inserted.push((
                     d.record.client_record_id,
@@ -340,6 +356,10 @@ mod tests {
                 ));
             }
             Ok(())
+        }
+
+        fn review_sink(&mut self, _: MunicipalityCode) -> Box<dyn ReviewSink + '_> {
+            unreachable!("decide() retires no held record: run() does, over a backend")
         }
     }
 
@@ -466,7 +486,7 @@ mod tests {
         for (name, records, want) in cases {
             let mut mem = memory();
             let batch = UploadBatch { records };
-            let got: Vec<String> = run(&batch, m("131016"), DEVICE, day("2021-12-31"), &mut mem)
+            let got: Vec<String> = decide(&batch, m("131016"), DEVICE, day("2021-12-31"), &mut mem)
                 .expect(name)
                 .into_iter()
                 .map(|r| match r.outcome {

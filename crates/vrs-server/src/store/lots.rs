@@ -14,19 +14,23 @@ use vrs_domain::{Lot, Vaccine};
 
 use super::import::{ErrorCsv, empty_report, finish, reject};
 use super::{ImportOptions, ImportReport};
-use crate::error::StoreError;
+use crate::error::Result;
 use crate::principal::Principal;
 
 /// What a backend does for a lot upload, inside its open transaction.
+/// A change of the master, run by [`crate::store::Lots::change_lots`] in one write
+/// transaction: committed if it answers true.
+pub type LotStep<'a> = dyn FnMut(&mut dyn LotSink) -> Result<bool> + 'a;
+
 pub trait LotSink {
     /// The stored lot, if any.
-    fn find(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<LotEntry>, StoreError>;
+    fn find(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<LotEntry>>;
     /// Inserts or replaces a lot.
-    fn put(&mut self, lot: &LotEntry) -> Result<(), StoreError>;
+    fn put(&mut self, lot: &LotEntry) -> Result<()>;
 }
 
 /// Who may change it: the operator.
-pub fn may_change(actor: &Principal) -> Result<(), StoreError> {
+pub fn may_change(actor: &Principal) -> Result<()> {
     actor.require_operator("the lot master is kept")
 }
 
@@ -36,7 +40,7 @@ pub fn import(
     input: impl Read,
     opts: &ImportOptions,
     sink: &mut dyn LotSink,
-) -> Result<ImportReport, StoreError> {
+) -> Result<ImportReport> {
     let reader = LotReader::new(input, opts.encoding)?;
     let mut report = empty_report(reader.encoding().name());
     let mut errors = ErrorCsv::default();

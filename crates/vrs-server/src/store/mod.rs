@@ -23,7 +23,7 @@ use vrs_domain::{
     Vaccine, VoucherNumber,
 };
 
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::principal::Principal;
 use crate::rules::access::{Contact, Session, SignIn, User};
 use crate::rules::checks::PriorDose;
@@ -66,49 +66,57 @@ pub trait Register {
         code: MunicipalityCode,
         name: &str,
         transfer_contact: &str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<()>;
     fn add_site(
         &self,
         actor: &Principal,
         municipality: MunicipalityCode,
         code: &str,
         name: &str,
-    ) -> Result<(), StoreError>;
-    fn sites(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Site>, StoreError>;
+    ) -> Result<()>;
+    fn sites(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Site>>;
     fn import_register(
         &self,
         actor: &Principal,
         municipality: MunicipalityCode,
         input: &mut dyn Read,
         opts: &ImportOptions,
-    ) -> Result<ImportReport, StoreError>;
-    fn import_errors_csv(&self, actor: &Principal, import_id: i64) -> Result<String, StoreError>;
+    ) -> Result<ImportReport>;
+    fn import_errors_csv(&self, actor: &Principal, import_id: i64) -> Result<String>;
     fn lookup_name(
         &self,
         actor: &Principal,
         req: &NameLookupRequest,
-    ) -> Result<Option<NameLookupResponse>, StoreError>;
-    fn person_count(
-        &self,
-        actor: &Principal,
-        municipality: MunicipalityCode,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<Option<NameLookupResponse>>;
+    fn person_count(&self, actor: &Principal, municipality: MunicipalityCode) -> Result<u64>;
 }
 
 /// The lot master: one list for the country, kept by the operator; every record's
 /// lot is checked against it (see [`lots`]).
 pub trait Lots {
+    /// Runs `step` over the lot master in one write transaction, which the backend
+    /// commits if `step` answers true (and rolls back otherwise).
+    fn change_lots(&self, actor: &Principal, step: &mut lots::LotStep<'_>) -> Result<()>;
     /// Adds a lot, or changes its expiry and GTIN.
-    fn add_lot(&self, actor: &Principal, lot: &LotEntry) -> Result<(), StoreError>;
+    fn add_lot(&self, actor: &Principal, lot: &LotEntry) -> Result<()> {
+        self.change_lots(actor, &mut |sink| sink.put(lot).map(|()| true))
+    }
     /// Adds or changes the lots of a CSV file (see [`lots::import`]).
     fn import_lots(
         &self,
         actor: &Principal,
         input: &mut dyn Read,
         opts: &ImportOptions,
-    ) -> Result<ImportReport, StoreError>;
+    ) -> Result<ImportReport> {
+        let mut report = None;
+        self.change_lots(actor, &mut |sink| {
+            let r = report.insert(lots::import(&mut *input, opts, sink)?);
+            Ok(r.outcome == ImportOutcome::Applied)
+        })?;
+        report.ok_or_else(|| StoreError::Corrupt("the lot import was not run".into()))
+    }
     /// The whole master, by vaccine and lot: for the operator, staff and tablets.
-    fn lots(&self, actor: &Principal) -> Result<Vec<LotEntry>, StoreError>;
+    fn lots(&self, actor: &Principal) -> Result<Vec<LotEntry>>;
 }
 
 /// Dose records: tablet batches, paper uploads, and the review of held records.
@@ -118,26 +126,37 @@ pub trait Records {
         actor: &Principal,
         batch: &UploadBatch,
         today: NaiveDate,
-    ) -> Result<Vec<Receipt>, StoreError>;
+    ) -> Result<Vec<Receipt>>;
     fn import_paper(
         &self,
         actor: &Principal,
         municipality: MunicipalityCode,
         input: &mut dyn Read,
         opts: &ImportOptions,
-    ) -> Result<ImportReport, StoreError>;
-    fn held(
+    ) -> Result<ImportReport>;
+    fn held(&self, actor: &Principal, municipality: MunicipalityCode) -> Result<Vec<HeldRecord>>;
+    /// One review step by `actor` on `municipality`'s records (void, release,
+    /// amend), run by the engine in [`records`] over the backend's sink, in one
+    /// write transaction that the backend opens after checking the actor.
+    fn review(
         &self,
         actor: &Principal,
         municipality: MunicipalityCode,
-    ) -> Result<Vec<HeldRecord>, StoreError>;
+        step: &mut records::ReviewStep<'_>,
+    ) -> Result<()>;
+    /// Voids a record: see [`records::void`].
     fn void(
         &self,
         actor: &Principal,
         municipality: MunicipalityCode,
         id: ClientRecordId,
         reason: &str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<()> {
+        self.review(actor, municipality, &mut |sink| {
+            records::void(sink, actor, id, reason)
+        })
+    }
+    /// Amends a record: see [`records::amend`].
     fn amend(
         &self,
         actor: &Principal,
@@ -146,15 +165,26 @@ pub trait Records {
         change: &Amendment,
         reason: &str,
         today: NaiveDate,
-    ) -> Result<Outcome, StoreError>;
-    /// Accepts a held record as it is (see [`records::release`]).
+    ) -> Result<Outcome> {
+        let mut outcome = None;
+        self.review(actor, municipality, &mut |sink| {
+            outcome = Some(records::amend(sink, actor, id, change, reason, today)?);
+            Ok(())
+        })?;
+        outcome.ok_or_else(|| StoreError::Corrupt("the amendment was not run".into()))
+    }
+    /// Accepts a held record as it is: see [`records::release`].
     fn release(
         &self,
         actor: &Principal,
         municipality: MunicipalityCode,
         id: ClientRecordId,
         reason: &str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<()> {
+        self.review(actor, municipality, &mut |sink| {
+            records::release(sink, actor, id, reason)
+        })
+    }
 }
 
 /// The ledger export.
@@ -167,80 +197,51 @@ pub trait Ledger {
         to: NaiveDate,
         encoding: OutputEncoding,
         out: &mut dyn Write,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<u64>;
 }
 
 /// The transfer (転入) look-up by マイナンバー.
 pub trait Transfer {
-    fn transfer_lookup(
-        &self,
-        actor: &Principal,
-        n: &MyNumber,
-    ) -> Result<Vec<TransferMatch>, StoreError>;
+    fn transfer_lookup(&self, actor: &Principal, n: &MyNumber) -> Result<Vec<TransferMatch>>;
 }
 
 /// The マイナンバー vault's own checks (no digits leave it but through these).
 pub trait Vault {
     /// How many numbers the vault holds (for checks and benchmarks; no personal data).
-    fn vault_count(&self) -> Result<u64, StoreError>;
+    fn vault_count(&self) -> Result<u64>;
     /// Decrypts a person's number (the vault's own round-trip check).
     fn vault_reveal(
         &self,
         municipality: MunicipalityCode,
         person: &vrs_domain::PersonId,
-    ) -> Result<Option<MyNumber>, StoreError>;
+    ) -> Result<Option<MyNumber>>;
 }
 
 /// Staff access: tokens, users, contacts, passcode sign-in and sessions.
 pub trait Access {
-    fn create_token(&self, actor: &Principal, for_whom: &Principal) -> Result<String, StoreError>;
-    fn principal_for_token(&self, token: &str) -> Result<Option<Principal>, StoreError>;
+    fn create_token(&self, actor: &Principal, for_whom: &Principal) -> Result<String>;
+    fn principal_for_token(&self, token: &str) -> Result<Option<Principal>>;
     /// Adds or changes a municipal user (様式1 rules); the users after the change.
-    fn put_user(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-        user: &User,
-    ) -> Result<Vec<User>, StoreError>;
-    fn remove_user(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-        email: &str,
-    ) -> Result<Vec<User>, StoreError>;
-    fn users(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<User>, StoreError>;
-    fn put_contact(
-        &self,
-        actor: &Principal,
-        m: MunicipalityCode,
-        c: &Contact,
-    ) -> Result<(), StoreError>;
-    fn contacts(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Contact>, StoreError>;
+    fn put_user(&self, actor: &Principal, m: MunicipalityCode, user: &User) -> Result<Vec<User>>;
+    /// Removes a user, named by their e-mail address (their sessions end); refused
+    /// if they are the transfer contact and others remain. The users after it.
+    fn remove_user(&self, actor: &Principal, m: MunicipalityCode, user: &str) -> Result<Vec<User>>;
+    fn users(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<User>>;
+    fn put_contact(&self, actor: &Principal, m: MunicipalityCode, c: &Contact) -> Result<()>;
+    fn contacts(&self, actor: &Principal, m: MunicipalityCode) -> Result<Vec<Contact>>;
     /// A user's municipality and sign-in state (the sign-in's own use: no actor).
-    fn signin_state(&self, email: &str) -> Result<Option<(MunicipalityCode, SignIn)>, StoreError>;
+    fn signin_state(&self, email: &str) -> Result<Option<(MunicipalityCode, SignIn)>>;
     /// Replaces the sign-in state `old` by `new`, only if it is still `old` (two
     /// requests racing cannot both use a passcode or lose a miss): `false` if not.
-    fn save_signin(&self, email: &str, old: &SignIn, new: &SignIn) -> Result<bool, StoreError>;
-    /// A session: a staff member's (`device` None) or a tablet user's.
-    fn create_session(
-        &self,
-        token_hash: &[u8],
-        m: MunicipalityCode,
-        email: &str,
-        csrf: &str,
-        device: Option<DeviceId>,
-    ) -> Result<(), StoreError>;
+    fn save_signin(&self, email: &str, old: &SignIn, new: &SignIn) -> Result<bool>;
+    /// Starts a session (a staff member's, or a tablet user's) under a token hash.
+    fn create_session(&self, token_hash: &[u8], session: &Session) -> Result<()>;
     /// The live session of a token hash, its idle clock restarted.
-    fn session(&self, token_hash: &[u8]) -> Result<Option<Session>, StoreError>;
-    fn end_session(&self, token_hash: &[u8]) -> Result<(), StoreError>;
+    fn session(&self, token_hash: &[u8]) -> Result<Option<Session>>;
+    fn end_session(&self, token_hash: &[u8]) -> Result<()>;
     /// A tablet's e-mail and its user's sign-in state.
-    fn device_signin(&self, device: DeviceId) -> Result<Option<(String, SignIn)>, StoreError>;
-    fn save_device_signin(
-        &self,
-        device: DeviceId,
-        old: &SignIn,
-        new: &SignIn,
-    ) -> Result<bool, StoreError>;
+    fn device_signin(&self, device: DeviceId) -> Result<Option<(String, SignIn)>>;
+    fn save_device_signin(&self, device: DeviceId, old: &SignIn, new: &SignIn) -> Result<bool>;
 }
 
 /// Tablets: registration, enrolment, their keys and signed requests.
@@ -251,31 +252,28 @@ pub trait Devices {
         actor: &Principal,
         municipality: MunicipalityCode,
         reg: &DeviceRegistration,
-    ) -> Result<Enrolment, StoreError>;
+    ) -> Result<Enrolment>;
     /// A new enrolment code for a tablet that is not revoked.
     fn reissue_enrolment(
         &self,
         actor: &Principal,
         municipality: MunicipalityCode,
         device: DeviceId,
-    ) -> Result<Enrolment, StoreError>;
+    ) -> Result<Enrolment>;
     /// A tablet enrols with its code (which is the only credential here) and key.
-    fn enrol_device(&self, code: &str, public_key: &[u8]) -> Result<EnrolResponse, StoreError>;
+    fn enrol_device(&self, code: &str, public_key: &[u8]) -> Result<EnrolResponse>;
     /// A device's key and standing, for checking its signed requests.
-    fn device_key(&self, device: DeviceId) -> Result<Option<DeviceKey>, StoreError>;
+    fn device_key(&self, device: DeviceId) -> Result<Option<DeviceKey>>;
     /// Records a signed request's nonce (Unix seconds `now`); `false` if seen before.
-    fn use_nonce(&self, device: DeviceId, nonce: &[u8], now: i64) -> Result<bool, StoreError>;
+    fn use_nonce(&self, device: DeviceId, nonce: &[u8], now: i64) -> Result<bool>;
     fn revoke_device(
         &self,
         actor: &Principal,
         municipality: MunicipalityCode,
         device: DeviceId,
-    ) -> Result<(), StoreError>;
-    fn devices(
-        &self,
-        actor: &Principal,
-        municipality: MunicipalityCode,
-    ) -> Result<Vec<DeviceInfo>, StoreError>;
+    ) -> Result<()>;
+    fn devices(&self, actor: &Principal, municipality: MunicipalityCode)
+    -> Result<Vec<DeviceInfo>>;
 }
 
 /// How strictly an upload is applied.

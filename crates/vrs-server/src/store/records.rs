@@ -5,12 +5,13 @@
 
 use std::collections::HashMap;
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveDateTime};
+use vrs_domain::csv::ledger::LedgerRow;
 use vrs_domain::wire::{HoldReason, Outcome};
 use vrs_domain::{ClientRecordId, DoseNumber, Lot, MunicipalityCode, Vaccine, VoucherNumber};
 
 use super::{Amendment, Match};
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::principal::Principal;
 use crate::rules::checks::{self, Candidate, PriorDose};
 use crate::store::vault::Links;
@@ -18,29 +19,78 @@ use crate::store::vault::Links;
 /// The checks' verdict on a record: accepted, or held with a reason and its detail.
 pub type Verdict = Result<(), (HoldReason, String)>;
 
+/// A row of `doses` about to be written, as both backends write it.
+#[derive(Debug)]
+pub struct NewDose<'a> {
+    pub municipality: MunicipalityCode,
+    pub client_record_id: ClientRecordId,
+    pub voucher: VoucherNumber,
+    pub voucher_kind: Option<u8>,
+    pub dose_number: Option<u8>,
+    pub vaccinated_on: NaiveDate,
+    pub vaccine: Vaccine,
+    pub lot: &'a Lot,
+    pub site_kind: Option<&'static str>,
+    pub site_code: Option<String>,
+    pub site_municipality: MunicipalityCode,
+    pub site_name: String,
+    pub doctor_name: Option<&'a str>,
+    pub device_id: Option<String>,
+    pub source: &'static str,
+    /// When it was registered, if the upload says so (a paper record's 登録日時);
+    /// otherwise the time of the write.
+    pub registered_at: Option<NaiveDateTime>,
+}
+
+impl<'a> NewDose<'a> {
+    /// A paper record of `municipality` (a line of the ledger layout).
+    pub fn paper(
+        municipality: MunicipalityCode,
+        id: ClientRecordId,
+        row: &'a LedgerRow,
+        dose: Option<DoseNumber>,
+    ) -> Self {
+        NewDose {
+            municipality,
+            client_record_id: id,
+            voucher: row.voucher,
+            voucher_kind: None,
+            dose_number: dose.map(|d| d.get()),
+            vaccinated_on: row.vaccinated_on,
+            vaccine: row.vaccine,
+            lot: &row.lot,
+            site_kind: None,
+            site_code: None,
+            site_municipality: row.site_municipality,
+            site_name: row.site_name.clone(),
+            doctor_name: row.doctor_name.as_deref(),
+            device_id: None,
+            source: "paper",
+            registered_at: row.registered_at,
+        }
+    }
+}
+
 /// What the checks of one record need from a backend.
 pub trait RecordLookups {
     /// The person with this voucher in the sink's municipality, and their accepted
     /// doses (a record being amended is not among them).
-    fn find_match(&mut self, voucher: VoucherNumber) -> Result<Match, StoreError>;
+    fn find_match(&mut self, voucher: VoucherNumber) -> Result<Match>;
     /// The lot's expiry, when the service knows the lot.
-    fn lot_expiry(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>, StoreError>;
+    fn lot_expiry(&mut self, vaccine: Vaccine, lot: &Lot) -> Result<Option<NaiveDate>>;
     /// Who else this person of the sink's municipality is, registered elsewhere
     /// with the same マイナンバー (through the vault).
-    fn linked(&mut self, person_id: &str) -> Result<Links, StoreError>;
+    fn linked(&mut self, person_id: &str) -> Result<Links>;
     /// These people's accepted doses.
     fn prior_of(
         &mut self,
         people: &[(MunicipalityCode, &str)],
-    ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>, StoreError>;
+    ) -> Result<HashMap<(MunicipalityCode, String), Vec<PriorDose>>>;
 }
 
 /// The person with this voucher, and their accepted doses in every municipality
 /// they are registered in (a newcomer's earlier doses count where they were given).
-pub fn find_everywhere(
-    sink: &mut dyn RecordLookups,
-    voucher: VoucherNumber,
-) -> Result<Match, StoreError> {
+pub fn find_everywhere(sink: &mut dyn RecordLookups, voucher: VoucherNumber) -> Result<Match> {
     let mut found = sink.find_match(voucher)?;
     let Some(pid) = found.person_id.clone() else {
         return Ok(found);
@@ -89,42 +139,41 @@ pub struct Amended {
 /// The review's reads and writes, inside one write transaction of the backend (on
 /// PostgreSQL with the municipality's lock held, so that two reviews of one
 /// municipality run one after the other).
+/// A review step (void, release, amend), run by [`crate::store::Records::review`]
+/// in one write transaction.
+pub type ReviewStep<'a> = dyn FnMut(&mut dyn ReviewSink) -> Result<()> + 'a;
+
 pub trait ReviewSink: RecordLookups {
     /// The record, if the municipality has it.
-    fn record(&mut self, id: ClientRecordId) -> Result<Option<Stored>, StoreError>;
-    /// Keeps `before` as the record's revision `revision`, with who changed it and why.
-    fn keep_history(
-        &mut self,
-        id: ClientRecordId,
-        revision: i64,
-        actor: &str,
-        reason: &str,
-        before: &str,
-    ) -> Result<(), StoreError>;
-    /// Sets the record's state (and revision).
-    fn set_state(
-        &mut self,
-        id: ClientRecordId,
-        state: &'static str,
-        revision: i64,
-    ) -> Result<(), StoreError>;
-    /// Marks a held record superseded by its tablet's correction `by`.
-    fn set_superseded(
-        &mut self,
-        id: ClientRecordId,
-        by: ClientRecordId,
-        revision: i64,
-    ) -> Result<(), StoreError>;
-    /// Writes the amended fields, the verdict, the person they now belong to and the
-    /// revision.
-    fn update(
-        &mut self,
-        id: ClientRecordId,
-        fields: &Amended,
-        verdict: &Verdict,
-        person_id: Option<&str>,
-        revision: i64,
-    ) -> Result<(), StoreError>;
+    fn record(&mut self, id: ClientRecordId) -> Result<Option<Stored>>;
+    /// Keeps the record as it was in its history.
+    fn keep_history(&mut self, id: ClientRecordId, entry: &History<'_>) -> Result<()>;
+    /// Writes a change to the record, with its next revision.
+    fn write(&mut self, id: ClientRecordId, change: Change<'_>, revision: i64) -> Result<()>;
+}
+
+/// A record as it was before a change, kept in its history.
+#[derive(Debug)]
+pub struct History<'a> {
+    /// The revision it was.
+    pub revision: i64,
+    /// Who changed it, and why.
+    pub actor: &'a str,
+    pub reason: &'a str,
+    /// The record's fields as JSON (see [`Stored::before`]).
+    pub before: &'a str,
+}
+
+/// A change to a stored record.
+#[derive(Debug)]
+pub enum Change<'a> {
+    /// Its state only ("voided", "accepted", "amending").
+    State(&'static str),
+    /// A held record superseded by its tablet's correction.
+    SupersededBy(ClientRecordId),
+    /// Amended fields, the checks' verdict on them, and the person they now
+    /// belong to.
+    Amended(&'a Amended, &'a Verdict, Option<&'a str>),
 }
 
 /// Keeps the record as it was in its history; the record and its next revision.
@@ -133,7 +182,7 @@ fn keep(
     actor: &Principal,
     id: ClientRecordId,
     reason: &str,
-) -> Result<(Stored, i64), StoreError> {
+) -> Result<(Stored, i64)> {
     let record = sink
         .record(id)?
         .ok_or_else(|| StoreError::NotFound(format!("record {id}")))?;
@@ -144,10 +193,12 @@ fn keep(
     }
     sink.keep_history(
         id,
-        record.revision,
-        &actor.to_string(),
-        reason,
-        &record.before,
+        &History {
+            revision: record.revision,
+            actor: &actor.to_string(),
+            reason,
+            before: &record.before,
+        },
     )?;
     let next = record.revision + 1;
     Ok((record, next))
@@ -159,9 +210,9 @@ pub fn void(
     actor: &Principal,
     id: ClientRecordId,
     reason: &str,
-) -> Result<(), StoreError> {
+) -> Result<()> {
     let (_, revision) = keep(sink, actor, id, reason)?;
-    sink.set_state(id, "voided", revision)
+    sink.write(id, Change::State("voided"), revision)
 }
 
 /// Releases a held record: a clerk who checked it accepts it as it is (the reason
@@ -173,7 +224,7 @@ pub fn release(
     actor: &Principal,
     id: ClientRecordId,
     reason: &str,
-) -> Result<(), StoreError> {
+) -> Result<()> {
     let (record, revision) = keep(sink, actor, id, reason)?;
     if record.state != "held" {
         return Err(StoreError::Invalid(format!(
@@ -198,7 +249,11 @@ pub fn release(
         vaccine: record.vaccine,
         lot: record.lot,
     };
-    sink.update(id, &fields, &Ok(()), found.person_id.as_deref(), revision)
+    sink.write(
+        id,
+        Change::Amended(&fields, &Ok(()), found.person_id.as_deref()),
+        revision,
+    )
 }
 
 /// A tablet corrected a record the server holds: the held original leaves the
@@ -210,7 +265,7 @@ pub fn supersede(
     device: &Principal,
     original: ClientRecordId,
     by: ClientRecordId,
-) -> Result<bool, StoreError> {
+) -> Result<bool> {
     let (_, own) = device.device()?;
     let Some(record) = sink.record(original)? else {
         return Ok(false);
@@ -224,7 +279,7 @@ pub fn supersede(
         original,
         &format!("タブレットで訂正 (記録 {by}) / corrected on the tablet: record {by}"),
     )?;
-    sink.set_superseded(original, by, revision)?;
+    sink.write(original, Change::SupersededBy(by), revision)?;
     Ok(true)
 }
 
@@ -238,7 +293,7 @@ pub fn amend(
     change: &Amendment,
     reason: &str,
     today: NaiveDate,
-) -> Result<Outcome, StoreError> {
+) -> Result<Outcome> {
     let (record, revision) = keep(sink, actor, id, reason)?;
     if record.state == "voided" {
         return Err(StoreError::Invalid(
@@ -256,7 +311,7 @@ pub fn amend(
         lot: change.lot.clone().unwrap_or(record.lot),
     };
     // Out of the person's accepted doses while it is checked against them.
-    sink.set_state(id, "amending", record.revision)?;
+    sink.write(id, Change::State("amending"), record.revision)?;
     let found = find_everywhere(sink, fields.voucher)?;
     let verdict = checks::check(
         found.status,
@@ -268,7 +323,11 @@ pub fn amend(
         },
         today,
     );
-    sink.update(id, &fields, &verdict, found.person_id.as_deref(), revision)?;
+    sink.write(
+        id,
+        Change::Amended(&fields, &verdict, found.person_id.as_deref()),
+        revision,
+    )?;
     Ok(match verdict {
         Ok(()) => Outcome::Accepted,
         Err((reason, detail)) => Outcome::Held { reason, detail },

@@ -14,7 +14,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use vrs_domain::{MunicipalityCode, MyNumber};
 use zeroize::Zeroize;
 
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 use crate::keys::Keys;
 
 /// The keyed hash a number is found by.
@@ -39,7 +39,7 @@ impl std::fmt::Debug for VaultCrypto {
 }
 
 impl VaultCrypto {
-    pub fn new(keys: &Keys) -> Result<Self, StoreError> {
+    pub fn new(keys: &Keys) -> Result<Self> {
         Ok(VaultCrypto {
             seal: LessSafeKey::new(
                 UnboundKey::new(&AES_256_GCM, keys.vault.expose())
@@ -64,7 +64,7 @@ impl VaultCrypto {
         municipality: MunicipalityCode,
         person: &str,
         n: &MyNumber,
-    ) -> Result<([u8; NONCE_LEN], Vec<u8>), StoreError> {
+    ) -> Result<([u8; NONCE_LEN], Vec<u8>)> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).map_err(|_| StoreError::Crypto)?;
         let mut buf = n.expose_for_vault().to_vec();
@@ -90,7 +90,7 @@ impl VaultCrypto {
         person: &str,
         nonce: &[u8],
         mut sealed: Vec<u8>,
-    ) -> Result<MyNumber, StoreError> {
+    ) -> Result<MyNumber> {
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| StoreError::Crypto)?;
         let plain = self
             .seal
@@ -122,13 +122,13 @@ pub struct SealedNumber {
 /// one import. Dropping it rolls back.
 pub trait VaultWrite {
     /// The look-up hashes stored for these people (in this municipality).
-    fn hashes(&mut self, people: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError>;
+    fn hashes(&mut self, people: &[&str]) -> Result<HashMap<String, LookupHash>>;
     /// Stores (or replaces) these sealed numbers.
-    fn put(&mut self, rows: Vec<SealedNumber>) -> Result<(), StoreError>;
-    fn commit(self) -> Result<(), StoreError>;
+    fn put(&mut self, rows: Vec<SealedNumber>) -> Result<()>;
+    fn commit(self) -> Result<()>;
 }
 
-type HashesAnswer = mpsc::Receiver<Result<HashMap<String, LookupHash>, StoreError>>;
+type HashesAnswer = mpsc::Receiver<Result<HashMap<String, LookupHash>>>;
 
 /// Work for the vault writer, in the order the import sends it.
 #[derive(Debug)]
@@ -136,11 +136,11 @@ pub enum VaultJob {
     /// The stored hashes of these people, answered on the channel.
     Hashes(
         Vec<String>,
-        mpsc::Sender<Result<HashMap<String, LookupHash>, StoreError>>,
+        mpsc::Sender<Result<HashMap<String, LookupHash>>>,
     ),
     Put(Vec<SealedNumber>),
     /// Commit (true) or roll back, and say how it went; the writer then stops.
-    Finish(bool, mpsc::Sender<Result<(), StoreError>>),
+    Finish(bool, mpsc::Sender<Result<()>>),
 }
 
 /// The import's end of the vault writer: the register is written on the import's
@@ -175,7 +175,7 @@ pub fn vault_writer() -> (VaultWriter, mpsc::Receiver<VaultJob>) {
 }
 
 impl VaultWriter {
-    fn ask(&self, people: &[&str]) -> Result<HashesAnswer, StoreError> {
+    fn ask(&self, people: &[&str]) -> Result<HashesAnswer> {
         let (reply, answer) = mpsc::channel();
         self.jobs
             .send(VaultJob::Hashes(
@@ -187,7 +187,7 @@ impl VaultWriter {
     }
 
     /// The stored hashes of these people: the prefetched answer if there is one.
-    pub fn hashes(&mut self, people: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError> {
+    pub fn hashes(&mut self, people: &[&str]) -> Result<HashMap<String, LookupHash>> {
         let answer = match self.pending.take() {
             Some(answer) => answer,
             None => self.ask(people)?,
@@ -196,7 +196,7 @@ impl VaultWriter {
     }
 
     /// Asks for the hashes of the next chunk's people now, to be taken by [`Self::hashes`].
-    pub fn prefetch(&mut self, people: &[&str]) -> Result<(), StoreError> {
+    pub fn prefetch(&mut self, people: &[&str]) -> Result<()> {
         self.pending = Some(self.ask(people)?);
         Ok(())
     }
@@ -207,7 +207,7 @@ impl VaultWriter {
         crypto: &VaultCrypto,
         municipality: MunicipalityCode,
         rows: &[(&str, &MyNumber, &LookupHash)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<()> {
         let mut sealed = Vec::with_capacity(rows.len());
         for (person, n, lookup) in rows {
             let (nonce, buf) = crypto.seal(municipality, person, n)?;
@@ -225,7 +225,7 @@ impl VaultWriter {
 
     /// Commits (or rolls back) the vault's transaction and says how it went, with
     /// the first failed write if there was one.
-    pub fn finish(self, commit: bool) -> Result<(), StoreError> {
+    pub fn finish(self, commit: bool) -> Result<()> {
         let (reply, answer) = mpsc::channel();
         self.jobs
             .send(VaultJob::Finish(commit, reply))
@@ -238,7 +238,7 @@ impl VaultWriter {
 /// about hashes sees every earlier write. After a failed write (or a transaction
 /// that could not begin) it answers every later job with a failure, the first one
 /// at the finish, and rolls back.
-pub fn serve<W: VaultWrite>(tx: Result<W, StoreError>, inbox: mpsc::Receiver<VaultJob>) {
+pub fn serve<W: VaultWrite>(tx: Result<W>, inbox: mpsc::Receiver<VaultJob>) {
     let failed_earlier =
         || StoreError::VaultWriter("a vault write failed earlier in this import".into());
     let (mut tx, mut failed) = match tx {
@@ -293,13 +293,13 @@ mod tests {
     }
 
     impl VaultWrite for Fake {
-        fn hashes(&mut self, people: &[&str]) -> Result<HashMap<String, LookupHash>, StoreError> {
+        fn hashes(&mut self, people: &[&str]) -> Result<HashMap<String, LookupHash>> {
             Ok(people
                 .iter()
                 .filter_map(|p| Some(((*p).to_owned(), *self.held.get(*p)?)))
                 .collect())
         }
-        fn put(&mut self, rows: Vec<SealedNumber>) -> Result<(), StoreError> {
+        fn put(&mut self, rows: Vec<SealedNumber>) -> Result<()> {
             for r in rows {
                 if Some(r.person.as_str()) == self.refuse {
                     return Err(StoreError::Invalid(format!("refused {}", r.person)));
@@ -308,7 +308,7 @@ mod tests {
             }
             Ok(())
         }
-        fn commit(self) -> Result<(), StoreError> {
+        fn commit(self) -> Result<()> {
             *self.committed.lock().unwrap() = Some(self.held);
             Ok(())
         }
@@ -316,8 +316,8 @@ mod tests {
 
     fn run(
         fake: Fake,
-        import: impl FnOnce(&mut VaultWriter, &VaultCrypto) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+        import: impl FnOnce(&mut VaultWriter, &VaultCrypto) -> Result<()>,
+    ) -> Result<()> {
         let crypto = VaultCrypto::new(&Keys::generate().unwrap()).unwrap();
         std::thread::scope(|scope| {
             let (mut writer, inbox) = vault_writer();
